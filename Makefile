@@ -47,6 +47,7 @@ BANNED = sprintf|strcpy|strcat|strtok|atoi|gets
 .PHONY: all tests check test asan fuzz bench lint format install clean demo \
 	demo-stop corpus-score help
 .SUFFIXES:
+.SECONDARY:
 
 all: $(BINS)
 

@@ -10,11 +10,11 @@
 #include <stddef.h>
 
 struct buf {
-	char *data;	/* NUL-terminated when len > 0 or after buf_cstr() */
+	char *data; /* NUL-terminated when len > 0 or after buf_cstr() */
 	size_t len;
 	size_t alloc;
-	size_t cap;	/* hard limit on len */
-	int truncated;	/* set once input beyond the cap was dropped */
+	size_t cap; /* hard limit on len */
+	int truncated; /* set once input beyond the cap was dropped */
 };
 
 /* Initialises an empty buffer that will never hold more than cap bytes. */

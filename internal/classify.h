@@ -22,17 +22,17 @@ enum bounce_class {
 };
 
 struct classify_input {
-	const char *status;	/* RFC 3463 "5.1.1" or NULL */
-	int reply_code;		/* 550, or 0 when none */
-	const char *action;	/* failed|delayed|delivered|relayed|expanded|NULL */
-	const char *diagnostic;	/* Diagnostic-Code text or the bounce prose */
-	const char *kind;	/* dsn_kind_name(): bounce|delayed|... or NULL */
+	const char *status; /* RFC 3463 "5.1.1" or NULL */
+	int reply_code; /* 550, or 0 when none */
+	const char *action; /* failed|delayed|delivered|relayed|expanded|NULL */
+	const char *diagnostic; /* Diagnostic-Code text or the bounce prose */
+	const char *kind; /* dsn_kind_name(): bounce|delayed|... or NULL */
 	const char *feedback_type; /* ARF Feedback-Type, for complaints */
-	const char *mta;	/* detected MTA/provider family, or NULL */
+	const char *mta; /* detected MTA/provider family, or NULL */
 };
 
 struct classify_result {
-	const char *reason;	/* static string from the reason list */
+	const char *reason; /* static string from the reason list */
 	enum bounce_class cls;
 };
 

@@ -16,7 +16,7 @@
 #include "util.h"
 
 enum dsn_kind {
-	DSN_KIND_UNKNOWN,	/* not a bounce or report we recognise */
+	DSN_KIND_UNKNOWN, /* not a bounce or report we recognise */
 	DSN_KIND_BOUNCE,
 	DSN_KIND_DELAYED,
 	DSN_KIND_DELIVERED,
@@ -37,19 +37,19 @@ struct dsn_options {
 /* Every string is NUL-terminated valid UTF-8 or NULL; borrowed, valid
  * until dsn_free(). */
 struct dsn_rcpt {
-	const char *recipient;		/* best address, lower-case */
-	const char *recipient_source;	/* verp|header:<name>|original_recipient|
+	const char *recipient; /* best address, lower-case */
+	const char *recipient_source; /* verp|header:<name>|original_recipient|
 					   final_recipient|body_text */
 	const char *final_recipient;
 	const char *original_recipient;
-	const char *action;		/* failed|delayed|delivered|... */
-	const char *status;		/* "5.1.1" or NULL */
-	int reply_code;			/* 550, 0 when none */
+	const char *action; /* failed|delayed|delivered|... */
+	const char *status; /* "5.1.1" or NULL */
+	int reply_code; /* 550, 0 when none */
 	const char *diagnostic;
 	const char *remote_mta;
-	int64_t date;			/* when it bounced (unix time), 0 unknown */
-	const char *feedback_type;	/* complaints */
-	const char *reason;		/* from classify() */
+	int64_t date; /* when it bounced (unix time), 0 unknown */
+	const char *feedback_type; /* complaints */
+	const char *reason; /* from classify() */
 	enum bounce_class cls;
 };
 
@@ -65,7 +65,7 @@ void dsn_free(struct dsn_report **r);
 enum dsn_kind dsn_kind(const struct dsn_report *r);
 const char *dsn_kind_name(enum dsn_kind kind);
 const char *dsn_reporting_mta(const struct dsn_report *r);
-int64_t dsn_date(const struct dsn_report *r);	/* the report's Date */
+int64_t dsn_date(const struct dsn_report *r); /* the report's Date */
 int dsn_truncated(const struct dsn_report *r);
 const char *dsn_verp_recipient(const struct dsn_report *r);
 

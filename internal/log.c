@@ -17,7 +17,7 @@
 static enum log_level min_level = LOG_INFO;
 static enum log_format fmt = LOG_TEXT;
 
-static const char *names[] = { "debug", "info", "warn", "error" };
+static const char *names[] = {"debug", "info", "warn", "error"};
 
 void
 log_setup(enum log_level level, enum log_format format)
@@ -119,8 +119,8 @@ vlog(enum log_level level, const char *msg, va_list ap)
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, now.tv_nsec / 1000000);
 	buf_init(&b, 16384);
 	if (fmt == LOG_JSON) {
 		buf_append_str(&b, "{\"time\":\"");

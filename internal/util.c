@@ -167,11 +167,12 @@ parse_int64(const char *s, int64_t min, int64_t max, int64_t *out,
 		err_set(err, "'%s' is not an integer", s);
 		return -1;
 	}
-	int64_t r = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v)
-			: (int64_t)v;
+	int64_t r = neg
+	    ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v)
+	    : (int64_t)v;
 	if (r < min || r > max) {
-		err_set(err, "%s is out of range (%lld..%lld)", s, (long long)min,
-		    (long long)max);
+		err_set(err, "%s is out of range (%lld..%lld)", s,
+		    (long long)min, (long long)max);
 		return -1;
 	}
 	*out = r;
@@ -185,8 +186,11 @@ parse_duration_ms(const char *s, int64_t *out, struct err *err)
 		const char *name;
 		int64_t ms;
 	} units[] = {
-		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
-		{ "d", 86400000 },
+	    {"ms", 1},
+	    {"s", 1000},
+	    {"m", 60000},
+	    {"h", 3600000},
+	    {"d", 86400000},
 	};
 	const char *p = s;
 	int64_t total = 0;
@@ -223,7 +227,8 @@ parse_duration_ms(const char *s, int64_t *out, struct err *err)
 				break;
 		if (i == sizeof(units) / sizeof(units[0]))
 			goto bad;
-		if (v > (uint64_t)(INT64_MAX / 2 - total) / (uint64_t)units[i].ms)
+		if (v >
+		    (uint64_t)(INT64_MAX / 2 - total) / (uint64_t)units[i].ms)
 			goto range;
 		total += (int64_t)v * units[i].ms;
 		p += ulen;
@@ -245,11 +250,17 @@ parse_size(const char *s, uint64_t *out, struct err *err)
 		const char *name;
 		uint64_t mult;
 	} units[] = {
-		{ "", 1 }, { "B", 1 },
-		{ "KiB", 1ULL << 10 }, { "MiB", 1ULL << 20 },
-		{ "GiB", 1ULL << 30 }, { "TiB", 1ULL << 40 },
-		{ "kB", 1000ULL }, { "KB", 1000ULL }, { "MB", 1000000ULL },
-		{ "GB", 1000000000ULL }, { "TB", 1000000000000ULL },
+	    {"", 1},
+	    {"B", 1},
+	    {"KiB", 1ULL << 10},
+	    {"MiB", 1ULL << 20},
+	    {"GiB", 1ULL << 30},
+	    {"TiB", 1ULL << 40},
+	    {"kB", 1000ULL},
+	    {"KB", 1000ULL},
+	    {"MB", 1000000ULL},
+	    {"GB", 1000000000ULL},
+	    {"TB", 1000000000000ULL},
 	};
 	const char *p = s;
 	uint64_t v = 0;
@@ -360,7 +371,8 @@ read_file(const char *path, size_t max, char **out, size_t *len_out,
 		ssize_t n;
 		if (len + 1 >= cap) {
 			if (cap > max + 1) {
-				err_set(err, "%s: larger than %zu bytes", path, max);
+				err_set(err, "%s: larger than %zu bytes", path,
+				    max);
 				goto out;
 			}
 			cap = cap ? cap * 2 : 8192;

@@ -76,38 +76,38 @@ test_skip(const char *fmt, ...)
 }
 
 /* CHECK(cond, fmt, ...): records a failure (and goes on) when !cond. */
-#define CHECK(cond, ...)                                                 \
-	do {                                                             \
-		if (!(cond))                                             \
-			test_fail_at(__FILE__, __LINE__, "CHECK(" #cond   \
-			    ") " __VA_ARGS__);                           \
+#define CHECK(cond, ...) \
+	do { \
+		if (!(cond)) \
+			test_fail_at(__FILE__, __LINE__, \
+			    "CHECK(" #cond ") " __VA_ARGS__); \
 	} while (0)
 
 /* CHECK_STR(got, want): string equality, NULL-aware, printing both. */
-#define CHECK_STR(got, want)                                              \
-	do {                                                              \
-		const char *g_ = (got), *w_ = (want);                     \
-		if (!((g_ == NULL && w_ == NULL) ||                       \
-			(g_ != NULL && w_ != NULL && strcmp(g_, w_) == 0))) \
-			test_fail_at(__FILE__, __LINE__,                  \
-			    "%s: got \"%s\", want \"%s\"", #got,          \
-			    g_ ? g_ : "(null)", w_ ? w_ : "(null)");      \
+#define CHECK_STR(got, want) \
+	do { \
+		const char *g_ = (got), *w_ = (want); \
+		if (!((g_ == NULL && w_ == NULL) || \
+		        (g_ != NULL && w_ != NULL && strcmp(g_, w_) == 0))) \
+			test_fail_at(__FILE__, __LINE__, \
+			    "%s: got \"%s\", want \"%s\"", #got, \
+			    g_ ? g_ : "(null)", w_ ? w_ : "(null)"); \
 	} while (0)
 
-#define CHECK_INT(got, want)                                              \
-	do {                                                              \
-		long long g_ = (long long)(got), w_ = (long long)(want);  \
-		if (g_ != w_)                                             \
-			test_fail_at(__FILE__, __LINE__,                  \
-			    "%s: got %lld, want %lld", #got, g_, w_);     \
+#define CHECK_INT(got, want) \
+	do { \
+		long long g_ = (long long)(got), w_ = (long long)(want); \
+		if (g_ != w_) \
+			test_fail_at(__FILE__, __LINE__, \
+			    "%s: got %lld, want %lld", #got, g_, w_); \
 	} while (0)
 
 /* RUN(fn): runs a test function as one case named after it. */
-#define RUN(fn)                                                           \
-	do {                                                              \
-		test_begin("%s", #fn);                                    \
-		fn();                                                     \
-		test_end();                                               \
+#define RUN(fn) \
+	do { \
+		test_begin("%s", #fn); \
+		fn(); \
+		test_end(); \
 	} while (0)
 
 static inline int

@@ -19,30 +19,28 @@ t_parse_int(void)
 		int64_t want;
 		const char *err;
 	} rows[] = {
-		{ "0", 0, 10, 0, 0, NULL },
-		{ "10", 0, 10, 0, 10, NULL },
-		{ "11", 0, 10, -1, 0, "11 is out of range (0..10)" },
-		{ "-1", 0, 10, -1, 0, "-1 is out of range (0..10)" },
-		{ "-5", -10, 10, 0, -5, NULL },
-		{ "", 0, 10, -1, 0, "empty number" },
-		{ " 1", 0, 10, -1, 0, "' 1' is not an integer" },
-		{ "1 ", 0, 10, -1, 0, "'1 ' is not an integer" },
-		{ "1x", 0, 10, -1, 0, "'1x' is not an integer" },
-		{ "9223372036854775807", INT64_MIN, INT64_MAX, 0, INT64_MAX,
-		    NULL },
-		{ "9223372036854775808", INT64_MIN, INT64_MAX, -1, 0,
-		    "'9223372036854775808' is out of range" },
-		{ "-9223372036854775808", INT64_MIN, INT64_MAX, 0, INT64_MIN,
-		    NULL },
-		{ "99999999999999999999999", 0, 10, -1, 0,
-		    "'99999999999999999999999' is out of range" },
+	    {"0", 0, 10, 0, 0, NULL},
+	    {"10", 0, 10, 0, 10, NULL},
+	    {"11", 0, 10, -1, 0, "11 is out of range (0..10)"},
+	    {"-1", 0, 10, -1, 0, "-1 is out of range (0..10)"},
+	    {"-5", -10, 10, 0, -5, NULL},
+	    {"", 0, 10, -1, 0, "empty number"},
+	    {" 1", 0, 10, -1, 0, "' 1' is not an integer"},
+	    {"1 ", 0, 10, -1, 0, "'1 ' is not an integer"},
+	    {"1x", 0, 10, -1, 0, "'1x' is not an integer"},
+	    {"9223372036854775807", INT64_MIN, INT64_MAX, 0, INT64_MAX, NULL},
+	    {"9223372036854775808", INT64_MIN, INT64_MAX, -1, 0,
+	        "'9223372036854775808' is out of range"},
+	    {"-9223372036854775808", INT64_MIN, INT64_MAX, 0, INT64_MIN, NULL},
+	    {"99999999999999999999999", 0, 10, -1, 0,
+	        "'99999999999999999999999' is out of range"},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		struct err err = { "" };
+		struct err err = {""};
 		int64_t v = 0;
 		test_begin("parse_int64 '%s'", rows[i].in);
-		int rc = parse_int64(rows[i].in, rows[i].min, rows[i].max, &v,
-		    &err);
+		int rc =
+		    parse_int64(rows[i].in, rows[i].min, rows[i].max, &v, &err);
 		CHECK_INT(rc, rows[i].rc);
 		if (rc == 0)
 			CHECK_INT(v, rows[i].want);
@@ -60,15 +58,24 @@ t_parse_duration(void)
 		int rc;
 		int64_t ms;
 	} rows[] = {
-		{ "30s", 0, 30000 }, { "5m", 0, 300000 }, { "1h", 0, 3600000 },
-		{ "2d", 0, 172800000 }, { "1500ms", 0, 1500 }, { "0", 0, 0 },
-		{ "1h30m", 0, 5400000 }, { "", -1, 0 }, { "30", -1, 0 },
-		{ "s", -1, 0 }, { "5 m", -1, 0 }, { "5x", -1, 0 },
-		{ "-5s", -1, 0 }, { "99999999999999999999d", -1, 0 },
-		{ "5mm", -1, 0 },
+	    {"30s", 0, 30000},
+	    {"5m", 0, 300000},
+	    {"1h", 0, 3600000},
+	    {"2d", 0, 172800000},
+	    {"1500ms", 0, 1500},
+	    {"0", 0, 0},
+	    {"1h30m", 0, 5400000},
+	    {"", -1, 0},
+	    {"30", -1, 0},
+	    {"s", -1, 0},
+	    {"5 m", -1, 0},
+	    {"5x", -1, 0},
+	    {"-5s", -1, 0},
+	    {"99999999999999999999d", -1, 0},
+	    {"5mm", -1, 0},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		struct err err = { "" };
+		struct err err = {""};
 		int64_t v = -1;
 		test_begin("parse_duration '%s'", rows[i].in);
 		CHECK_INT(parse_duration_ms(rows[i].in, &v, &err), rows[i].rc);
@@ -88,15 +95,23 @@ t_parse_size(void)
 		int rc;
 		uint64_t v;
 	} rows[] = {
-		{ "512", 0, 512 }, { "512B", 0, 512 },
-		{ "512KiB", 0, 524288 }, { "1MiB", 0, 1048576 },
-		{ "2GiB", 0, 2147483648ULL }, { "10kB", 0, 10000 },
-		{ "1MB", 0, 1000000 }, { "1 MiB", -1, 0 }, { "MiB", -1, 0 },
-		{ "1mib", -1, 0 }, { "", -1, 0 }, { "-1", -1, 0 },
-		{ "99999999999999999999", -1, 0 }, { "20000000TiB", -1, 0 },
+	    {"512", 0, 512},
+	    {"512B", 0, 512},
+	    {"512KiB", 0, 524288},
+	    {"1MiB", 0, 1048576},
+	    {"2GiB", 0, 2147483648ULL},
+	    {"10kB", 0, 10000},
+	    {"1MB", 0, 1000000},
+	    {"1 MiB", -1, 0},
+	    {"MiB", -1, 0},
+	    {"1mib", -1, 0},
+	    {"", -1, 0},
+	    {"-1", -1, 0},
+	    {"99999999999999999999", -1, 0},
+	    {"20000000TiB", -1, 0},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		struct err err = { "" };
+		struct err err = {""};
 		uint64_t v = 0;
 		test_begin("parse_size '%s'", rows[i].in);
 		CHECK_INT(parse_size(rows[i].in, &v, &err), rows[i].rc);
@@ -171,7 +186,7 @@ t_read_file(void)
 	int fd = mkstemp(path);
 	char *data = NULL;
 	size_t len = 0;
-	struct err err = { "" };
+	struct err err = {""};
 
 	CHECK(fd >= 0, "mkstemp");
 	CHECK(write(fd, "hello\n", 6) == 6, "write");

@@ -85,7 +85,7 @@ git -C "$SRC" ls-files -z --cached --others --exclude-standard |
     (cd "$SRC" && xargs -0 cp --parents -t "$tmp" 2>/dev/null)
 mkdir -p "$tmp/out"
 if (cd "$tmp" && printf '%s\n' "$steps" | sed "s|DESTDIR=/out|DESTDIR=$tmp/out|" |
-    while read -r line; do echo "+ $line"; sh -c "$line" || exit 1; done) >"$tmp/build.log" 2>&1 &&
+    while read -r line; do echo "+ $line"; env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL sh -c "$line" || exit 1; done) >"$tmp/build.log" 2>&1 &&
     "$tmp/out/usr/bin/bouncerd" --version >/dev/null &&
     test -f "$tmp/out/usr/bin/bounce-parse"; then
 	ok dockerfile-build-steps-run

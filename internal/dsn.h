@@ -68,9 +68,15 @@ const char *dsn_reporting_mta(const struct dsn_report *r);
 int64_t dsn_date(const struct dsn_report *r); /* the report's Date */
 int dsn_truncated(const struct dsn_report *r);
 const char *dsn_verp_recipient(const struct dsn_report *r);
+/* Detected MTA/provider family ("exim", "qmail", "amazonses", ...) or NULL;
+ * the same hint classify() receives. */
+const char *dsn_mta(const struct dsn_report *r);
 
 size_t dsn_rcpt_count(const struct dsn_report *r);
 const struct dsn_rcpt *dsn_rcpt_at(const struct dsn_report *r, size_t i);
+/* The failed address as the report states it: final recipient, else the
+ * original recipient, else rc->recipient.  Borrowed like rc. */
+const char *dsn_rcpt_address(const struct dsn_rcpt *rc);
 
 /* Headers of the returned original: Message-ID, From, To, Subject,
  * List-Id and the configured names, in that order, when present. */

@@ -1,0 +1,75 @@
+/*
+ * dsn_int.h - internals shared by dsn.c (MIME structure, RFC 3464/5965)
+ * and dsn_text.c (plain-text bounces, auto-replies, provider formats).
+ * Not part of the public API: only the decoder's own files include it.
+ */
+#ifndef BOUNCER_DSN_INT_H
+#define BOUNCER_DSN_INT_H
+
+#include <gmime/gmime.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "dsn.h"
+#include "util.h"
+
+#define DSN_ADDR_MAX 256
+#define DSN_MAX_RCPTS 1000
+#define DSN_TEXT_CAP (128 * 1024)
+#define DSN_DIAG_CAP 2048
+
+struct dsn_hdr {
+	const char *name;
+	const char *value;
+};
+
+struct dsn_report {
+	enum dsn_kind kind;
+	const char *reporting_mta;
+	const char *mta; /* detected MTA/provider family */
+	int64_t date;
+	int truncated;
+	const char *verp;
+	struct dsn_rcpt *rcpts;
+	size_t nrcpt, arcpt;
+	struct dsn_hdr *hdrs;
+	size_t nhdr, ahdr;
+	char **pool; /* every owned string */
+	size_t npool, apool;
+};
+
+/* Takes ownership of s (xmalloc'd); returns it. */
+const char *dsn_keep(struct dsn_report *r, char *s);
+/* Single-line valid UTF-8 copy of s[0..n) (xmalloc'd). */
+char *dsn_clean(const char *s, size_t n);
+/* dsn_clean() kept by the report; NULL when empty. */
+const char *dsn_keep_clean(struct dsn_report *r, const char *s, size_t n);
+/* New zeroed recipient, or NULL past DSN_MAX_RCPTS. */
+struct dsn_rcpt *dsn_add_rcpt(struct dsn_report *r);
+
+int dsn_next_addr(const char *s, size_t len, size_t *pos, size_t *mstart,
+    char out[DSN_ADDR_MAX]);
+int dsn_first_addr(const char *s, size_t len, char out[DSN_ADDR_MAX]);
+int dsn_find_status(const char *s, size_t n, char out[16]);
+int dsn_find_reply(const char *s, size_t n);
+int64_t dsn_parse_date(const char *s);
+size_t dsn_fields(const char *s, size_t len, int stop_at_blank,
+    void (*cb)(void *ctx, const char *name, size_t nlen, const char *value,
+        size_t vlen),
+    void *ctx);
+size_t dsn_parse_ds(struct dsn_report *r, const char *s, size_t len);
+size_t dsn_orig_from_text(struct dsn_report *r, const struct dsn_options *opt,
+    const char *s, size_t len);
+char *dsn_part_text(GMimeObject *obj, size_t cap, size_t *len_out);
+
+/* dsn_text.c: recipients from the human-readable text of a bounce that has
+ * no delivery-status part (or an auto-reply / provider notification).
+ * has_orig: the returned original was found as a MIME part. */
+void dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
+    GMimeObject *top, const char *text, size_t len, int has_orig);
+/* dsn_text.c: MTA family and missing diagnostics for a parsed DSN. */
+void dsn_text_enrich(struct dsn_report *r, GMimeObject *top, const char *text,
+    size_t len);
+
+#endif

@@ -1,0 +1,842 @@
+/*
+ * dsn_text.c - bounces without a delivery-status part: the prose of Exim,
+ * qmail, Postfix, Sendmail, Courier, Exchange/Office 365, Gmail, Yahoo,
+ * Domino/Notes, GMX, mail.ru and others; Amazon SES JSON notifications;
+ * RFC 3834 auto-replies.  Recipients are the addresses that head a line of
+ * the error section (before the returned message); the text up to the next
+ * recipient is the diagnostic.  Every scan is linear and capped.
+ */
+#include "dsn_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SCAN_CAP (64 * 1024)
+#define BLOCK_CAP 1024
+#define MAX_CAND 256
+
+static char *
+lower_dup(const char *s, size_t n)
+{
+	char *d = xmalloc(n + 1);
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+
+		d[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+	}
+	d[n] = '\0';
+	return d;
+}
+
+static int
+has_any(const char *low, const char *const *needles)
+{
+	size_t i;
+
+	for (i = 0; needles[i] != NULL; i++)
+		if (strstr(low, needles[i]) != NULL)
+			return 1;
+	return 0;
+}
+
+static const char *
+hdr(GMimeObject *top, const char *name)
+{
+	return g_mime_object_get_header(top, name);
+}
+
+/* ---- MTA family ---- */
+
+static const struct mta_marker {
+	const char *needle;
+	const char *mta;
+} mta_markers[] = {
+    {"qmail-send program", "qmail"},
+    {"this is the qmail", "qmail"},
+    {"created automatically by mail delivery software", "exim"},
+    {"this is the mail system at host", "postfix"},
+    {"this is the postfix program", "postfix"},
+    {"----- transcript of session follows -----", "sendmail"},
+    {"the original message was received at", "sendmail"},
+    {"delivery has failed to these recipients", "office365"},
+    {"diagnostic information for administrators", "office365"},
+    {"did not reach the following recipient", "exchange"},
+    {"google tried to deliver", "gmail"},
+    {"delivery to the following recipient", "gmail"},
+    {"dragonfly mail agent", "dragonfly"},
+    {"sorry, we were unable to deliver your message", "yahoo"},
+    {"lotus domino", "domino"},
+    {"courier mail server", "courier"},
+    {"this is the courier", "courier"},
+    {"opensmtpd", "opensmtpd"},
+    {"mail.ru", "mailru"},
+    {"gmx", "gmx"},
+    {"zimbra", "zimbra"},
+    {"messaging server", "messagingserver"},
+    {NULL, NULL},
+};
+
+static void
+detect_mta(struct dsn_report *r, const char *low_from, const char *low_text)
+{
+	size_t i;
+
+	if (r->mta != NULL)
+		return;
+	for (i = 0; mta_markers[i].needle != NULL; i++)
+		if (strstr(low_text, mta_markers[i].needle) != NULL) {
+			r->mta = mta_markers[i].mta;
+			return;
+		}
+	if (strstr(low_from, "googlemail.com") ||
+	    strstr(low_from, "google.com"))
+		r->mta = "gmail";
+	else if (strstr(low_from, "yahoo"))
+		r->mta = "yahoo";
+	else if (strstr(low_from, "outlook.com") ||
+	    strstr(low_from, "microsoft.com"))
+		r->mta = "office365";
+}
+
+/* ---- Amazon SES notifications (JSON) ---- */
+
+/* Reads the JSON string value of "key" inside s[0..n); 1 on success. */
+static int
+json_str(const char *s, size_t n, const char *key, char *out, size_t outsz)
+{
+	size_t kl = strlen(key), i, o;
+
+	for (i = 0; i + kl + 2 < n; i++) {
+		size_t j;
+
+		if (s[i] != '"' || memcmp(s + i + 1, key, kl) != 0 ||
+		    s[i + 1 + kl] != '"')
+			continue;
+		j = i + kl + 2;
+		while (j < n && (s[j] == ' ' || s[j] == '\n' || s[j] == '\r'))
+			j++;
+		if (j >= n || s[j] != ':')
+			continue;
+		j++;
+		while (j < n && (s[j] == ' ' || s[j] == '\n' || s[j] == '\r'))
+			j++;
+		if (j >= n || s[j] != '"')
+			continue;
+		j++;
+		for (o = 0; j < n && s[j] != '"' && o + 1 < outsz; j++) {
+			if (s[j] == '\\' && j + 1 < n) {
+				j++;
+				if (s[j] == 'n' || s[j] == 't' || s[j] == 'r')
+					out[o++] = ' ';
+				else if (s[j] == 'u') {
+					out[o++] = '?';
+					j += (j + 4 < n) ? 4 : 0;
+				} else
+					out[o++] = s[j];
+				continue;
+			}
+			if (s[j] == '\n' || s[j] == '\r')
+				continue;
+			out[o++] = s[j];
+		}
+		out[o] = '\0';
+		return 1;
+	}
+	return 0;
+}
+
+/* End of the JSON value (array/object) that opens at s[i]. */
+static size_t
+json_end(const char *s, size_t n, size_t i)
+{
+	int depth = 0, instr = 0;
+
+	for (; i < n; i++) {
+		char c = s[i];
+
+		if (instr) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				instr = 0;
+			continue;
+		}
+		if (c == '"')
+			instr = 1;
+		else if (c == '[' || c == '{')
+			depth++;
+		else if (c == ']' || c == '}') {
+			if (--depth == 0)
+				return i + 1;
+		}
+	}
+	return n;
+}
+
+static const char *
+memfind(const char *s, size_t n, const char *needle)
+{
+	size_t nl = strlen(needle), i;
+
+	if (nl == 0 || n < nl)
+		return NULL;
+	for (i = 0; i + nl <= n; i++)
+		if (s[i] == needle[0] && memcmp(s + i, needle, nl) == 0)
+			return s + i;
+	return NULL;
+}
+
+static int
+ses_json(struct dsn_report *r, const char *s, size_t n)
+{
+	char type[32], v[DSN_DIAG_CAP];
+	const char *arr, *key;
+	size_t i, end;
+
+	if (!json_str(s, n, "notificationType", type, sizeof(type)) &&
+	    !json_str(s, n, "eventType", type, sizeof(type)))
+		return 0;
+	r->mta = "amazonses";
+	if (strcmp(type, "Bounce") == 0) {
+		key = "\"bouncedRecipients\"";
+		r->kind = DSN_KIND_BOUNCE;
+	} else if (strcmp(type, "Complaint") == 0) {
+		key = "\"complainedRecipients\"";
+		r->kind = DSN_KIND_COMPLAINT;
+	} else if (strcmp(type, "Delivery") == 0) {
+		key = "\"recipients\"";
+		r->kind = DSN_KIND_DELIVERED;
+	} else
+		return 0;
+	arr = memfind(s, n, key);
+	if (arr == NULL)
+		return 0;
+	i = (size_t)(arr - s) + strlen(key);
+	while (i < n && s[i] != '[')
+		i++;
+	if (i >= n)
+		return 0;
+	end = json_end(s, n, i);
+	i++;
+	while (i < end) {
+		struct dsn_rcpt *rc;
+		char a[DSN_ADDR_MAX];
+		size_t oend;
+
+		while (i < end && s[i] != '{' && s[i] != '"')
+			i++;
+		if (i >= end)
+			break;
+		if (s[i] == '"') {
+			/* "recipients":["a@b", ...] */
+			size_t j = i + 1;
+
+			while (j < end && s[j] != '"')
+				j++;
+			if (dsn_first_addr(s + i + 1, j - i - 1, a) &&
+			    (rc = dsn_add_rcpt(r)) != NULL) {
+				rc->final_recipient = dsn_keep(r, xstrdup(a));
+				rc->action = "delivered";
+				if (json_str(s, n, "smtpResponse", v,
+				        sizeof(v)))
+					rc->diagnostic =
+					    dsn_keep_clean(r, v, strlen(v));
+				if (json_str(s, n, "remoteMtaIp", v, sizeof(v)))
+					rc->remote_mta =
+					    dsn_keep_clean(r, v, strlen(v));
+			}
+			i = j + 1;
+			continue;
+		}
+		oend = json_end(s, end, i);
+		if (json_str(s + i, oend - i, "emailAddress", v, sizeof(v)) &&
+		    dsn_first_addr(v, strlen(v), a) &&
+		    (rc = dsn_add_rcpt(r)) != NULL) {
+			rc->final_recipient = dsn_keep(r, xstrdup(a));
+			if (r->kind == DSN_KIND_COMPLAINT) {
+				if (json_str(s, n, "complaintFeedbackType", v,
+				        sizeof(v)))
+					rc->feedback_type =
+					    dsn_keep_clean(r, v, strlen(v));
+				else
+					rc->feedback_type = "abuse";
+			} else {
+				char st[16];
+
+				if (json_str(s + i, oend - i, "action", v,
+				        sizeof(v)))
+					rc->action =
+					    dsn_keep_clean(r, v, strlen(v));
+				if (json_str(s + i, oend - i, "status", v,
+				        sizeof(v)) &&
+				    dsn_find_status(v, strlen(v), st))
+					rc->status = dsn_keep(r, xstrdup(st));
+				if (json_str(s + i, oend - i, "diagnosticCode",
+				        v, sizeof(v)))
+					rc->diagnostic =
+					    dsn_keep_clean(r, v, strlen(v));
+				if (rc->action == NULL)
+					rc->action = "failed";
+			}
+		}
+		i = oend;
+	}
+	if (json_str(s, n, "reportingMTA", v, sizeof(v)) &&
+	    r->reporting_mta == NULL) {
+		const char *semi = strchr(v, ';');
+
+		r->reporting_mta = dsn_keep_clean(r, semi ? semi + 1 : v,
+		    strlen(semi ? semi + 1 : v));
+	}
+	if (json_str(s, n, "timestamp", v, sizeof(v))) {
+		GDateTime *dt = g_date_time_new_from_iso8601(v, NULL);
+
+		if (dt != NULL) {
+			size_t k;
+
+			for (k = 0; k < r->nrcpt; k++)
+				r->rcpts[k].date = g_date_time_to_unix(dt);
+			g_date_time_unref(dt);
+		}
+	}
+	return r->nrcpt > 0;
+}
+
+/* ---- where the returned message starts ---- */
+
+static const char *const ret_markers[] = {"copy of the message",
+    "original message", "returned message", "message headers follow",
+    "header of the original", "headers of the original", "below this line",
+    "unsent message", "original headers", "message text follows",
+    "returned mail follows", "message follows", "original mail",
+    "headers of your message", "original message header", "rfc822",
+    "returned content", "first part of the message", NULL};
+
+static int
+line_is_header(const char *l, size_t n)
+{
+	static const char *const names[] = {"received:", "return-path:",
+	    "message-id:", "x-original-to:", "delivered-to:", NULL};
+	size_t i;
+
+	for (i = 0; names[i] != NULL; i++) {
+		size_t k = strlen(names[i]);
+
+		if (n > k && ascii_ncasecmp(l, names[i], k) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Offset of the first line of the returned message (len if none); *hdr_at
+ * gets where its header block begins. */
+static size_t
+returned_start(const char *s, size_t len, size_t *hdr_at)
+{
+	size_t i = 0;
+
+	*hdr_at = len;
+	while (i < len) {
+		const char *l = s + i, *nl = memchr(l, '\n', len - i);
+		size_t ll = nl ? (size_t)(nl - l) : len - i;
+		size_t next = i + ll + (nl ? 1 : 0);
+
+		if (line_is_header(l, ll)) {
+			*hdr_at = i;
+			return i;
+		}
+		if (ll > 0 && ll < 120) {
+			char *low = lower_dup(l, ll);
+			int punct = !g_ascii_isalnum(l[0]);
+			int mark = has_any(low, ret_markers) &&
+			    (punct || ll < 48) &&
+			    strstr(low, "was received at") == NULL;
+
+			free(low);
+			if (mark) {
+				size_t j = next;
+
+				/* the header block follows, after blank lines */
+				while (
+				    j < len && (s[j] == '\n' || s[j] == '\r'))
+					j++;
+				*hdr_at = j;
+				return i;
+			}
+		}
+		i = next;
+	}
+	return len;
+}
+
+/* ---- candidate recipients ---- */
+
+struct cand {
+	char addr[DSN_ADDR_MAX];
+	struct buf diag;
+	int head; /* seen heading a line */
+};
+
+struct scan {
+	struct dsn_report *r;
+	char excl[16][DSN_ADDR_MAX];
+	size_t nexcl;
+	struct cand *c;
+	size_t nc;
+};
+
+static void
+add_excl_from(struct scan *sc, const char *v)
+{
+	size_t pos = 0, st, n;
+	char a[DSN_ADDR_MAX];
+
+	if (v == NULL)
+		return;
+	n = strlen(v);
+	while (sc->nexcl < 16 && dsn_next_addr(v, n, &pos, &st, a))
+		strlcpy_b(sc->excl[sc->nexcl++], a, DSN_ADDR_MAX);
+}
+
+static int
+excluded(const struct scan *sc, const char *a)
+{
+	size_t i;
+
+	if (strncmp(a, "mailer-daemon@", 14) == 0)
+		return 1;
+	for (i = 0; i < sc->nexcl; i++)
+		if (strcmp(sc->excl[i], a) == 0)
+			return 1;
+	return 0;
+}
+
+/* Context before the address on its line says it is not a recipient. */
+static int
+bad_context(const char *line, size_t off)
+{
+	static const char *const bad[] = {"from:", "from <", "from:<", "sender",
+	    "mail from", "envelope-from", "return-path", "message-id", "msgid",
+	    "reply-to", "contact", "support", "assistance", "please write",
+	    "webmaster", "id <", "id=", "endpoint=", NULL};
+	size_t st = off > 40 ? off - 40 : 0;
+	char *low = lower_dup(line + st, off - st);
+	int r = has_any(low, bad);
+
+	free(low);
+	if (!r && off > 0 &&
+	    (line[off - 1] == '=' || line[off - 1] == '/' ||
+	        line[off - 1] == '?'))
+		r = 1;
+	return r;
+}
+
+/* The address heads the line: only punctuation (or a short lead-in ending
+ * in ':') before it, and nothing but punctuation or a short tail after. */
+static int
+heads_line(const char *line, size_t ll, size_t ms, size_t me)
+{
+	size_t i;
+	int words = 0;
+
+	for (i = 0; i < ms; i++) {
+		char c = line[i];
+
+		if (c == ' ' || c == '\t' || c == '<' || c == '"' ||
+		    c == '\'' || c == '(' || c == '*' || c == '[' || c == '-' ||
+		    c == '>')
+			continue;
+		words = 1;
+		break;
+	}
+	if (words) {
+		/* "Could not be delivered to: <a>", "Recipient: a" */
+		size_t k = ms;
+
+		while (k > 0 &&
+		    (line[k - 1] == ' ' || line[k - 1] == '<' ||
+		        line[k - 1] == '"' || line[k - 1] == '\t'))
+			k--;
+		if (k == 0 || line[k - 1] != ':' || ms > 60)
+			return 0;
+	}
+	i = me;
+	while (i < ll &&
+	    (line[i] == '>' || line[i] == '"' || line[i] == '\'' ||
+	        line[i] == ')' || line[i] == ']' || line[i] == ' ' ||
+	        line[i] == '\t' || line[i] == '\r'))
+		i++;
+	if (i >= ll || ll - i < 3)
+		return 1;
+	if (strchr(":;,.(<[", line[i]) != NULL)
+		return 1;
+	if (ll - i > 3 &&
+	    (ascii_ncasecmp(line + i, "on ", 3) == 0 ||
+	        ascii_ncasecmp(line + i, "for ", 4) == 0))
+		return 1;
+	return 0;
+}
+
+static struct cand *
+cand_get(struct scan *sc, const char *a)
+{
+	size_t i;
+
+	for (i = 0; i < sc->nc; i++)
+		if (strcmp(sc->c[i].addr, a) == 0)
+			return &sc->c[i];
+	if (sc->nc >= MAX_CAND)
+		return NULL;
+	sc->c = xrealloc(sc->c, (sc->nc + 1) * sizeof(*sc->c));
+	memset(&sc->c[sc->nc], 0, sizeof(sc->c[sc->nc]));
+	strlcpy_b(sc->c[sc->nc].addr, a, DSN_ADDR_MAX);
+	buf_init(&sc->c[sc->nc].diag, DSN_DIAG_CAP);
+	return &sc->c[sc->nc++];
+}
+
+struct hit {
+	size_t line_start, line_end; /* of the line holding the address */
+	struct cand *c;
+};
+
+/* Finds recipient lines in sec[0..len); heads_only: the address must head
+ * its line.  Fills the diagnostics.  Returns the number of candidates. */
+static size_t
+scan_section(struct scan *sc, const char *sec, size_t len, int heads_only)
+{
+	struct hit hits[MAX_CAND];
+	size_t nh = 0, i = 0, k;
+
+	while (i < len && nh < MAX_CAND) {
+		const char *l = sec + i, *nl = memchr(l, '\n', len - i);
+		size_t ll = nl ? (size_t)(nl - l) : len - i, pos = 0, ms;
+		char a[DSN_ADDR_MAX];
+
+		while (pos < ll && nh < MAX_CAND &&
+		    dsn_next_addr(l, ll, &pos, &ms, a)) {
+			struct cand *c;
+
+			if (excluded(sc, a) || bad_context(l, ms))
+				continue;
+			if (heads_only && !heads_line(l, ll, ms, pos))
+				continue;
+			c = cand_get(sc, a);
+			if (c == NULL)
+				break;
+			if (nh == 0 || hits[nh - 1].line_start != i ||
+			    hits[nh - 1].c != c) {
+				hits[nh].line_start = i;
+				hits[nh].line_end = i + ll;
+				hits[nh].c = c;
+				nh++;
+			}
+			break; /* one recipient per line */
+		}
+		i += ll + (nl ? 1 : 0);
+	}
+	for (k = 0; k < nh; k++) {
+		size_t st = hits[k].line_start;
+		size_t en = k + 1 < nh ? hits[k + 1].line_start : len;
+		struct buf *d = &hits[k].c->diag;
+
+		if (hits[k].c->head && k + 1 < nh && hits[k + 1].c == hits[k].c)
+			continue;
+		if (en - st > BLOCK_CAP)
+			en = st + BLOCK_CAP;
+		if (d->len > 0)
+			buf_append(d, " ", 1);
+		buf_append(d, sec + st, en - st);
+	}
+	return sc->nc;
+}
+
+static const char *const bounce_subjects[] = {"undeliver",
+    "delivery status notification", "delivery failure", "delivery fail",
+    "returned mail", "failure notice", "mail delivery failed", "undelivered",
+    "non-delivery", "nondeliver", "non delivery", "delivery problem",
+    "could not be delivered", "mail system error", "returned to sender",
+    "delivery notification", "not delivered", "message delivery",
+    "delivery report", "mail error", "error", "bounce", "rejected", "failed",
+    "returned", "delivery", NULL};
+
+static const char *const bounce_body[] = {"could not be delivered",
+    "couldn't be delivered", "was not delivered", "wasn't delivered",
+    "delivery has failed", "delivery to the following recipient",
+    "permanent error", "unable to deliver", "undeliverable",
+    "qmail-send program", "mail delivery software", "delivery failed",
+    "following address", "following recipient", "not be delivered",
+    "could not deliver", "error delivering", "did not reach",
+    "delivery problem", "rejected by", "does not exist", "user unknown",
+    "mailbox is full", "temporary failure", NULL};
+
+static const char *const daemon_locals[] = {"mailer-daemon", "postmaster",
+    "mail-daemon", "maildaemon", "mailerdaemon", "mail.daemon", "mdaemon",
+    NULL};
+
+static int
+from_daemon(const char *low_from)
+{
+	size_t i;
+
+	for (i = 0; daemon_locals[i] != NULL; i++) {
+		const char *p = strstr(low_from, daemon_locals[i]);
+
+		if (p != NULL)
+			return 1;
+	}
+	return strstr(low_from, "mail delivery") != NULL;
+}
+
+static const char *const auto_subjects[] = {"out of office",
+    "out of the office", "automatic reply", "auto reply", "autoreply",
+    "auto-reply", "auto:", "away from", "on vacation", "vacation",
+    "abwesenheit", "absence", "away until", "autoresponse", "auto response",
+    "automatische antwort", NULL};
+
+static int
+is_autoreply(GMimeObject *top, const char *low_subj)
+{
+	const char *v;
+
+	v = hdr(top, "Auto-Submitted");
+	if (v != NULL && ascii_ncasecmp(v, "auto-replied", 12) == 0)
+		return 1;
+	if (hdr(top, "X-Autoreply") != NULL ||
+	    hdr(top, "X-Autorespond") != NULL ||
+	    hdr(top, "X-Autoresponder") != NULL)
+		return 1;
+	v = hdr(top, "Precedence");
+	if (v != NULL && ascii_casestr(v, "auto_reply") != NULL)
+		return 1;
+	return has_any(low_subj, auto_subjects);
+}
+
+static int
+is_temporary(const char *low_subj, const char *low_text)
+{
+	return strstr(low_subj, "delay") != NULL ||
+	    strstr(low_subj, "warning") != NULL ||
+	    strstr(low_text, "will retry") != NULL ||
+	    strstr(low_text, "will keep trying") != NULL ||
+	    strstr(low_text, "still trying") != NULL;
+}
+
+static void
+add_recipient(struct dsn_report *r, const char *a, const char *diag,
+    size_t dlen, const char *action)
+{
+	struct dsn_rcpt *rc;
+	size_t i;
+
+	for (i = 0; i < r->nrcpt; i++)
+		if (r->rcpts[i].final_recipient != NULL &&
+		    strcmp(r->rcpts[i].final_recipient, a) == 0)
+			return;
+	rc = dsn_add_rcpt(r);
+	if (rc == NULL)
+		return;
+	rc->final_recipient = dsn_keep(r, xstrdup(a));
+	rc->recipient_source = "body_text";
+	rc->action = action;
+	if (diag != NULL && dlen > 0)
+		rc->diagnostic = dsn_keep_clean(r, diag,
+		    dlen > DSN_DIAG_CAP ? DSN_DIAG_CAP : dlen);
+}
+
+/* Letters in a diagnostic other than its address: is it informative? */
+static int
+weak_diag(const char *d, size_t n, const char *addr)
+{
+	size_t i, letters = 0, al = strlen(addr);
+
+	for (i = 0; i < n; i++) {
+		if (n - i >= al && ascii_ncasecmp(d + i, addr, al) == 0) {
+			i += al - 1;
+			continue;
+		}
+		if (g_ascii_isalpha(d[i]) || (unsigned char)d[i] >= 0x80)
+			letters++;
+	}
+	return letters < 12;
+}
+
+void
+dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
+    GMimeObject *top, const char *text, size_t len, int has_orig)
+{
+	struct scan sc;
+	const char *from = hdr(top, "From"), *subj = hdr(top, "Subject");
+	char *low_from = lower_dup(from ? from : "", from ? strlen(from) : 0);
+	char *low_subj = NULL, *low_text = NULL, *dsubj = NULL;
+	size_t scan_len = len > SCAN_CAP ? SCAN_CAP : len, sec_len, hdr_at, i;
+	int bounce, daemon, xfailed;
+	const char *action = "failed";
+
+	memset(&sc, 0, sizeof(sc));
+	sc.r = r;
+	if (text == NULL) {
+		text = "";
+		len = scan_len = 0;
+	}
+	dsubj = subj ? g_mime_utils_header_decode_text(NULL, subj) : NULL;
+	low_subj = lower_dup(dsubj ? dsubj : "", dsubj ? strlen(dsubj) : 0);
+	low_text = lower_dup(text, scan_len);
+	detect_mta(r, low_from, low_text);
+
+	/* Amazon SES / SNS notification */
+	if (scan_len > 0 && memfind(text, scan_len, "\"notificationType\"") &&
+	    ses_json(r, text, scan_len))
+		goto out;
+
+	daemon = from_daemon(low_from);
+	xfailed = hdr(top, "X-Failed-Recipients") != NULL;
+	bounce = daemon || xfailed || has_any(low_subj, bounce_subjects) ||
+	    has_any(low_text, bounce_body);
+	if (!bounce ||
+	    (!daemon && !xfailed && is_autoreply(top, low_subj) &&
+	        !has_any(low_text, bounce_body)))
+		goto autoreply;
+	if (is_temporary(low_subj, low_text))
+		action = "delayed";
+
+	sec_len = returned_start(text, scan_len, &hdr_at);
+	if (!has_orig && hdr_at < scan_len)
+		dsn_orig_from_text(r, opt, text + hdr_at, scan_len - hdr_at);
+
+	/* a delivery-status block pasted into the text */
+	if (dsn_parse_ds(r, text, sec_len) > 0) {
+		for (i = 0; i < r->nrcpt; i++)
+			if (r->rcpts[i].diagnostic == NULL)
+				r->rcpts[i].diagnostic = dsn_keep_clean(r, text,
+				    sec_len > 512 ? 512 : sec_len);
+		r->kind = DSN_KIND_BOUNCE;
+		goto out;
+	}
+
+	add_excl_from(&sc, from);
+	add_excl_from(&sc, hdr(top, "To"));
+	add_excl_from(&sc, hdr(top, "Cc"));
+	add_excl_from(&sc, hdr(top, "Reply-To"));
+	add_excl_from(&sc, hdr(top, "Return-Path"));
+	add_excl_from(&sc, hdr(top, "Sender"));
+	add_excl_from(&sc, dsn_orig_header(r, "From"));
+
+	if (xfailed) {
+		/* Exim names the failed addresses in a header */
+		const char *v = hdr(top, "X-Failed-Recipients");
+		size_t pos = 0, st, vl = strlen(v);
+		char a[DSN_ADDR_MAX];
+
+		scan_section(&sc, text, sec_len, 0);
+		while (dsn_next_addr(v, vl, &pos, &st, a)) {
+			struct cand *c = NULL;
+			size_t k;
+
+			for (k = 0; k < sc.nc; k++)
+				if (strcmp(sc.c[k].addr, a) == 0)
+					c = &sc.c[k];
+			add_recipient(r, a, c ? c->diag.data : text,
+			    c ? c->diag.len : sec_len, action);
+		}
+	}
+	if (r->nrcpt == 0) {
+		scan_section(&sc, text, sec_len, 1);
+		if (sc.nc == 0)
+			scan_section(&sc, text, sec_len, 0);
+		for (i = 0; i < sc.nc; i++) {
+			struct cand *c = &sc.c[i];
+
+			if (c->diag.len == 0 ||
+			    weak_diag(c->diag.data, c->diag.len, c->addr)) {
+				/* the reason is in the lead-in text */
+				struct buf b;
+
+				buf_init(&b, DSN_DIAG_CAP);
+				buf_append(&b, text,
+				    sec_len > BLOCK_CAP ? BLOCK_CAP : sec_len);
+				add_recipient(r, c->addr, b.data, b.len,
+				    action);
+				buf_free(&b);
+			} else
+				add_recipient(r, c->addr, c->diag.data,
+				    c->diag.len, action);
+		}
+	}
+	if (r->nrcpt == 0 && (daemon || xfailed)) {
+		/* nothing in the prose: the returned message's recipient */
+		const char *to = dsn_orig_header(r, "To");
+		size_t pos = 0, st;
+		char a[DSN_ADDR_MAX];
+
+		while (to != NULL && r->nrcpt < 16 &&
+		    dsn_next_addr(to, strlen(to), &pos, &st, a))
+			if (!excluded(&sc, a))
+				add_recipient(r, a, text, sec_len, action);
+	}
+	if (r->nrcpt > 0) {
+		r->kind = strcmp(action, "delayed") == 0 ? DSN_KIND_DELAYED
+		                                         : DSN_KIND_BOUNCE;
+		goto out;
+	}
+autoreply:
+	if (!daemon && is_autoreply(top, low_subj)) {
+		char a[DSN_ADDR_MAX];
+		struct dsn_rcpt *rc;
+
+		if (from != NULL && dsn_first_addr(from, strlen(from), a) &&
+		    (rc = dsn_add_rcpt(r)) != NULL) {
+			rc->final_recipient = dsn_keep(r, xstrdup(a));
+			rc->recipient_source = "body_text";
+			if (dsubj != NULL)
+				rc->diagnostic =
+				    dsn_keep_clean(r, dsubj, strlen(dsubj));
+			r->kind = DSN_KIND_AUTOREPLY;
+			r->mta = "rfc3834";
+		}
+	}
+out:
+	for (i = 0; i < sc.nc; i++)
+		buf_free(&sc.c[i].diag);
+	free(sc.c);
+	g_free(dsubj);
+	free(low_from);
+	free(low_subj);
+	free(low_text);
+}
+
+void
+dsn_text_enrich(struct dsn_report *r, GMimeObject *top, const char *text,
+    size_t len)
+{
+	const char *from = hdr(top, "From");
+	char *low_from = lower_dup(from ? from : "", from ? strlen(from) : 0);
+	size_t scan_len = len > SCAN_CAP ? SCAN_CAP : len;
+	char *low_text = lower_dup(text ? text : "", text ? scan_len : 0);
+	size_t i;
+
+	detect_mta(r, low_from, low_text);
+	/* a recipient without Diagnostic-Code: the text around its address */
+	for (i = 0; text != NULL && i < r->nrcpt; i++) {
+		struct dsn_rcpt *rc = &r->rcpts[i];
+		const char *a = rc->final_recipient ? rc->final_recipient
+		                                    : rc->original_recipient;
+		const char *p;
+		size_t st, en;
+
+		if (rc->diagnostic != NULL || a == NULL)
+			continue;
+		p = strstr(low_text, a);
+		if (p == NULL) {
+			rc->diagnostic = dsn_keep_clean(r, text,
+			    scan_len > 512 ? 512 : scan_len);
+			continue;
+		}
+		st = (size_t)(p - low_text);
+		en = st + 512 < scan_len ? st + 512 : scan_len;
+		rc->diagnostic = dsn_keep_clean(r, text + st, en - st);
+	}
+	free(low_from);
+	free(low_text);
+}

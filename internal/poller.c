@@ -9,7 +9,18 @@
  */
 #include "poller.h"
 
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dsn.h"
+#include "log.h"
+#include "pop3.h"
+#include "store.h"
 
 int64_t
 poller_backoff_ms(int failures, int64_t interval_ms)
@@ -50,4 +61,1089 @@ poller_mailbox_healthy(int64_t last_ok, int64_t started, int64_t now,
 	if (window < 1)
 		window = 1;
 	return now - since <= window;
+}
+
+/* ---- state ------------------------------------------------------------ */
+
+struct cfgref {
+	struct config *cfg;
+	int refs;
+};
+
+struct mbstate {
+	char *name;
+	int present; /* in the current config */
+	int running;
+	int done; /* --once: pass finished */
+	int ok; /* --once: last pass succeeded */
+	int failures; /* failed passes in a row */
+	int64_t next_run; /* monotonic ms */
+	int midx; /* metrics index */
+};
+
+struct poller {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct cfgref *cur;
+	struct metrics *m;
+	struct mbstate *mb;
+	size_t nmb;
+	volatile sig_atomic_t stop;
+	int once;
+	int64_t started; /* unix */
+	pthread_t *threads;
+	int nthreads;
+	/* health probe */
+	pthread_mutex_t hmu;
+	struct store *hstore;
+	int64_t hchecked; /* monotonic ms of the last probe */
+	int hdb_ok;
+	char hdb_err[256];
+	unsigned rnd;
+};
+
+static struct cfgref *
+cfg_acquire(struct poller *p)
+{
+	struct cfgref *r;
+
+	pthread_mutex_lock(&p->mu);
+	r = p->cur;
+	r->refs++;
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+/* Caller holds p->mu. */
+static void
+cfg_release_locked(struct cfgref *r)
+{
+	if (--r->refs == 0) {
+		config_free(&r->cfg);
+		free(r);
+	}
+}
+
+static void
+cfg_release(struct poller *p, struct cfgref *r)
+{
+	pthread_mutex_lock(&p->mu);
+	cfg_release_locked(r);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Caller holds p->mu: brings the mailbox table in line with cfg. */
+static void
+sync_mailboxes(struct poller *p, const struct config *cfg)
+{
+	for (size_t i = 0; i < p->nmb; i++)
+		p->mb[i].present = 0;
+	for (size_t k = 0; k < cfg->n_mailboxes; k++) {
+		const char *name = cfg->mailboxes[k].name;
+		struct mbstate *s = NULL;
+
+		for (size_t i = 0; i < p->nmb; i++)
+			if (strcmp(p->mb[i].name, name) == 0)
+				s = &p->mb[i];
+		if (s == NULL) {
+			p->mb = xrealloc(p->mb, (p->nmb + 1) * sizeof(*p->mb));
+			s = &p->mb[p->nmb++];
+			memset(s, 0, sizeof(*s));
+			s->name = xstrdup(name);
+			s->next_run = 0;
+			s->midx = metrics_mailbox(p->m, name);
+		}
+		s->present = 1;
+	}
+}
+
+struct poller *
+poller_new(struct config *cfg, struct metrics *m)
+{
+	struct poller *p = xcalloc(1, sizeof(*p));
+
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	pthread_mutex_init(&p->hmu, NULL);
+	p->cur = xcalloc(1, sizeof(*p->cur));
+	p->cur->cfg = cfg;
+	p->cur->refs = 1;
+	p->m = m;
+	p->started = now_unix();
+	p->rnd = (unsigned)now_ms() ^ (unsigned)getpid();
+	sync_mailboxes(p, cfg);
+	return p;
+}
+
+void
+poller_free(struct poller **pp)
+{
+	struct poller *p;
+
+	if (pp == NULL || *pp == NULL)
+		return;
+	p = *pp;
+	for (size_t i = 0; i < p->nmb; i++)
+		free(p->mb[i].name);
+	free(p->mb);
+	free(p->threads);
+	cfg_release_locked(p->cur);
+	store_free(&p->hstore);
+	pthread_mutex_destroy(&p->hmu);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+	*pp = NULL;
+}
+
+void
+poller_request_stop(struct poller *p)
+{
+	p->stop = 1;
+}
+
+/* ---- one pass ----------------------------------------------------------- */
+
+enum pass_result { PASS_OK, PASS_FAILED, PASS_SKIPPED };
+
+/* A fetched message waiting for its batch to commit. */
+struct pending {
+	uint32_t msgno;
+	char *uidl;
+	struct buf raw;
+	struct dsn_report *rep;
+	struct store_bounce *b;
+	char **hnames_unused;
+	const char **hn, **hv;
+};
+
+struct pass {
+	struct poller *p;
+	const struct config *cfg;
+	const struct mailbox_config *mc;
+	struct store *st; /* the worker's connection */
+	struct pop3 *pop;
+	int midx;
+	int64_t mailbox_id;
+	uint64_t gen;
+	/* counts for the pass log line */
+	size_t fetched, recorded, replayed, deleted, bounces, failed,
+	    quarantined, skipped_q;
+	/* UIDLs DELEd in this session, marked deleted after QUIT */
+	char **dele;
+	size_t ndele;
+	struct pending *pend;
+	size_t npend;
+	size_t pend_bytes;
+	int no_dele; /* the POP3 session broke: commit only */
+	const char **xh; /* configured header names */
+	size_t nxh;
+};
+
+static enum metrics_err_kind
+pop3_kind(enum pop3_error e)
+{
+	switch (e) {
+	case POP3_ERR_CONNECT:
+		return METRICS_ERR_CONNECT;
+	case POP3_ERR_TLS:
+		return METRICS_ERR_TLS;
+	case POP3_ERR_AUTH:
+		return METRICS_ERR_AUTH;
+	case POP3_ERR_TIMEOUT:
+		return METRICS_ERR_TIMEOUT;
+	case POP3_ERR_CONFIG:
+	case POP3_ERR_NONE:
+		return METRICS_ERR_OTHER;
+	default:
+		return METRICS_ERR_PROTOCOL;
+	}
+}
+
+static void
+set_db(struct poller *p, int ok)
+{
+	metrics_set_db_up(p->m, ok);
+}
+
+static void
+pass_error(struct pass *ps, enum metrics_err_kind kind, const char *what,
+    const char *cause)
+{
+	metrics_add_error(ps->p->m, ps->midx, kind);
+	log_error(what, "mailbox", ps->mc->name, "kind",
+	    metrics_err_kind_name(kind), "cause", cause, NULL);
+}
+
+static void
+pending_clear(struct pending *pd)
+{
+	free(pd->uidl);
+	buf_free(&pd->raw);
+	dsn_free(&pd->rep);
+	free(pd->b);
+	free(pd->hn);
+	free(pd->hv);
+	memset(pd, 0, sizeof(*pd));
+}
+
+/* The lock is lost with the connection: take it again after a reconnect.
+ * -1 when it cannot be held any more (the pass must end without QUIT). */
+static int
+relock(struct pass *ps)
+{
+	struct err err = {{0}};
+	int locked = 0;
+
+	if (store_generation(ps->st) == ps->gen)
+		return 0;
+	if (store_mailbox_trylock(ps->st, ps->mailbox_id, &locked, &err) != 0 ||
+	    !locked) {
+		pass_error(ps, METRICS_ERR_DATABASE, "mailbox lock lost",
+		    locked ? err.msg : "taken by another process");
+		return -1;
+	}
+	ps->gen = store_generation(ps->st);
+	return 0;
+}
+
+static void
+dele_add(struct pass *ps, const char *uidl)
+{
+	ps->dele = xrealloc(ps->dele, (ps->ndele + 1) * sizeof(*ps->dele));
+	ps->dele[ps->ndele++] = xstrdup(uidl);
+}
+
+static int
+do_dele(struct pass *ps, uint32_t msgno, const char *uidl)
+{
+	struct err err = {{0}};
+
+	if (pop3_dele(ps->pop, msgno, &err) != 0) {
+		pass_error(ps, pop3_kind(pop3_error_kind(ps->pop)),
+		    "DELE failed", err.msg);
+		return -1;
+	}
+	dele_add(ps, uidl);
+	return 0;
+}
+
+static void
+fill_bounces(struct pass *ps, struct pending *pd, int64_t now)
+{
+	const struct dsn_report *r = pd->rep;
+	size_t n = dsn_rcpt_count(r), nh = 0;
+	const char *mid = dsn_orig_header(r, "Message-ID");
+	const struct poll_config *pc = &ps->mc->poll;
+	const char *camp = NULL, *list = NULL, *sub = NULL;
+
+	pd->hn = xcalloc(ps->nxh + 1, sizeof(*pd->hn));
+	pd->hv = xcalloc(ps->nxh + 1, sizeof(*pd->hv));
+	for (size_t i = 0; i < ps->nxh; i++) {
+		const char *v = dsn_orig_header(r, ps->xh[i]);
+
+		if (v == NULL)
+			continue;
+		pd->hn[nh] = ps->xh[i];
+		pd->hv[nh++] = v;
+	}
+	if (ps->cfg->campaign_header && *ps->cfg->campaign_header)
+		camp = dsn_orig_header(r, ps->cfg->campaign_header);
+	if (ps->cfg->list_header && *ps->cfg->list_header)
+		list = dsn_orig_header(r, ps->cfg->list_header);
+	if (ps->cfg->subscriber_header && *ps->cfg->subscriber_header)
+		sub = dsn_orig_header(r, ps->cfg->subscriber_header);
+	pd->b = xcalloc(n + 1, sizeof(*pd->b));
+	for (size_t i = 0; i < n; i++) {
+		const struct dsn_rcpt *rc = dsn_rcpt_at(r, i);
+		struct store_bounce *b = &pd->b[i];
+		int64_t when = rc->date ? rc->date : dsn_date(r);
+
+		b->recipient = rc->recipient;
+		b->recipient_source = rc->recipient_source;
+		b->final_recipient = rc->final_recipient;
+		b->original_recipient = rc->original_recipient;
+		b->cls = rc->cls;
+		b->reason = rc->reason;
+		b->action = rc->action;
+		b->status = rc->status;
+		b->reply_code = rc->reply_code;
+		b->diagnostic = rc->diagnostic;
+		b->remote_mta = rc->remote_mta;
+		b->feedback_type = rc->feedback_type;
+		b->original_message_id = mid;
+		b->campaign_id = camp;
+		b->list_id = list;
+		b->subscriber_id = sub;
+		b->header_names = pd->hn;
+		b->header_values = pd->hv;
+		b->nheaders = nh;
+		b->bounced_at = rc->date;
+		if (pc->max_age_ms > 0 && when > 0 &&
+		    when < now - pc->max_age_ms / 1000) {
+			b->not_counted = 1;
+			b->not_counted_because = "max_age";
+		}
+	}
+}
+
+/* Commits the pending batch, DELEs what is committed (delete mode),
+ * records refusals.  -1 when the database stayed unreachable. */
+static int
+flush(struct pass *ps)
+{
+	struct store_message *msgs = NULL;
+	enum store_result *res = NULL;
+	struct err err = {{0}};
+	int rc = -1, del = ps->mc->poll.after_processing == CONFIG_AFTER_DELETE;
+	uint64_t nrec = 0;
+
+	if (ps->npend == 0)
+		return 0;
+	msgs = xcalloc(ps->npend, sizeof(*msgs));
+	res = xcalloc(ps->npend, sizeof(*res));
+	for (size_t i = 0; i < ps->npend; i++) {
+		struct pending *pd = &ps->pend[i];
+		struct store_message *sm = &msgs[i];
+		const struct dsn_report *r = pd->rep;
+
+		sm->mailbox_id = ps->mailbox_id;
+		sm->uidl = pd->uidl;
+		sm->kind = dsn_kind(r);
+		sm->email_message_id = NULL;
+		sm->reporting_mta = dsn_reporting_mta(r);
+		sm->reported_at = dsn_date(r);
+		sm->size = (int64_t)pd->raw.len;
+		sm->truncated = pd->raw.truncated;
+		sm->raw = pd->raw.data;
+		sm->raw_len = pd->raw.len;
+		sm->bounces = pd->b;
+		sm->nbounces = dsn_rcpt_count(r);
+		res[i] = STORE_PENDING;
+	}
+	if (store_record_batch(ps->st, msgs, ps->npend, res, &err) != 0) {
+		set_db(ps->p, 0);
+		pass_error(ps, METRICS_ERR_DATABASE, "recording failed",
+		    err.msg);
+		goto out;
+	}
+	set_db(ps->p, 1);
+	if (relock(ps) != 0)
+		goto out;
+	for (size_t i = 0; i < ps->npend; i++) {
+		struct pending *pd = &ps->pend[i];
+
+		if (res[i] == STORE_WRITTEN || res[i] == STORE_REPLAYED) {
+			if (res[i] == STORE_WRITTEN) {
+				size_t nb = msgs[i].nbounces;
+
+				ps->recorded++;
+				nrec++;
+				ps->bounces += nb;
+				for (size_t k = 0; k < nb; k++)
+					metrics_add_bounce(ps->p->m,
+					    store_class_name(pd->b[k].cls),
+					    pd->b[k].reason ? pd->b[k].reason
+					                    : "undefined");
+			} else
+				ps->replayed++;
+			if (del && !ps->no_dele &&
+			    do_dele(ps, pd->msgno, pd->uidl) != 0)
+				ps->no_dele = 1; /* next pass DELEs it */
+		} else if (res[i] == STORE_REFUSED) {
+			struct store_failure f = {
+			    .mailbox_id = ps->mailbox_id,
+			    .uidl = pd->uidl,
+			    .error = err.msg,
+			    .size = (int64_t)pd->raw.len,
+			    .truncated = pd->raw.truncated,
+			    .raw = pd->raw.data,
+			    .raw_len = pd->raw.len,
+			};
+			int q = 0;
+			struct err e2 = {{0}};
+
+			pass_error(ps, METRICS_ERR_REFUSED,
+			    "database refused message", err.msg);
+			if (store_record_failure(ps->st, &f, &q, &e2) != 0) {
+				pass_error(ps, METRICS_ERR_DATABASE,
+				    "recording failure failed", e2.msg);
+				goto out;
+			}
+			ps->failed++;
+			if (q) {
+				ps->quarantined++;
+				metrics_add_error(ps->p->m, ps->midx,
+				    METRICS_ERR_QUARANTINE);
+			}
+		}
+	}
+	rc = 0;
+out:
+	metrics_add_recorded(ps->p->m, ps->midx, nrec);
+	for (size_t i = 0; i < ps->npend; i++)
+		pending_clear(&ps->pend[i]);
+	ps->npend = 0;
+	ps->pend_bytes = 0;
+	free(msgs);
+	free(res);
+	return rc;
+}
+
+/* Raw bytes of all pending messages above which the batch is committed
+ * early, so memory stays bounded whatever batch_size says. */
+#define PEND_BYTES_MAX (8u << 20)
+
+/* RETR, decode, queue for recording.  -1 when the POP3 session broke. */
+static int
+process_one(struct pass *ps, const struct pop3_entry *e)
+{
+	struct err err = {{0}};
+	struct pending pd;
+	struct dsn_options opt;
+
+	memset(&pd, 0, sizeof(pd));
+	buf_init(&pd.raw,
+	    ps->mc->poll.max_message_bytes > 0
+	        ? (size_t)ps->mc->poll.max_message_bytes
+	        : (size_t)32 << 20);
+	if (pop3_retr(ps->pop, e->msgno, &pd.raw, &err) != 0) {
+		pass_error(ps, pop3_kind(pop3_error_kind(ps->pop)),
+		    "RETR failed", err.msg);
+		buf_free(&pd.raw);
+		return -1;
+	}
+	ps->fetched++;
+	metrics_add_fetched(ps->p->m, ps->midx, 1);
+	if (pd.raw.truncated) {
+		metrics_add_error(ps->p->m, ps->midx, METRICS_ERR_OVERSIZE);
+		log_warn("message over max_message_bytes: decoding its head",
+		    "mailbox", ps->mc->name, "uidl", e->uidl, NULL);
+	}
+	memset(&opt, 0, sizeof(opt));
+	opt.headers = ps->xh;
+	opt.nheaders = ps->nxh;
+	opt.verp_pattern = ps->cfg->verp_pattern && *ps->cfg->verp_pattern
+	    ? ps->cfg->verp_pattern
+	    : NULL;
+	if (dsn_parse(pd.raw.data ? pd.raw.data : "", pd.raw.len,
+	        pd.raw.truncated, &opt, &pd.rep, &err) != 0) {
+		struct store_failure f = {
+		    .mailbox_id = ps->mailbox_id,
+		    .uidl = e->uidl,
+		    .size = e->size >= 0 ? e->size : (int64_t)pd.raw.len,
+		    .truncated = pd.raw.truncated,
+		    .raw = pd.raw.data,
+		    .raw_len = pd.raw.len,
+		};
+		char msg[300];
+		struct err e2 = {{0}};
+		int q = 0, rc = 0;
+
+		snprintf(msg, sizeof(msg), "decode: %s", err.msg);
+		f.error = msg;
+		pass_error(ps, METRICS_ERR_DECODE, "cannot decode message",
+		    msg);
+		if (store_record_failure(ps->st, &f, &q, &e2) != 0) {
+			pass_error(ps, METRICS_ERR_DATABASE,
+			    "recording failure failed", e2.msg);
+			rc = -2;
+		} else {
+			ps->failed++;
+			if (q) {
+				ps->quarantined++;
+				metrics_add_error(ps->p->m, ps->midx,
+				    METRICS_ERR_QUARANTINE);
+			}
+		}
+		buf_free(&pd.raw);
+		return rc;
+	}
+	pd.msgno = e->msgno;
+	pd.uidl = xstrdup(e->uidl);
+	fill_bounces(ps, &pd, now_unix());
+	ps->pend = xrealloc(ps->pend, (ps->npend + 1) * sizeof(*ps->pend));
+	ps->pend[ps->npend++] = pd;
+	ps->pend_bytes += pd.raw.len;
+	if (ps->npend >=
+	        (size_t)(ps->cfg->batch_size > 0 ? ps->cfg->batch_size : 50) ||
+	    ps->pend_bytes >= PEND_BYTES_MAX)
+		return flush(ps) == 0 ? 0 : -2;
+	return 0;
+}
+
+static int
+open_store(struct poller *p, const struct config *cfg, struct store **stp,
+    struct err *err)
+{
+	struct store_options o;
+
+	if (*stp != NULL)
+		return 0;
+	memset(&o, 0, sizeof(o));
+	o.conninfo = cfg->database_url;
+	o.batch_size = cfg->batch_size;
+	o.raw_max_bytes = (int64_t)cfg->raw_max_bytes;
+	o.backoff_initial_ms = 200;
+	o.backoff_max_ms = 5000;
+	o.reconnect_attempts = 8;
+	o.connect_timeout_s = 5;
+	o.stop = &p->stop;
+	if (store_open(&o, stp, err) != 0)
+		return -1;
+	return 0;
+}
+
+static void
+collect_headers(struct pass *ps)
+{
+	const struct config *c = ps->cfg;
+	const char *cand[3] = {c->campaign_header, c->list_header,
+	    c->subscriber_header};
+
+	ps->xh = xcalloc(3 + c->n_extra_headers + 1, sizeof(*ps->xh));
+	for (int i = 0; i < 3; i++)
+		if (cand[i] != NULL && *cand[i])
+			ps->xh[ps->nxh++] = cand[i];
+	for (size_t i = 0; i < c->n_extra_headers; i++)
+		ps->xh[ps->nxh++] = c->extra_headers[i];
+}
+
+static struct pop3 *
+open_pop3(struct pass *ps, char **token_out, struct err *err)
+{
+	const struct mailbox_config *mc = ps->mc;
+	struct pop3_options o;
+	size_t len;
+
+	memset(&o, 0, sizeof(o));
+	o.mailbox_name = mc->name;
+	o.host = mc->host;
+	o.port = mc->port;
+	o.tls = mc->tls == CONFIG_TLS_STARTTLS ? POP3_TLS_STARTTLS
+	    : mc->tls == CONFIG_TLS_NONE       ? POP3_TLS_NONE
+	                                       : POP3_TLS_IMPLICIT;
+	o.ca_file = mc->ca_file;
+	o.username = mc->username;
+	if (mc->auth == CONFIG_AUTH_XOAUTH2) {
+		o.auth = POP3_AUTH_XOAUTH2;
+		if (mc->token_file == NULL ||
+		    read_file(mc->token_file, 16384, token_out, &len, err) !=
+		        0) {
+			if (mc->token_file == NULL)
+				err_set(err, "xoauth2 needs token_file");
+			return NULL;
+		}
+		while (len > 0 &&
+		    ((*token_out)[len - 1] == '\n' ||
+		        (*token_out)[len - 1] == '\r'))
+			(*token_out)[--len] = '\0';
+		o.bearer_token = *token_out;
+	} else {
+		o.auth = POP3_AUTH_DEFAULT;
+		o.password = mc->password;
+	}
+	o.connect_timeout_ms = (long)mc->poll.connect_timeout_ms;
+	o.command_timeout_ms = (long)mc->poll.command_timeout_ms;
+	o.max_message_bytes = (size_t)mc->poll.max_message_bytes;
+	return pop3_new(&o, err);
+}
+
+static enum pass_result
+run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
+    struct store **stp)
+{
+	struct pass ps;
+	struct err err = {{0}};
+	struct pop3_entry *ent = NULL;
+	size_t nent = 0, ntodo = 0;
+	const char **uidls = NULL;
+	struct store_uidl_info *info = NULL;
+	char *token = NULL;
+	enum pass_result res = PASS_FAILED;
+	int locked = 0, pop_broken = 0, db_broken = 0, lock_lost = 0;
+	int64_t t0 = now_ms(), now = now_unix();
+	int del;
+	char nums[8][24];
+
+	memset(&ps, 0, sizeof(ps));
+	ps.p = p;
+	ps.cfg = cfg;
+	ps.midx = midx;
+	ps.mc = config_mailbox(cfg, name);
+	if (ps.mc == NULL)
+		return PASS_SKIPPED;
+	del = ps.mc->poll.after_processing == CONFIG_AFTER_DELETE;
+	collect_headers(&ps);
+	if (open_store(p, cfg, stp, &err) != 0) {
+		set_db(p, 0);
+		pass_error(&ps, METRICS_ERR_DATABASE, "database unreachable",
+		    err.msg);
+		goto out;
+	}
+	ps.st = *stp;
+	if (store_mailbox_id(ps.st, name, ps.mc->host, ps.mc->username,
+	        &ps.mailbox_id, &err) != 0 ||
+	    store_mailbox_trylock(ps.st, ps.mailbox_id, &locked, &err) != 0) {
+		set_db(p, 0);
+		pass_error(&ps, METRICS_ERR_DATABASE, "database error",
+		    err.msg);
+		goto out;
+	}
+	set_db(p, 1);
+	if (!locked) {
+		log_debug("mailbox busy in another process: skipped", "mailbox",
+		    name, NULL);
+		res = PASS_SKIPPED;
+		goto out;
+	}
+	ps.gen = store_generation(ps.st);
+	if ((ps.pop = open_pop3(&ps, &token, &err)) == NULL) {
+		pass_error(&ps, METRICS_ERR_OTHER, "mailbox settings", err.msg);
+		goto out;
+	}
+	if (pop3_connect(ps.pop, &err) != 0 ||
+	    pop3_scan(ps.pop, &ent, &nent, &err) != 0) {
+		pass_error(&ps, pop3_kind(pop3_error_kind(ps.pop)),
+		    "POP3 session failed", err.msg);
+		pop_broken = 1;
+		goto out;
+	}
+	uidls = xcalloc(nent + 1, sizeof(*uidls));
+	info = xcalloc(nent + 1, sizeof(*info));
+	for (size_t i = 0; i < nent; i++)
+		uidls[i] = ent[i].uidl;
+	if (store_uidl_states(ps.st, ps.mailbox_id, uidls, nent, info, &err) !=
+	        0 ||
+	    relock(&ps) != 0) {
+		set_db(p, 0);
+		pass_error(&ps, METRICS_ERR_DATABASE, "ledger lookup failed",
+		    err.msg);
+		db_broken = 1;
+		goto out;
+	}
+	/* Recorded before (a pass that ended before QUIT, or keep mode):
+	 * DELE without recording again. */
+	for (size_t i = 0; i < nent && !p->stop; i++) {
+		if (info[i].state == STORE_UIDL_QUARANTINED) {
+			ps.skipped_q++;
+			continue;
+		}
+		if (info[i].state == STORE_UIDL_NEW) {
+			ntodo++;
+			continue;
+		}
+		if (del ||
+		    (ps.mc->poll.keep_days > 0 && info[i].fetched_at > 0 &&
+		        info[i].fetched_at <
+		            now - (int64_t)ps.mc->poll.keep_days * 86400)) {
+			if (do_dele(&ps, ent[i].msgno, ent[i].uidl) != 0) {
+				pop_broken = 1;
+				goto out;
+			}
+		}
+	}
+	for (size_t i = 0, n = 0; i < nent && !p->stop; i++) {
+		int r;
+
+		if (info[i].state != STORE_UIDL_NEW)
+			continue;
+		if (ps.mc->poll.max_messages > 0 &&
+		    n >= (size_t)ps.mc->poll.max_messages)
+			break;
+		n++;
+		r = process_one(&ps, &ent[i]);
+		if (r == -1) {
+			pop_broken = 1;
+			break;
+		}
+		if (r == -2) {
+			db_broken = 1;
+			break;
+		}
+	}
+	/* Commit what was fetched, whatever happened to the session. */
+	ps.no_dele = pop_broken;
+	if (!db_broken && flush(&ps) != 0)
+		db_broken = 1;
+	if (store_generation(ps.st) != ps.gen && relock(&ps) != 0)
+		lock_lost = 1;
+	if (pop_broken || db_broken || lock_lost)
+		goto out;
+	if (pop3_quit(ps.pop, &err) != 0) {
+		pass_error(&ps, pop3_kind(pop3_error_kind(ps.pop)),
+		    "QUIT not confirmed: deletions not final", err.msg);
+		pop_broken = 1;
+		goto out;
+	}
+	ps.deleted = ps.ndele;
+	metrics_add_deleted(p->m, midx, ps.ndele);
+	if (ps.ndele > 0 &&
+	    store_mark_deleted(ps.st, ps.mailbox_id,
+	        (const char *const *)ps.dele, ps.ndele, &err) != 0) {
+		/* harmless: the next pass finds them gone (store_prune) */
+		pass_error(&ps, METRICS_ERR_DATABASE, "marking deleted failed",
+		    err.msg);
+		db_broken = 1;
+		goto out;
+	}
+	if (store_prune(ps.st, ps.mailbox_id, uidls, nent, -1, NULL, &err) !=
+	    0) {
+		pass_error(&ps, METRICS_ERR_DATABASE, "prune failed", err.msg);
+		db_broken = 1;
+		goto out;
+	}
+	res = p->stop && ps.fetched < ntodo &&
+	        (ps.mc->poll.max_messages <= 0 ||
+	            ps.fetched < (size_t)ps.mc->poll.max_messages)
+	    ? PASS_FAILED
+	    : PASS_OK;
+	if (p->stop && res == PASS_FAILED)
+		log_info("pass interrupted by shutdown", "mailbox", name, NULL);
+out:
+	ps.no_dele = ps.no_dele || pop_broken;
+	if (ps.npend > 0 && ps.st != NULL && !db_broken)
+		flush(&ps);
+	for (size_t i = 0; i < ps.npend; i++)
+		pending_clear(&ps.pend[i]);
+	if (ps.pop != NULL) {
+		if (lock_lost)
+			pop3_abort(&ps.pop);
+		else
+			pop3_free(&ps.pop); /* QUIT: only committed DELEs */
+	}
+	if (locked && ps.st != NULL && !lock_lost) {
+		struct err e2 = {{0}};
+
+		store_mailbox_unlock(ps.st, ps.mailbox_id, &e2);
+	}
+	if (res != PASS_SKIPPED) {
+		double secs = (double)(now_ms() - t0) / 1000.0;
+
+		metrics_pass(p->m, midx, secs, res == PASS_OK, now_unix());
+		snprintf(nums[0], sizeof(nums[0]), "%zu", ps.fetched);
+		snprintf(nums[1], sizeof(nums[1]), "%zu", ps.recorded);
+		snprintf(nums[2], sizeof(nums[2]), "%zu", ps.deleted);
+		snprintf(nums[3], sizeof(nums[3]), "%zu", ps.bounces);
+		snprintf(nums[4], sizeof(nums[4]), "%zu", ps.failed);
+		snprintf(nums[5], sizeof(nums[5]), "%.3f", secs);
+		snprintf(nums[6], sizeof(nums[6]), "%zu", ps.skipped_q);
+		snprintf(nums[7], sizeof(nums[7]), "%zu", nent);
+		log_kv(res == PASS_OK ? LOG_INFO : LOG_WARN,
+		    res == PASS_OK ? "pass done" : "pass failed", "mailbox",
+		    name, "listed", nums[7], "fetched", nums[0], "recorded",
+		    nums[1], "deleted", nums[2], "bounces", nums[3], "failed",
+		    nums[4], "quarantined", nums[6], "seconds", nums[5], NULL);
+	}
+	for (size_t i = 0; i < ps.ndele; i++)
+		free(ps.dele[i]);
+	free(ps.dele);
+	free(ps.pend);
+	free(ps.xh);
+	free(uidls);
+	free(info);
+	free(ent);
+	free(token);
+	return res;
+}
+
+/* ---- scheduler and workers ------------------------------------------- */
+
+static void *
+worker(void *arg)
+{
+	struct poller *p = arg;
+	struct store *st = NULL;
+
+	pthread_mutex_lock(&p->mu);
+	while (!p->stop) {
+		int64_t now = now_ms(), wake = now + 1000;
+		struct mbstate *pick = NULL;
+		size_t idx = 0;
+		int pending = 0;
+		enum pass_result res;
+		struct cfgref *ref;
+		char *name;
+		int midx;
+
+		for (size_t i = 0; i < p->nmb; i++) {
+			struct mbstate *s = &p->mb[i];
+
+			if (!s->present || (p->once && s->done))
+				continue;
+			pending++;
+			if (s->running)
+				continue;
+			if (s->next_run <= now) {
+				pick = s;
+				idx = i;
+				break;
+			}
+			if (s->next_run < wake)
+				wake = s->next_run;
+		}
+		if (pick == NULL) {
+			struct timespec ts;
+			int64_t ms;
+
+			if (p->once && pending == 0)
+				break;
+			/* wake at least every second to see the stop flag,
+			 * which a signal handler sets without signalling */
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ms = wake - now;
+			if (ms > 1000)
+				ms = 1000;
+			if (ms < 1)
+				ms = 1;
+			ts.tv_sec += ms / 1000;
+			ts.tv_nsec += (ms % 1000) * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+			continue;
+		}
+		pick->running = 1;
+		name = xstrdup(pick->name);
+		midx = pick->midx;
+		ref = p->cur;
+		ref->refs++;
+		pthread_mutex_unlock(&p->mu);
+
+		res = run_pass(p, ref->cfg, name, midx, &st);
+
+		pthread_mutex_lock(&p->mu);
+		{
+			struct mbstate *s = &p->mb[idx];
+			const struct mailbox_config *mc =
+			    config_mailbox(p->cur->cfg, name);
+			int64_t iv = mc ? mc->poll.interval_ms : 60000;
+			int64_t jit = mc ? mc->poll.jitter_ms : 0;
+
+			s->running = 0;
+			s->done = 1;
+			s->ok = res != PASS_FAILED;
+			if (res == PASS_FAILED) {
+				s->failures++;
+				s->next_run = now_ms() +
+				    poller_backoff_ms(s->failures, iv);
+			} else {
+				s->failures = 0;
+				s->next_run = now_ms() +
+				    poller_next_delay_ms(iv, jit,
+				        (uint64_t)rand_r(&p->rnd) << 16 ^
+				            (uint64_t)rand_r(&p->rnd));
+			}
+		}
+		cfg_release_locked(ref);
+		free(name);
+		pthread_cond_broadcast(&p->cv);
+	}
+	pthread_mutex_unlock(&p->mu);
+	store_free(&st);
+	return NULL;
+}
+
+static int
+start_threads(struct poller *p, struct err *err)
+{
+	int n = p->cur->cfg->workers > 0 ? p->cur->cfg->workers : 1;
+
+	if ((size_t)n > p->nmb && p->nmb > 0)
+		n = (int)p->nmb;
+	p->threads = xcalloc((size_t)n, sizeof(*p->threads));
+	for (int i = 0; i < n; i++) {
+		if (pthread_create(&p->threads[i], NULL, worker, p) != 0) {
+			err_set(err, "cannot start worker thread");
+			p->stop = 1;
+			return -1;
+		}
+		p->nthreads++;
+	}
+	return 0;
+}
+
+void
+poller_join(struct poller *p)
+{
+	for (int i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	p->nthreads = 0;
+	free(p->threads);
+	p->threads = NULL;
+}
+
+int
+poller_start(struct poller *p, struct err *err)
+{
+	p->once = 0;
+	if (start_threads(p, err) != 0) {
+		poller_join(p);
+		return -1;
+	}
+	return 0;
+}
+
+int
+poller_run_once(struct poller *p)
+{
+	struct err err = {{0}};
+	int rc = 0;
+
+	p->once = 1;
+	pthread_mutex_lock(&p->mu);
+	for (size_t i = 0; i < p->nmb; i++) {
+		p->mb[i].done = 0;
+		p->mb[i].ok = 0;
+		p->mb[i].next_run = 0;
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (start_threads(p, &err) != 0) {
+		log_error("cannot start workers", "cause", err.msg, NULL);
+		rc = 1;
+	}
+	poller_join(p);
+	for (size_t i = 0; i < p->nmb; i++)
+		if (p->mb[i].present && !p->mb[i].ok)
+			rc = 1;
+	return rc;
+}
+
+void
+poller_reload(struct poller *p, struct config *cfg)
+{
+	struct cfgref *r = xcalloc(1, sizeof(*r));
+
+	r->cfg = cfg;
+	r->refs = 1;
+	pthread_mutex_lock(&p->mu);
+	cfg_release_locked(p->cur);
+	p->cur = r;
+	sync_mailboxes(p, cfg);
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- health ---------------------------------------------------------- */
+
+/* Probes the database at most every 2 s, on a connection of its own. */
+static int
+db_probe(struct poller *p, const struct config *cfg, char *why, size_t n)
+{
+	struct err err = {{0}};
+	int pending, ok;
+
+	pthread_mutex_lock(&p->hmu);
+	if (p->hchecked != 0 && now_ms() - p->hchecked < 2000)
+		goto out;
+	if (p->hstore == NULL) {
+		struct store_options o;
+
+		memset(&o, 0, sizeof(o));
+		o.conninfo = cfg->database_url;
+		o.reconnect_attempts = 1;
+		o.backoff_initial_ms = 50;
+		o.backoff_max_ms = 100;
+		o.connect_timeout_s = 2;
+		o.application_name = "bouncerd-health";
+		o.stop = &p->stop;
+		ok = store_open(&o, &p->hstore, &err) == 0;
+	} else
+		ok = 1;
+	if (ok)
+		ok = store_pending_migrations(p->hstore, &pending, &err) == 0;
+	p->hdb_ok = ok;
+	strlcpy_b(p->hdb_err, ok ? "" : err.msg, sizeof(p->hdb_err));
+	p->hchecked = now_ms();
+out:
+	ok = p->hdb_ok;
+	strlcpy_b(why, p->hdb_err, n);
+	pthread_mutex_unlock(&p->hmu);
+	return ok;
+}
+
+static void
+json_str(struct buf *b, const char *s)
+{
+	buf_append_str(b, "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[8];
+
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			buf_append(b, esc, 2);
+		} else if (c < 0x20) {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			buf_append_str(b, esc);
+		} else
+			buf_append(b, s, 1);
+	}
+	buf_append_str(b, "\"");
+}
+
+int
+poller_health(struct poller *p, struct buf *out)
+{
+	struct cfgref *ref = cfg_acquire(p);
+	const struct config *cfg = ref->cfg;
+	char why[256], tmp[64];
+	int db_ok, all_ok, first = 1;
+	int64_t now = now_unix();
+	struct buf mbj;
+
+	db_ok = db_probe(p, cfg, why, sizeof(why));
+	all_ok = db_ok;
+	buf_init(&mbj, 1 << 20);
+	buf_append_str(&mbj, "\"mailboxes\":{");
+	for (size_t i = 0; i < cfg->n_mailboxes; i++) {
+		const struct mailbox_config *mc = &cfg->mailboxes[i];
+		int midx = metrics_mailbox(p->m, mc->name);
+		int64_t last = metrics_last_success(p->m, midx);
+		int ok = poller_mailbox_healthy(last, p->started, now,
+		    mc->poll.interval_ms, mc->poll.jitter_ms);
+
+		if (!ok)
+			all_ok = 0;
+		if (!first)
+			buf_append_str(&mbj, ",");
+		first = 0;
+		json_str(&mbj, mc->name);
+		snprintf(tmp, sizeof(tmp), ":{\"ok\":%s,\"last_success\":%lld}",
+		    ok ? "true" : "false", (long long)last);
+		buf_append_str(&mbj, tmp);
+	}
+	buf_append_str(&mbj, "}");
+	buf_append_str(out,
+	    all_ok ? "{\"status\":\"ok\"," : "{\"status\":\"fail\",");
+	buf_append_str(out, "\"database\":");
+	json_str(out, db_ok ? "ok" : "unreachable");
+	if (!db_ok) {
+		buf_append_str(out, ",\"database_error\":");
+		json_str(out, why);
+	}
+	buf_append_str(out, ",\"failing\":[");
+	first = 1;
+	for (size_t i = 0; i < cfg->n_mailboxes; i++) {
+		const struct mailbox_config *mc = &cfg->mailboxes[i];
+		int midx = metrics_mailbox(p->m, mc->name);
+
+		if (poller_mailbox_healthy(metrics_last_success(p->m, midx),
+		        p->started, now, mc->poll.interval_ms,
+		        mc->poll.jitter_ms))
+			continue;
+		if (!first)
+			buf_append_str(out, ",");
+		first = 0;
+		json_str(out, mc->name);
+	}
+	buf_append_str(out, "],");
+	buf_append(out, mbj.data, mbj.len);
+	buf_append_str(out, "}\n");
+	buf_free(&mbj);
+	cfg_release(p, ref);
+	return all_ok ? 200 : 503;
 }

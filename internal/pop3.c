@@ -1,0 +1,1118 @@
+/*
+ * pop3.c - POP3 session over one libcurl easy handle (RFC 1939, 2449,
+ * 2595, 8314).  Every command is a custom request on the same handle, so
+ * libcurl keeps one connection; a silent reconnect (new message numbers)
+ * is detected and refused.  Status lines arrive in the header callback,
+ * bodies in the write callback, always into capped buffers.  Listings are
+ * parsed here, strictly.  Never logs.
+ */
+#include "pop3.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define DEF_CONNECT_MS 15000L
+#define DEF_COMMAND_MS 30000L
+#define DEF_TRANSFER_MS 600000L
+#define DEF_LOW_SPEED_BYTES 64L
+#define DEF_LOW_SPEED_S 30L
+#define DEF_MAX_MESSAGE ((size_t)32 << 20)
+#define DEF_MAX_MESSAGES ((size_t)1000000)
+/* "4294967295 " + 70-char uid + CRLF, rounded up. */
+#define LISTING_LINE_MAX 96
+#define LISTING_CAP_MAX ((size_t)256 << 20)
+
+struct pop3 {
+	CURL *curl;
+	struct curl_slist *resolve;
+	char *mailbox, *host, *password, *url;
+	enum pop3_tls tls;
+	long command_ms, transfer_ms;
+	size_t max_message, max_messages;
+	int connected; /* pop3_connect() succeeded */
+	int broken; /* an error or QUIT ended the session */
+	long connects;
+	enum pop3_error kind;
+	size_t deleted;
+	/* message numbers of the last listing, sorted, with DELE marks */
+	uint32_t *msgnos;
+	unsigned char *dele;
+	size_t n_msgnos;
+	int have_listing;
+	/* per command */
+	struct buf *sink;
+	char status[200]; /* last "+OK"/"-ERR" line, sanitised */
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static int curl_init_rc;
+
+static void
+curl_init_once(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+/* Copies at most cap-1 bytes of s, replacing anything outside 0x20..0x7E
+ * with '?'.  Server text never reaches error messages raw. */
+static void
+sanitize(char *dst, size_t cap, const char *s, size_t n)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < n && o + 1 < cap; i++) {
+		unsigned char c = (unsigned char)s[i];
+		dst[o++] = (c >= 0x20 && c <= 0x7e) ? (char)c : '?';
+	}
+	dst[o] = '\0';
+}
+
+const char *
+pop3_error_name(enum pop3_error kind)
+{
+	switch (kind) {
+	case POP3_ERR_NONE:
+		return "none";
+	case POP3_ERR_CONFIG:
+		return "config";
+	case POP3_ERR_CONNECT:
+		return "connect";
+	case POP3_ERR_TLS:
+		return "tls";
+	case POP3_ERR_AUTH:
+		return "auth";
+	case POP3_ERR_TIMEOUT:
+		return "timeout";
+	case POP3_ERR_PROTOCOL:
+		return "protocol";
+	case POP3_ERR_SERVER:
+		return "server";
+	case POP3_ERR_IN_USE:
+		return "in_use";
+	case POP3_ERR_SYS_TEMP:
+		return "sys_temp";
+	case POP3_ERR_NO_UIDL:
+		return "no_uidl";
+	case POP3_ERR_LIMIT:
+		return "limit";
+	case POP3_ERR_STATE:
+		return "state";
+	}
+	return "unknown";
+}
+
+/* Removes every occurrence of the password from the error text. */
+static void
+scrub(struct err *err, const char *secret)
+{
+	size_t sl;
+	char *at;
+
+	if (err == NULL || secret == NULL || (sl = strlen(secret)) < 3)
+		return;
+	while ((at = strstr(err->msg, secret)) != NULL) {
+		memset(at, '*', 3);
+		memmove(at + 3, at + sl, strlen(at + sl) + 1);
+	}
+}
+
+__attribute__((format(printf, 5, 6))) static void
+fail(struct pop3 *p, enum pop3_error kind, struct err *err, const char *cmd,
+    const char *fmt, ...)
+{
+	char text[sizeof(err->msg)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	p->kind = kind;
+	err_set(err, "mailbox %s: %s: %s", p->mailbox, cmd, text);
+	scrub(err, p->password);
+}
+
+static int
+has_bad_chars(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
+static int
+valid_host(const char *h)
+{
+	const char *s;
+
+	if (*h == '\0' || strlen(h) > 253)
+		return 0;
+	for (s = h; *s; s++) {
+		char c = *s;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			(c >= '0' && c <= '9') || c == '.' || c == '-' ||
+			c == ':' || c == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+static size_t
+on_header(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct pop3 *p = ud;
+	size_t n = size * nmemb, len = n;
+
+	while (len > 0 && (ptr[len - 1] == '\n' || ptr[len - 1] == '\r'))
+		len--;
+	if ((len >= 3 && memcmp(ptr, "+OK", 3) == 0) ||
+	    (len >= 4 && memcmp(ptr, "-ERR", 4) == 0))
+		sanitize(p->status, sizeof(p->status), ptr, len);
+	return n;
+}
+
+static size_t
+on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct pop3 *p = ud;
+	size_t n = size * nmemb;
+
+	/* Beyond the cap the bytes are dropped (buf sets truncated) but the
+	 * transfer goes on, so the session stays in step. */
+	if (p->sink != NULL)
+		buf_append(p->sink, ptr, n);
+	return n;
+}
+
+struct pop3 *
+pop3_new(const struct pop3_options *o, struct err *err)
+{
+	struct pop3 *p = NULL;
+	const char *scheme;
+	char *login = NULL, *res = NULL;
+	int port;
+	CURL *c;
+
+	if (o == NULL || o->mailbox_name == NULL || *o->mailbox_name == '\0' ||
+	    has_bad_chars(o->mailbox_name)) {
+		err_set(err, "pop3: mailbox_name is required");
+		return NULL;
+	}
+	if (o->host == NULL || !valid_host(o->host)) {
+		err_set(err, "mailbox %s: invalid host", o->mailbox_name);
+		return NULL;
+	}
+	if (o->port < 0 || o->port > 65535) {
+		err_set(err, "mailbox %s: invalid port %d", o->mailbox_name,
+		    o->port);
+		return NULL;
+	}
+	if (o->tls != POP3_TLS_IMPLICIT && o->tls != POP3_TLS_STARTTLS &&
+	    o->tls != POP3_TLS_NONE) {
+		err_set(err, "mailbox %s: invalid tls mode", o->mailbox_name);
+		return NULL;
+	}
+	if (o->username == NULL || *o->username == '\0' ||
+	    has_bad_chars(o->username)) {
+		err_set(err, "mailbox %s: username missing or invalid",
+		    o->mailbox_name);
+		return NULL;
+	}
+	if (o->auth == POP3_AUTH_XOAUTH2) {
+		if (o->bearer_token == NULL || *o->bearer_token == '\0' ||
+		    has_bad_chars(o->bearer_token)) {
+			err_set(err, "mailbox %s: bearer token missing",
+			    o->mailbox_name);
+			return NULL;
+		}
+	} else if (o->auth == POP3_AUTH_DEFAULT ||
+	    o->auth == POP3_AUTH_PLAIN) {
+		if (o->password == NULL || has_bad_chars(o->password)) {
+			err_set(err, "mailbox %s: password missing or invalid",
+			    o->mailbox_name);
+			return NULL;
+		}
+	} else {
+		err_set(err, "mailbox %s: invalid auth mode", o->mailbox_name);
+		return NULL;
+	}
+	if (o->connect_addr != NULL && (!valid_host(o->connect_addr) ||
+					   strchr(o->host, ':') != NULL)) {
+		err_set(err, "mailbox %s: invalid connect_addr",
+		    o->mailbox_name);
+		return NULL;
+	}
+	pthread_once(&curl_once, curl_init_once);
+	if (curl_init_rc != 0 || (c = curl_easy_init()) == NULL) {
+		err_set(err, "mailbox %s: libcurl initialisation failed",
+		    o->mailbox_name);
+		return NULL;
+	}
+
+	p = xcalloc(1, sizeof(*p));
+	p->curl = c;
+	p->mailbox = xstrdup(o->mailbox_name);
+	p->host = xstrdup(o->host);
+	p->password = o->password ? xstrdup(o->password) : NULL;
+	p->tls = o->tls;
+	p->command_ms = o->command_timeout_ms > 0 ? o->command_timeout_ms
+						  : DEF_COMMAND_MS;
+	p->transfer_ms = o->transfer_timeout_ms > 0 ? o->transfer_timeout_ms
+						    : DEF_TRANSFER_MS;
+	p->max_message = o->max_message_bytes > 0 ? o->max_message_bytes
+						  : DEF_MAX_MESSAGE;
+	p->max_messages =
+	    o->max_messages > 0 ? o->max_messages : DEF_MAX_MESSAGES;
+	port = o->port ? o->port : (o->tls == POP3_TLS_IMPLICIT ? 995 : 110);
+	scheme = o->tls == POP3_TLS_IMPLICIT ? "pop3s" : "pop3";
+	if (strchr(o->host, ':') != NULL)
+		p->url = xasprintf("%s://[%s]:%d/", scheme, o->host, port);
+	else
+		p->url = xasprintf("%s://%s:%d/", scheme, o->host, port);
+	if (o->connect_addr != NULL) {
+		if (strchr(o->connect_addr, ':') != NULL)
+			res = xasprintf(
+			    "%s:%d:[%s]", o->host, port, o->connect_addr);
+		else
+			res = xasprintf(
+			    "%s:%d:%s", o->host, port, o->connect_addr);
+		p->resolve = curl_slist_append(NULL, res);
+		free(res);
+	}
+
+	curl_easy_setopt(c, CURLOPT_URL, p->url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "pop3,pop3s");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_MAXCONNECTS, 1L);
+	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, p->errbuf);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, p);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, p);
+	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 65536L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+	    o->connect_timeout_ms > 0 ? o->connect_timeout_ms : DEF_CONNECT_MS);
+	/* Bounds the QUIT libcurl sends when it closes the connection. */
+	curl_easy_setopt(c, CURLOPT_SERVER_RESPONSE_TIMEOUT,
+	    (p->command_ms + 999) / 1000);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT,
+	    o->low_speed_bytes > 0 ? o->low_speed_bytes : DEF_LOW_SPEED_BYTES);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
+	    o->low_speed_time_s > 0 ? o->low_speed_time_s : DEF_LOW_SPEED_S);
+	if (p->resolve != NULL)
+		curl_easy_setopt(c, CURLOPT_RESOLVE, p->resolve);
+	if (o->interface != NULL && *o->interface != '\0')
+		curl_easy_setopt(c, CURLOPT_INTERFACE, o->interface);
+
+	/* TLS: verification always on, TLS 1.2 minimum. */
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (o->ca_file != NULL && *o->ca_file != '\0')
+		curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
+	if (o->tls == POP3_TLS_STARTTLS)
+		curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+	else if (o->tls == POP3_TLS_NONE)
+		curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_NONE);
+
+	curl_easy_setopt(c, CURLOPT_USERNAME, o->username);
+	switch (o->auth) {
+	case POP3_AUTH_DEFAULT:
+		login = "AUTH=*";
+		curl_easy_setopt(c, CURLOPT_PASSWORD, o->password);
+		break;
+	case POP3_AUTH_PLAIN:
+		login = "AUTH=PLAIN";
+		curl_easy_setopt(c, CURLOPT_PASSWORD, o->password);
+		curl_easy_setopt(c, CURLOPT_SASL_IR, 1L);
+		break;
+	case POP3_AUTH_XOAUTH2:
+		login = "AUTH=XOAUTH2";
+		curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, o->bearer_token);
+		curl_easy_setopt(c, CURLOPT_SASL_IR, 1L);
+		break;
+	}
+	curl_easy_setopt(c, CURLOPT_LOGIN_OPTIONS, login);
+	return p;
+}
+
+/* "-ERR [IN-USE] ..." -> kind from the RFC 2449 response code. */
+static enum pop3_error
+kind_from_status(const char *status, enum pop3_error dflt)
+{
+	if (strncmp(status, "-ERR [IN-USE]", 13) == 0)
+		return POP3_ERR_IN_USE;
+	if (strncmp(status, "-ERR [SYS/TEMP]", 15) == 0)
+		return POP3_ERR_SYS_TEMP;
+	if (strncmp(status, "-ERR [AUTH]", 11) == 0)
+		return POP3_ERR_AUTH;
+	return dflt;
+}
+
+static enum pop3_error
+kind_from_curl(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_INTERFACE_FAILED:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+		return POP3_ERR_CONNECT;
+	case CURLE_OPERATION_TIMEDOUT:
+		return POP3_ERR_TIMEOUT;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_USE_SSL_FAILED:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_ENGINE_NOTFOUND:
+	case CURLE_SSL_ENGINE_SETFAILED:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_SHUTDOWN_FAILED:
+		return POP3_ERR_TLS;
+	case CURLE_LOGIN_DENIED:
+		return POP3_ERR_AUTH;
+	case CURLE_OUT_OF_MEMORY:
+		return POP3_ERR_LIMIT;
+	default:
+		return POP3_ERR_PROTOCOL;
+	}
+}
+
+/* Closes the live connection at the socket level: no QUIT reaches the
+ * server, so it discards this session's DELE marks. */
+static void
+drop_connection(struct pop3 *p)
+{
+	curl_socket_t s = CURL_SOCKET_BAD;
+
+	if (curl_easy_getinfo(p->curl, CURLINFO_ACTIVESOCKET, &s) ==
+		CURLE_OK &&
+	    s != CURL_SOCKET_BAD)
+		shutdown(s, SHUT_RDWR);
+}
+
+/*
+ * Runs one command on the session's connection.  body != NULL: multi-line
+ * reply into body; NULL: single-line.  cmd is the exact command line sent
+ * (also used in errors, with PASS never among them).
+ */
+static int
+run(struct pop3 *p, const char *cmd, struct buf *body, long timeout_ms,
+    enum pop3_error err_kind, struct err *err)
+{
+	CURLcode rc;
+	long nconn = 0;
+	const char *why;
+
+	if (p->broken) {
+		fail(p, POP3_ERR_STATE, err, cmd,
+		    "session already ended (earlier error or QUIT)");
+		return -1;
+	}
+	p->status[0] = '\0';
+	p->errbuf[0] = '\0';
+	p->sink = body;
+	curl_easy_setopt(p->curl, CURLOPT_CUSTOMREQUEST, cmd);
+	curl_easy_setopt(p->curl, CURLOPT_NOBODY, body == NULL ? 1L : 0L);
+	curl_easy_setopt(p->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+	rc = curl_easy_perform(p->curl);
+	p->sink = NULL;
+	curl_easy_getinfo(p->curl, CURLINFO_NUM_CONNECTS, &nconn);
+	p->connects += nconn;
+	if (p->connected && nconn > 0) {
+		/* A new connection is a new session with new message numbers:
+		 * whatever this command did must not count. */
+		drop_connection(p);
+		p->broken = 1;
+		fail(p, POP3_ERR_STATE, err, cmd,
+		    "connection was lost and silently re-opened; "
+		    "message numbers are no longer valid");
+		return -1;
+	}
+	if (rc == CURLE_OK)
+		return 0;
+	p->broken = 1;
+	if (p->status[0] == '-') {
+		fail(p, kind_from_status(p->status, err_kind), err, cmd,
+		    "server said \"%s\"", p->status);
+		return -1;
+	}
+	why = p->errbuf[0] ? p->errbuf : curl_easy_strerror(rc);
+	fail(p, kind_from_curl(rc), err, cmd, "%s", why);
+	if (rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_WRITE_ERROR)
+		drop_connection(p);
+	return -1;
+}
+
+int
+pop3_connect(struct pop3 *p, struct err *err)
+{
+	if (p->connected || p->broken) {
+		fail(p, POP3_ERR_STATE, err, "connect", "already connected");
+		return -1;
+	}
+	if (run(p, "NOOP", NULL, p->command_ms, POP3_ERR_SERVER, err) != 0) {
+		/* Failing login: curl reports the SASL/USER step. */
+		if (p->kind == POP3_ERR_SERVER &&
+		    strstr(p->status, "uthenticat") != NULL)
+			p->kind = POP3_ERR_AUTH;
+		return -1;
+	}
+	p->connected = 1;
+	return 0;
+}
+
+static int
+need_session(struct pop3 *p, const char *cmd, struct err *err)
+{
+	if (!p->connected) {
+		fail(p, POP3_ERR_STATE, err, cmd, "not connected");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- listings ---- */
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int
+cmp_entry_uidl(const void *a, const void *b)
+{
+	const struct pop3_entry *x = *(const struct pop3_entry *const *)a;
+	const struct pop3_entry *y = *(const struct pop3_entry *const *)b;
+	return strcmp(x->uidl, y->uidl);
+}
+
+static int
+cmp_entry_msgno(const void *a, const void *b)
+{
+	const struct pop3_entry *x = a, *y = b;
+	return x->msgno < y->msgno ? -1 : x->msgno > y->msgno;
+}
+
+/* Decimal digits only, no sign; at most maxd digits. */
+static int
+parse_digits(const char *s, size_t n, size_t maxd, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (n == 0 || n > maxd)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static int
+parse_listing(const char *data, size_t len, int uidl, size_t max_messages,
+    struct pop3_entry **list_out, size_t *n_out, enum pop3_error *kind,
+    struct err *err)
+{
+	struct pop3_entry *list = NULL, **byuid = NULL;
+	uint32_t *nos = NULL;
+	size_t n = 0, alloc = 0, pos = 0, lineno = 0, i;
+	char show[48];
+	int rc = -1;
+
+	*kind = POP3_ERR_PROTOCOL;
+	/* libcurl hands over an empty listing as the lone CRLF that ended
+	 * the status line. */
+	if (len == 2 && data[0] == '\r' && data[1] == '\n')
+		len = 0;
+	while (pos < len) {
+		const char *line = data + pos, *nl, *sp;
+		size_t ll, rest;
+		uint64_t v;
+
+		lineno++;
+		nl = memchr(line, '\n', len - pos);
+		if (nl == NULL) {
+			sanitize(show, sizeof(show), line, len - pos);
+			err_set(err, "line %zu has no CRLF: \"%s\"", lineno,
+			    show);
+			goto out;
+		}
+		ll = (size_t)(nl - line);
+		if (ll == 0 || line[ll - 1] != '\r') {
+			err_set(err, "line %zu ends in a bare LF", lineno);
+			goto out;
+		}
+		ll--;
+		pos += ll + 2;
+		if (ll > LISTING_LINE_MAX) {
+			sanitize(show, sizeof(show), line, 40);
+			err_set(err, "line %zu is %zu bytes long: \"%s...\"",
+			    lineno, ll, show);
+			goto out;
+		}
+		sp = memchr(line, ' ', ll);
+		if (sp == NULL ||
+		    parse_digits(line, (size_t)(sp - line), 10, &v) != 0 ||
+		    v == 0 || v > UINT32_MAX) {
+			sanitize(show, sizeof(show), line, ll);
+			err_set(err, "line %zu: bad message number: \"%s\"",
+			    lineno, show);
+			goto out;
+		}
+		if (n == max_messages) {
+			*kind = POP3_ERR_LIMIT;
+			err_set(err, "listing has more than %zu messages",
+			    max_messages);
+			goto out;
+		}
+		if (n == alloc) {
+			alloc = alloc ? alloc * 2 : 64;
+			list = xrealloc(list, alloc * sizeof(*list));
+		}
+		memset(&list[n], 0, sizeof(list[n]));
+		list[n].msgno = (uint32_t)v;
+		list[n].size = -1;
+		sp++;
+		rest = ll - (size_t)(sp - line);
+		if (uidl) {
+			if (rest == 0 || rest > POP3_UIDL_MAX) {
+				err_set(err, "line %zu: UIDL of %zu characters",
+				    lineno, rest);
+				goto out;
+			}
+			for (i = 0; i < rest; i++) {
+				unsigned char c = (unsigned char)sp[i];
+				if (c < 0x21 || c > 0x7e) {
+					err_set(err,
+					    "line %zu: UIDL has byte 0x%02x "
+					    "at %zu",
+					    lineno, c, i + 1);
+					goto out;
+				}
+			}
+			memcpy(list[n].uidl, sp, rest);
+			list[n].uidl[rest] = '\0';
+		} else {
+			/* RFC 1939: "msg SP size", anything after a further
+			 * SP is allowed and ignored. */
+			const char *e = memchr(sp, ' ', rest);
+			size_t dl = e ? (size_t)(e - sp) : rest;
+
+			if (parse_digits(sp, dl, 18, &v) != 0) {
+				sanitize(show, sizeof(show), line, ll);
+				err_set(err, "line %zu: bad size: \"%s\"",
+				    lineno, show);
+				goto out;
+			}
+			for (i = dl; i < rest; i++)
+				if ((unsigned char)sp[i] < 0x20 ||
+				    sp[i] == 0x7f) {
+					err_set(err,
+					    "line %zu: control byte in "
+					    "scan listing",
+					    lineno);
+					goto out;
+				}
+			list[n].size = (int64_t)v;
+		}
+		n++;
+	}
+
+	/* Uniqueness: message numbers, then uids. */
+	if (n > 1) {
+		nos = xmalloc(n * sizeof(*nos));
+		for (i = 0; i < n; i++)
+			nos[i] = list[i].msgno;
+		qsort(nos, n, sizeof(*nos), cmp_u32);
+		for (i = 1; i < n; i++)
+			if (nos[i] == nos[i - 1]) {
+				err_set(err, "duplicate message number %u",
+				    (unsigned)nos[i]);
+				goto out;
+			}
+		if (uidl) {
+			byuid = xmalloc(n * sizeof(*byuid));
+			for (i = 0; i < n; i++)
+				byuid[i] = &list[i];
+			qsort(byuid, n, sizeof(*byuid), cmp_entry_uidl);
+			for (i = 1; i < n; i++)
+				if (strcmp(byuid[i]->uidl,
+					byuid[i - 1]->uidl) == 0) {
+					err_set(err,
+					    "duplicate UIDL \"%.70s\" "
+					    "(messages %u and %u)",
+					    byuid[i]->uidl,
+					    (unsigned)byuid[i - 1]->msgno,
+					    (unsigned)byuid[i]->msgno);
+					goto out;
+				}
+		}
+	}
+	*list_out = list;
+	*n_out = n;
+	list = NULL;
+	*kind = POP3_ERR_NONE;
+	rc = 0;
+out:
+	free(list);
+	free(nos);
+	free(byuid);
+	return rc;
+}
+
+int
+pop3_parse_listing(const char *data, size_t len, int uidl,
+    size_t max_messages, struct pop3_entry **list_out, size_t *n_out,
+    struct err *err)
+{
+	enum pop3_error kind;
+
+	return parse_listing(data, len, uidl, max_messages ? max_messages
+							   : DEF_MAX_MESSAGES,
+	    list_out, n_out, &kind, err);
+}
+
+/* Remembers the message numbers of a listing for DELE/RETR checks. */
+static void
+remember(struct pop3 *p, const struct pop3_entry *list, size_t n)
+{
+	size_t i;
+
+	free(p->msgnos);
+	free(p->dele);
+	p->msgnos = xmalloc((n ? n : 1) * sizeof(*p->msgnos));
+	p->dele = xcalloc(n ? n : 1, 1);
+	for (i = 0; i < n; i++)
+		p->msgnos[i] = list[i].msgno;
+	qsort(p->msgnos, n, sizeof(*p->msgnos), cmp_u32);
+	p->n_msgnos = n;
+	p->have_listing = 1;
+}
+
+static int
+listing(struct pop3 *p, int uidl, struct pop3_entry **list_out,
+    size_t *n_out, struct err *err)
+{
+	const char *cmd = uidl ? "UIDL" : "LIST";
+	struct pop3_entry *list = NULL;
+	size_t n = 0, cap;
+	struct buf b;
+	struct err perr;
+	enum pop3_error kind;
+	int rc = -1;
+
+	*list_out = NULL;
+	*n_out = 0;
+	if (need_session(p, cmd, err) != 0)
+		return -1;
+	cap = p->max_messages * LISTING_LINE_MAX;
+	if (cap / LISTING_LINE_MAX != p->max_messages || cap > LISTING_CAP_MAX)
+		cap = LISTING_CAP_MAX;
+	buf_init(&b, cap);
+	if (run(p, cmd, &b, p->transfer_ms,
+		uidl ? POP3_ERR_NO_UIDL : POP3_ERR_SERVER, err) != 0)
+		goto out;
+	if (b.truncated) {
+		p->broken = 1;
+		fail(p, POP3_ERR_LIMIT, err, cmd, "listing exceeds %zu bytes",
+		    cap);
+		goto out;
+	}
+	if (parse_listing(
+		b.data ? b.data : "", b.len, uidl, p->max_messages, &list, &n,
+		&kind, &perr) != 0) {
+		p->broken = 1;
+		fail(p, kind, err, cmd, "%s", perr.msg);
+		goto out;
+	}
+	remember(p, list, n);
+	*list_out = list;
+	*n_out = n;
+	rc = 0;
+out:
+	buf_free(&b);
+	return rc;
+}
+
+int
+pop3_uidl(
+    struct pop3 *p, struct pop3_entry **list_out, size_t *n_out, struct err *err)
+{
+	return listing(p, 1, list_out, n_out, err);
+}
+
+int
+pop3_list(
+    struct pop3 *p, struct pop3_entry **list_out, size_t *n_out, struct err *err)
+{
+	return listing(p, 0, list_out, n_out, err);
+}
+
+int
+pop3_scan(
+    struct pop3 *p, struct pop3_entry **list_out, size_t *n_out, struct err *err)
+{
+	struct pop3_entry *u = NULL, *l = NULL;
+	size_t nu = 0, nl = 0, i;
+	int rc = -1;
+
+	*list_out = NULL;
+	*n_out = 0;
+	if (listing(p, 1, &u, &nu, err) != 0 ||
+	    listing(p, 0, &l, &nl, err) != 0)
+		goto out;
+	if (nu != nl) {
+		p->broken = 1;
+		fail(p, POP3_ERR_PROTOCOL, err, "LIST",
+		    "UIDL lists %zu messages, LIST %zu", nu, nl);
+		goto out;
+	}
+	qsort(u, nu, sizeof(*u), cmp_entry_msgno);
+	qsort(l, nl, sizeof(*l), cmp_entry_msgno);
+	for (i = 0; i < nu; i++) {
+		if (u[i].msgno != l[i].msgno) {
+			p->broken = 1;
+			fail(p, POP3_ERR_PROTOCOL, err, "LIST",
+			    "message %u is in UIDL but not in LIST",
+			    (unsigned)u[i].msgno);
+			goto out;
+		}
+		u[i].size = l[i].size;
+	}
+	*list_out = u;
+	*n_out = nu;
+	u = NULL;
+	rc = 0;
+out:
+	free(u);
+	free(l);
+	return rc;
+}
+
+/* Checks msgno against the last listing; returns its index or -1. */
+static long
+check_msgno(struct pop3 *p, uint32_t msgno, const char *cmd, struct err *err)
+{
+	uint32_t *hit;
+
+	if (msgno == 0) {
+		fail(p, POP3_ERR_STATE, err, cmd, "message number 0");
+		return -1;
+	}
+	if (!p->have_listing)
+		return 0;
+	hit = bsearch(&msgno, p->msgnos, p->n_msgnos, sizeof(*p->msgnos),
+	    cmp_u32);
+	if (hit == NULL) {
+		fail(p, POP3_ERR_STATE, err, cmd,
+		    "message %u is not in this session's listing",
+		    (unsigned)msgno);
+		return -1;
+	}
+	if (p->dele[hit - p->msgnos]) {
+		fail(p, POP3_ERR_STATE, err, cmd,
+		    "message %u is already deleted", (unsigned)msgno);
+		return -1;
+	}
+	return (long)(hit - p->msgnos);
+}
+
+static int
+fetch(struct pop3 *p, const char *cmd, uint32_t msgno, struct buf *out,
+    struct err *err)
+{
+	if (need_session(p, cmd, err) != 0 ||
+	    check_msgno(p, msgno, cmd, err) < 0)
+		return -1;
+	buf_reset(out);
+	if (out->cap == 0 || out->cap > p->max_message)
+		out->cap = p->max_message;
+	if (out->len > out->cap) /* cannot happen after reset */
+		out->len = 0;
+	return run(p, cmd, out, p->transfer_ms, POP3_ERR_SERVER, err);
+}
+
+int
+pop3_retr(struct pop3 *p, uint32_t msgno, struct buf *out, struct err *err)
+{
+	char cmd[32];
+
+	snprintf(cmd, sizeof(cmd), "RETR %u", (unsigned)msgno);
+	return fetch(p, cmd, msgno, out, err);
+}
+
+int
+pop3_top(struct pop3 *p, uint32_t msgno, unsigned nlines, struct buf *out,
+    struct err *err)
+{
+	char cmd[48];
+
+	snprintf(cmd, sizeof(cmd), "TOP %u %u", (unsigned)msgno, nlines);
+	return fetch(p, cmd, msgno, out, err);
+}
+
+int
+pop3_dele(struct pop3 *p, uint32_t msgno, struct err *err)
+{
+	char cmd[32];
+	long idx;
+
+	snprintf(cmd, sizeof(cmd), "DELE %u", (unsigned)msgno);
+	if (need_session(p, cmd, err) != 0 ||
+	    (idx = check_msgno(p, msgno, cmd, err)) < 0)
+		return -1;
+	if (run(p, cmd, NULL, p->command_ms, POP3_ERR_SERVER, err) != 0)
+		return -1;
+	if (p->have_listing)
+		p->dele[idx] = 1;
+	p->deleted++;
+	return 0;
+}
+
+int
+pop3_noop(struct pop3 *p, struct err *err)
+{
+	if (need_session(p, "NOOP", err) != 0)
+		return -1;
+	return run(p, "NOOP", NULL, p->command_ms, POP3_ERR_SERVER, err);
+}
+
+int
+pop3_quit(struct pop3 *p, struct err *err)
+{
+	int rc;
+
+	if (need_session(p, "QUIT", err) != 0)
+		return -1;
+	rc = run(p, "QUIT", NULL, p->command_ms, POP3_ERR_SERVER, err);
+	/* The server closes after QUIT; make libcurl forget the connection
+	 * instead of sending a second QUIT into it at cleanup. */
+	drop_connection(p);
+	p->broken = 1;
+	return rc;
+}
+
+enum pop3_error
+pop3_error_kind(const struct pop3 *p)
+{
+	return p ? p->kind : POP3_ERR_NONE;
+}
+
+long
+pop3_connections(const struct pop3 *p)
+{
+	return p ? p->connects : 0;
+}
+
+size_t
+pop3_deleted_count(const struct pop3 *p)
+{
+	return p ? p->deleted : 0;
+}
+
+void
+pop3_free(struct pop3 **pp)
+{
+	struct pop3 *p;
+
+	if (pp == NULL || (p = *pp) == NULL)
+		return;
+	curl_easy_cleanup(p->curl);
+	curl_slist_free_all(p->resolve);
+	free(p->mailbox);
+	free(p->host);
+	if (p->password != NULL) {
+		explicit_bzero(p->password, strlen(p->password));
+		free(p->password);
+	}
+	free(p->url);
+	free(p->msgnos);
+	free(p->dele);
+	free(p);
+	*pp = NULL;
+}
+
+void
+pop3_abort(struct pop3 **pp)
+{
+	if (pp == NULL || *pp == NULL)
+		return;
+	drop_connection(*pp);
+	pop3_free(pp);
+}
+
+/* ---- header key (SHA-256, FIPS 180-4) ---- */
+
+struct sha256 {
+	uint32_t h[8];
+	uint64_t len;
+	unsigned char blk[64];
+	size_t n;
+};
+
+static const uint32_t K256[64] = {0x428a2f98, 0x71374491, 0xb5c0fbcf,
+    0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
+    0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7,
+    0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
+    0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85,
+    0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e,
+    0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
+    0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c,
+    0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3, 0x748f82ee,
+    0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+    0xc67178f2};
+
+#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void
+sha256_block(struct sha256 *s, const unsigned char *b)
+{
+	uint32_t w[64], a, bb, c, d, e, f, g, h, t1, t2;
+	int i;
+
+	for (i = 0; i < 16; i++)
+		w[i] = (uint32_t)b[i * 4] << 24 | (uint32_t)b[i * 4 + 1] << 16 |
+		    (uint32_t)b[i * 4 + 2] << 8 | (uint32_t)b[i * 4 + 3];
+	for (i = 16; i < 64; i++)
+		w[i] = (ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^
+			   (w[i - 2] >> 10)) +
+		    w[i - 7] +
+		    (ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^
+			(w[i - 15] >> 3)) +
+		    w[i - 16];
+	a = s->h[0], bb = s->h[1], c = s->h[2], d = s->h[3];
+	e = s->h[4], f = s->h[5], g = s->h[6], h = s->h[7];
+	for (i = 0; i < 64; i++) {
+		t1 = h + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) +
+		    ((e & f) ^ (~e & g)) + K256[i] + w[i];
+		t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) +
+		    ((a & bb) ^ (a & c) ^ (bb & c));
+		h = g, g = f, f = e, e = d + t1;
+		d = c, c = bb, bb = a, a = t1 + t2;
+	}
+	s->h[0] += a, s->h[1] += bb, s->h[2] += c, s->h[3] += d;
+	s->h[4] += e, s->h[5] += f, s->h[6] += g, s->h[7] += h;
+}
+
+static void
+sha256_init(struct sha256 *s)
+{
+	static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372,
+	    0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+
+	memset(s, 0, sizeof(*s));
+	memcpy(s->h, iv, sizeof(iv));
+}
+
+static void
+sha256_update(struct sha256 *s, const void *data, size_t n)
+{
+	const unsigned char *d = data;
+
+	s->len += n;
+	while (n > 0) {
+		size_t take = 64 - s->n < n ? 64 - s->n : n;
+		memcpy(s->blk + s->n, d, take);
+		s->n += take, d += take, n -= take;
+		if (s->n == 64) {
+			sha256_block(s, s->blk);
+			s->n = 0;
+		}
+	}
+}
+
+static void
+sha256_final(struct sha256 *s, unsigned char out[32])
+{
+	uint64_t bits = s->len * 8;
+	unsigned char pad = 0x80, z = 0, lb[8];
+	int i;
+
+	sha256_update(s, &pad, 1);
+	while (s->n != 56)
+		sha256_update(s, &z, 1);
+	for (i = 0; i < 8; i++)
+		lb[i] = (unsigned char)(bits >> (56 - 8 * i));
+	sha256_update(s, lb, 8);
+	for (i = 0; i < 8; i++) {
+		out[i * 4] = (unsigned char)(s->h[i] >> 24);
+		out[i * 4 + 1] = (unsigned char)(s->h[i] >> 16);
+		out[i * 4 + 2] = (unsigned char)(s->h[i] >> 8);
+		out[i * 4 + 3] = (unsigned char)s->h[i];
+	}
+}
+
+void
+pop3_header_key(const char *msg, size_t len, char key_out[POP3_UIDL_MAX + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	struct sha256 s;
+	unsigned char d[32];
+	size_t i = 0, start;
+	int i2;
+
+	/* Hash each header line with a canonical "\n" end, up to the first
+	 * empty line. */
+	sha256_init(&s);
+	while (i < len) {
+		size_t e;
+
+		start = i;
+		while (i < len && msg[i] != '\n')
+			i++;
+		e = i;
+		if (e > start && msg[e - 1] == '\r')
+			e--;
+		if (e == start && i < len)
+			break; /* empty line: end of the header */
+		sha256_update(&s, msg + start, e - start);
+		sha256_update(&s, "\n", 1);
+		if (i < len)
+			i++;
+	}
+	sha256_final(&s, d);
+	memcpy(key_out, "hdr:", 4);
+	for (i2 = 0; i2 < 32; i2++) {
+		key_out[4 + i2 * 2] = hex[d[i2] >> 4];
+		key_out[5 + i2 * 2] = hex[d[i2] & 15];
+	}
+	key_out[68] = '\0';
+}
+
+int
+pop3_top_key(struct pop3 *p, uint32_t msgno, char key_out[POP3_UIDL_MAX + 1],
+    struct err *err)
+{
+	struct buf b;
+	int rc;
+
+	buf_init(&b, (size_t)1 << 20);
+	rc = pop3_top(p, msgno, 0, &b, err);
+	if (rc == 0)
+		pop3_header_key(b.data ? b.data : "", b.len, key_out);
+	buf_free(&b);
+	return rc;
+}

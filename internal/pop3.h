@@ -1,0 +1,182 @@
+/*
+ * pop3.h - one POP3 session (RFC 1939, CAPA RFC 2449, STLS RFC 2595,
+ * implicit TLS RFC 8314) over libcurl: UIDL, LIST, RETR into a capped
+ * buffer, TOP, DELE, NOOP, QUIT.  One easy handle per session, hence one
+ * TCP/TLS connection for every command of a mailbox pass.  Server output
+ * (listings, status lines) is validated strictly and only ever stored in
+ * capped buffers.  Never logs; failures fill struct err and set a kind.
+ */
+#ifndef BOUNCER_POP3_H
+#define BOUNCER_POP3_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "util.h"
+
+/* RFC 1939: a unique-id is 1 to 70 characters in 0x21..0x7E. */
+#define POP3_UIDL_MAX 70
+
+enum pop3_tls {
+	POP3_TLS_IMPLICIT, /* pop3s, port 995 by default (RFC 8314) */
+	POP3_TLS_STARTTLS, /* pop3 + STLS; fails if STLS is missing/refused */
+	POP3_TLS_NONE, /* clear text: only when configured explicitly */
+};
+
+enum pop3_auth {
+	/* USER / PASS when the server advertises no SASL mechanism, else the
+	 * strongest SASL mechanism both sides support (libcurl's choice; it
+	 * cannot be told to prefer USER over an advertised SASL). */
+	POP3_AUTH_DEFAULT,
+	POP3_AUTH_PLAIN, /* SASL PLAIN (AUTH PLAIN) */
+	POP3_AUTH_XOAUTH2, /* SASL XOAUTH2 with bearer_token */
+};
+
+/* What went wrong, so the caller can back off and count errors by kind. */
+enum pop3_error {
+	POP3_ERR_NONE,
+	POP3_ERR_CONFIG, /* invalid options */
+	POP3_ERR_CONNECT, /* DNS, refused, unreachable, lost connection */
+	POP3_ERR_TLS, /* handshake, certificate, host name, STLS refused */
+	POP3_ERR_AUTH, /* credentials refused (or no usable mechanism) */
+	POP3_ERR_TIMEOUT, /* connect, command or low-speed timeout */
+	POP3_ERR_PROTOCOL, /* server reply breaks RFC 1939 */
+	POP3_ERR_SERVER, /* -ERR reply to a command */
+	POP3_ERR_IN_USE, /* -ERR [IN-USE]: mailbox locked by another session */
+	POP3_ERR_SYS_TEMP, /* -ERR [SYS/TEMP]: transient server problem */
+	POP3_ERR_NO_UIDL, /* server does not support UIDL */
+	POP3_ERR_LIMIT, /* listing larger than max_messages */
+	POP3_ERR_STATE, /* session unusable after an earlier error / QUIT */
+};
+
+struct pop3_options {
+	const char *mailbox_name; /* used in error text; required */
+	const char *host; /* name the certificate is checked against */
+	int port; /* 0: 995 (implicit) or 110 */
+	enum pop3_tls tls;
+	/* TLS: the peer certificate and host name are always verified.
+	 * ca_file: PEM bundle to trust instead of the system store. */
+	const char *ca_file;
+	/* Optional: connect to this address instead of resolving host (the
+	 * certificate is still checked against host). */
+	const char *connect_addr;
+	/* Optional: local address or interface to bind (CURLOPT_INTERFACE). */
+	const char *interface;
+	enum pop3_auth auth;
+	const char *username, *password; /* never copied into error text */
+	const char *bearer_token; /* POP3_AUTH_XOAUTH2 */
+	/* Timeouts in milliseconds; 0 means the default in brackets. */
+	long connect_timeout_ms; /* TCP + TLS handshake + login [15000] */
+	long command_timeout_ms; /* whole single-line command [30000] */
+	long transfer_timeout_ms; /* whole RETR / TOP / listing [600000] */
+	/* Abort a transfer slower than low_speed_bytes per second for
+	 * low_speed_time_s seconds [64 B/s, 30 s]. */
+	long low_speed_bytes;
+	long low_speed_time_s;
+	/* RETR keeps at most this many bytes of a message [32 MiB]; the rest
+	 * is read from the server and discarded. */
+	size_t max_message_bytes;
+	/* Listings with more messages are refused (POP3_ERR_LIMIT)
+	 * [1,000,000]. */
+	size_t max_messages;
+};
+
+/* One line of a UIDL and/or LIST listing. */
+struct pop3_entry {
+	uint32_t msgno; /* valid within this session only */
+	int64_t size; /* octets from LIST, -1 when not listed */
+	char uidl[POP3_UIDL_MAX + 1]; /* "" when UIDL was not run */
+};
+
+struct pop3; /* opaque: one session */
+
+/* Validates the options and prepares the handle; no network I/O.
+ * Strings are copied.  Returns NULL with err set on invalid options. */
+struct pop3 *pop3_new(const struct pop3_options *o, struct err *err);
+
+/* Connects, negotiates TLS, logs in and sends NOOP.  0 or -1. */
+int pop3_connect(struct pop3 *p, struct err *err);
+
+/*
+ * Listings.  On success *list_out (caller frees with free()) holds *n_out
+ * entries in server order.  Each message number is a positive decimal,
+ * unique; each uidl 1..70 chars in 0x21..0x7E, unique; every line ends in
+ * CRLF.  Anything else is POP3_ERR_PROTOCOL.  A server that refuses UIDL
+ * gives POP3_ERR_NO_UIDL and the session is closed (libcurl drops the
+ * connection on -ERR): reconnect and use pop3_list() + pop3_top_key().
+ * pop3_scan() runs UIDL then LIST and merges them (both must list the same
+ * message numbers).
+ */
+int pop3_uidl(
+    struct pop3 *p, struct pop3_entry **list_out, size_t *n_out, struct err *err);
+int pop3_list(
+    struct pop3 *p, struct pop3_entry **list_out, size_t *n_out, struct err *err);
+int pop3_scan(
+    struct pop3 *p, struct pop3_entry **list_out, size_t *n_out, struct err *err);
+
+/*
+ * RETR msgno into out (dot-stuffing undone, the terminating "." removed).
+ * out is reset first; its cap is lowered to max_message_bytes if larger.
+ * An over-size message keeps its head and sets out->truncated; the rest is
+ * read and discarded so the session goes on.  0 or -1.
+ */
+int pop3_retr(struct pop3 *p, uint32_t msgno, struct buf *out, struct err *err);
+
+/* TOP msgno nlines into out (capped like pop3_retr).  0 or -1. */
+int pop3_top(struct pop3 *p, uint32_t msgno, unsigned nlines, struct buf *out,
+    struct err *err);
+
+/* DELE msgno: marks the message; it is removed only by a successful QUIT.
+ * A message number must come from the last listing of this session (when
+ * one was made) and may not be deleted twice.  0 or -1. */
+int pop3_dele(struct pop3 *p, uint32_t msgno, struct err *err);
+
+/* NOOP (keeps the session alive).  0 or -1. */
+int pop3_noop(struct pop3 *p, struct err *err);
+
+/* Sends QUIT and waits for the server's +OK: only then are the DELEs
+ * final.  0 (deletions committed) or -1 (not confirmed).  The session is
+ * unusable afterwards either way; pop3_free() it. */
+int pop3_quit(struct pop3 *p, struct err *err);
+
+/* Kind of the last failure on this handle (POP3_ERR_NONE if none). */
+enum pop3_error pop3_error_kind(const struct pop3 *p);
+/* Stable lower-case name ("auth", "tls", ...) for metrics and logs. */
+const char *pop3_error_name(enum pop3_error kind);
+
+/* Number of TCP connections this handle has opened (1 for a healthy
+ * session; a reconnect is refused as POP3_ERR_STATE). */
+long pop3_connections(const struct pop3 *p);
+/* Number of DELE commands the server accepted in this session. */
+size_t pop3_deleted_count(const struct pop3 *p);
+
+/* Frees the handle.  If the session is still open, libcurl sends QUIT
+ * (DELEs take effect) without reporting the outcome: call pop3_quit()
+ * first to know.  NULL-safe; sets *p = NULL. */
+void pop3_free(struct pop3 **p);
+
+/* Closes the connection WITHOUT QUIT: the server discards the DELE marks
+ * of this session (RFC 1939 section 6).  Then frees like pop3_free(). */
+void pop3_abort(struct pop3 **p);
+
+/*
+ * Fallback key for servers without UIDL: "hdr:" + the SHA-256 (hex) of
+ * the message header block (everything before the first empty line, or
+ * the whole input if there is none), CRLF and LF line ends treated alike.
+ * 68 characters, a valid UIDL.  key_out must hold POP3_UIDL_MAX + 1.
+ */
+void pop3_header_key(
+    const char *msg, size_t len, char key_out[POP3_UIDL_MAX + 1]);
+/* TOP msgno 0 and pop3_header_key() of the result.  0 or -1. */
+int pop3_top_key(struct pop3 *p, uint32_t msgno,
+    char key_out[POP3_UIDL_MAX + 1], struct err *err);
+
+/* Parses a UIDL (uidl != 0) or LIST (uidl == 0) listing body as handed
+ * over by libcurl (status line and final "." removed).  Exposed for the
+ * fuzzer and unit tests.  0 or -1 with err set. */
+int pop3_parse_listing(const char *data, size_t len, int uidl,
+    size_t max_messages, struct pop3_entry **list_out, size_t *n_out,
+    struct err *err);
+
+#endif

@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""fakepop3.py - a scripted POP3 server for the client tests.
+
+It plays a transcript: lines the client must send and the replies to give,
+over plain TCP or TLS, and records every line the client sent, so a test
+can check both the client's behaviour and its exact command transcript.
+
+  fakepop3.py --script FILE --transcript FILE --port-file FILE
+              [--cert PEM --key PEM] [--timeout SECONDS]
+
+Script lines (one action each; blank lines and "#" comments ignored):
+  > TEXT        the client must send exactly TEXT (CRLF-terminated)
+  >~ REGEX      the client must send a line matching REGEX (fullmatch)
+  < TEXT        send TEXT + CRLF
+  <r TEXT       send TEXT with backslash escapes (\\r \\n \\xNN), no CRLF added
+  ! repeat N TEXT   send TEXT + CRLF N times
+  ! sleep SECONDS   stall
+  ! starttls        switch the connection to TLS (after "+OK" to STLS)
+  ! close           close the connection now
+  ! next            end this connection and accept the next one
+When the script of a connection is exhausted the server keeps reading and
+recording client lines until the client closes (or --timeout passes).
+
+Transcript: one line per event: "C: line" for each client line,
+"MISMATCH: want X got Y" (the connection is then closed), "EOF" when the
+client closed, "CONNECT" for each accepted connection, "TLSERR: ..." when a
+handshake fails.
+"""
+import argparse
+import codecs
+import os
+import re
+import socket
+import ssl
+import sys
+import time
+
+
+def parse_script(path):
+    conns, cur = [], []
+    with open(path, "r", encoding="latin-1") as f:
+        for raw in f:
+            line = raw.rstrip("\n")
+            if not line.strip() or line.startswith("#"):
+                continue
+            if line == "! next":
+                conns.append(cur)
+                cur = []
+                continue
+            cur.append(line)
+    conns.append(cur)
+    return conns
+
+
+class Conn:
+    def __init__(self, sock, log, deadline):
+        self.sock = sock
+        self.log = log
+        self.buf = b""
+        self.deadline = deadline
+
+    def note(self, s):
+        self.log.write(s + "\n")
+        self.log.flush()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def readline(self):
+        """Returns one client line without CRLF, or None on EOF/timeout."""
+        while b"\n" not in self.buf:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except (socket.timeout, OSError, ssl.SSLError):
+                return None
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        return line.decode("latin-1")
+
+
+def play(conn, script, ctx):
+    for action in script:
+        if action.startswith(">~ "):
+            got = conn.readline()
+            if got is None:
+                conn.note("EOF")
+                return
+            conn.note("C: " + got)
+            if not re.fullmatch(action[3:], got):
+                conn.note("MISMATCH: want ~%s got %s" % (action[3:], got))
+                return
+        elif action.startswith("> ") or action == ">":
+            want = action[2:]
+            got = conn.readline()
+            if got is None:
+                conn.note("EOF")
+                return
+            conn.note("C: " + got)
+            if got != want:
+                conn.note("MISMATCH: want %s got %s" % (want, got))
+                return
+        elif action.startswith("<r "):
+            conn.send(codecs.escape_decode(action[3:].encode("latin-1"))[0])
+        elif action.startswith("< ") or action == "<":
+            conn.send(action[2:].encode("latin-1") + b"\r\n")
+        elif action.startswith("! repeat "):
+            _, _, n, text = action.split(" ", 3)
+            line = text.encode("latin-1") + b"\r\n"
+            n = int(n)
+            chunk = 4096
+            while n > 0:
+                k = min(n, chunk)
+                conn.send(line * k)
+                n -= k
+        elif action.startswith("! sleep "):
+            time.sleep(float(action.split()[2]))
+        elif action == "! starttls":
+            try:
+                conn.sock = ctx.wrap_socket(conn.sock, server_side=True)
+            except (ssl.SSLError, OSError) as e:
+                conn.note("TLSERR: %s" % e)
+                return
+        elif action == "! close":
+            return
+        else:
+            raise SystemExit("fakepop3: bad script line: %r" % action)
+    # Script done: record whatever else the client sends (QUIT at cleanup).
+    while True:
+        got = conn.readline()
+        if got is None:
+            conn.note("EOF")
+            return
+        conn.note("C: " + got)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--script", required=True)
+    ap.add_argument("--transcript", required=True)
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    ap.add_argument("--tls", action="store_true", help="implicit TLS")
+    ap.add_argument("--timeout", type=float, default=30.0)
+    a = ap.parse_args()
+
+    conns = parse_script(a.script)
+    ctx = None
+    if a.cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(a.cert, a.key)
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(4)
+    tmp = a.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % ls.getsockname()[1])
+    os.rename(tmp, a.port_file)
+    deadline = time.monotonic() + a.timeout
+    with open(a.transcript, "w", encoding="latin-1") as log:
+        for script in conns:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ls.settimeout(left)
+            try:
+                s, _ = ls.accept()
+            except socket.timeout:
+                log.write("NOCONNECT\n")
+                break
+            log.write("CONNECT\n")
+            log.flush()
+            if a.tls:
+                try:
+                    s.settimeout(max(0.1, deadline - time.monotonic()))
+                    s = ctx.wrap_socket(s, server_side=True)
+                except (ssl.SSLError, OSError) as e:
+                    log.write("TLSERR: %s\n" % e)
+                    log.flush()
+                    s.close()
+                    continue
+            c = Conn(s, log, deadline)
+            try:
+                play(c, script, ctx)
+            except (BrokenPipeError, ConnectionResetError, ssl.SSLError) as e:
+                c.note("SENDERR: %s" % e)
+            try:
+                c.sock.close()
+            except OSError:
+                pass
+    ls.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

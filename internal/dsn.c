@@ -119,10 +119,13 @@ dsn_add_rcpt(struct dsn_report *r)
 	return rc;
 }
 
+/* Keeps the headers in the documented order: Message-ID, From, To,
+ * Subject, List-Id, then the configured names (rank). */
 static void
-add_orig_header(struct dsn_report *r, const char *name, const char *value)
+add_orig_header(struct dsn_report *r, const char *name, int rank,
+    const char *value)
 {
-	size_t i;
+	size_t i, at;
 
 	if (value == NULL || value[0] == '\0')
 		return;
@@ -133,8 +136,11 @@ add_orig_header(struct dsn_report *r, const char *name, const char *value)
 		r->ahdr = r->ahdr ? r->ahdr * 2 : 8;
 		r->hdrs = xrealloc(r->hdrs, r->ahdr * sizeof(*r->hdrs));
 	}
-	r->hdrs[r->nhdr].name = name;
-	r->hdrs[r->nhdr].value = value;
+	for (at = r->nhdr; at > 0 && r->hdrs[at - 1].rank > rank; at--)
+		r->hdrs[at] = r->hdrs[at - 1];
+	r->hdrs[at].name = name;
+	r->hdrs[at].value = value;
+	r->hdrs[at].rank = rank;
 	r->nhdr++;
 }
 
@@ -690,20 +696,22 @@ static void
 orig_set(struct dsn_report *r, const struct dsn_options *opt, const char *name,
     size_t nlen, const char *v, size_t vlen)
 {
-	size_t i;
+	size_t i, nstd = sizeof(orig_names) / sizeof(orig_names[0]);
 	const char *canon = NULL;
+	int rank = 0;
 
-	for (i = 0; i < sizeof(orig_names) / sizeof(orig_names[0]); i++)
-		if (fname_is(name, nlen, orig_names[i]))
+	for (i = 0; i < nstd && canon == NULL; i++)
+		if (fname_is(name, nlen, orig_names[i])) {
 			canon = orig_names[i];
-	if (canon == NULL && opt != NULL)
-		for (i = 0; i < opt->nheaders; i++)
-			if (opt->headers[i] != NULL &&
-			    fname_is(name, nlen, opt->headers[i]))
-				canon = opt->headers[i];
-	if (canon == NULL)
-		return;
-	if (dsn_orig_header(r, canon) != NULL)
+			rank = (int)i;
+		}
+	for (i = 0; canon == NULL && opt != NULL && i < opt->nheaders; i++)
+		if (opt->headers[i] != NULL &&
+		    fname_is(name, nlen, opt->headers[i])) {
+			canon = opt->headers[i];
+			rank = (int)(nstd + i);
+		}
+	if (canon == NULL || dsn_orig_header(r, canon) != NULL)
 		return;
 	{
 		char *raw = xstrndup(v, vlen > 4096 ? 4096 : vlen);
@@ -712,7 +720,11 @@ orig_set(struct dsn_report *r, const struct dsn_options *opt, const char *name,
 
 		g_free(dec);
 		free(raw);
-		add_orig_header(r, canon, kept);
+		if (kept == NULL)
+			return;
+		if ((size_t)rank >= nstd)
+			canon = dsn_keep(r, xstrdup(canon));
+		add_orig_header(r, canon, rank, kept);
 	}
 }
 
@@ -1023,6 +1035,48 @@ html_to_text(const char *s, size_t n, struct buf *out)
 	}
 }
 
+/* Offset of the body: after the first empty line (len if none). */
+static size_t
+body_offset(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len; i++) {
+		if (s[i] != '\n')
+			continue;
+		if (s[i + 1] == '\n')
+			return i + 2;
+		if (s[i + 1] == '\r' && i + 2 < len && s[i + 2] == '\n')
+			return i + 3;
+	}
+	return len;
+}
+
+/* A delivery-status block outside any part of its own (a broken MIME
+ * boundary, a forwarded bounce): the raw text from the group before the
+ * first Final-Recipient/Original-Recipient line. */
+static void
+raw_ds(struct buf *ds, const char *msg, size_t len, size_t body)
+{
+	size_t scan = len - body > DSN_TEXT_CAP ? DSN_TEXT_CAP : len - body;
+	size_t i, st;
+
+	for (i = 0; i < scan; i++) {
+		const char *p = msg + body + i;
+
+		if ((i > 0 && p[-1] != '\n') || scan - i < 17)
+			continue;
+		if (ascii_ncasecmp(p, "Final-Recipient:", 16) != 0 &&
+		    (scan - i < 20 ||
+		        ascii_ncasecmp(p, "Original-Recipient:", 19) != 0))
+			continue;
+		st = i > 2048 ? i - 2048 : 0;
+		buf_append(ds, msg + body + st,
+		    scan - st > DS_CAP ? DS_CAP : scan - st);
+		return;
+	}
+}
+
 /* ---- public API ---- */
 
 const char *
@@ -1159,7 +1213,7 @@ dsn_parse(const char *msg, size_t len, int truncated,
 	struct walk w;
 	const char *v;
 	int rc = -1;
-	size_t i;
+	size_t i, body_off = 0;
 
 	memset(&w, 0, sizeof(w));
 	buf_init(&w.ds, DS_CAP);
@@ -1192,6 +1246,7 @@ dsn_parse(const char *msg, size_t len, int truncated,
 		goto out;
 	}
 	top = GMIME_OBJECT(m);
+	body_off = body_offset(msg, len);
 	v = top_header(top, "Date");
 	if (v != NULL)
 		r->date = dsn_parse_date(v);
@@ -1208,6 +1263,26 @@ dsn_parse(const char *msg, size_t len, int truncated,
 	else if (w.orighdr.len > 0)
 		dsn_orig_from_text(r, opt, w.orighdr.data, w.orighdr.len);
 
+	/* Microsoft JMRP: the complained-about message alone, naming its
+	 * recipient in X-HmXmrOriginalRecipient */
+	if (w.fb.len == 0 && w.ds.len == 0 && w.orig != NULL) {
+		v = g_mime_object_get_header(GMIME_OBJECT(w.orig),
+		    "X-HmXmrOriginalRecipient");
+		if (v != NULL) {
+			char a[DSN_ADDR_MAX];
+			struct dsn_rcpt *x;
+
+			if (dsn_first_addr(v, strlen(v), a) &&
+			    (x = dsn_add_rcpt(r)) != NULL) {
+				x->final_recipient = dsn_keep(r, xstrdup(a));
+				x->feedback_type = "abuse";
+				r->kind = DSN_KIND_COMPLAINT;
+				r->mta = "jmrp";
+			}
+			rc = 0;
+			goto classify_out;
+		}
+	}
 	/* RFC 5965 feedback report */
 	if (w.fb.len > 0 || w.report_fb) {
 		struct fb_ctx fc;
@@ -1241,6 +1316,12 @@ dsn_parse(const char *msg, size_t len, int truncated,
 		rc = 0;
 		goto classify_out;
 	}
+	if (w.ds.len == 0)
+		raw_ds(&w.ds, msg, len, body_off);
+	if (w.text.len == 0 && body_off < len)
+		buf_append(&w.text, msg + body_off,
+		    len - body_off > DSN_TEXT_CAP ? DSN_TEXT_CAP
+		                                  : len - body_off);
 	if (w.ds.len > 0 && dsn_parse_ds(r, w.ds.data, w.ds.len) > 0) {
 		int failed = 0, delayed = 0;
 

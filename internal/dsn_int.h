@@ -22,6 +22,7 @@
 struct dsn_hdr {
 	const char *name;
 	const char *value;
+	int rank;
 };
 
 struct dsn_report {

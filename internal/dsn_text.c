@@ -349,7 +349,7 @@ returned_start(const char *s, size_t len, size_t *hdr_at)
 		}
 		if (ll > 0 && ll < 120) {
 			char *low = lower_dup(l, ll);
-			int punct = !g_ascii_isalnum(l[0]);
+			int punct = strchr("-=*_[<#>", l[0]) != NULL;
 			int mark = has_any(low, ret_markers) &&
 			    (punct || ll < 48) &&
 			    strstr(low, "was received at") == NULL;
@@ -569,11 +569,12 @@ static const char *const bounce_body[] = {"could not be delivered",
     "following address", "following recipient", "not be delivered",
     "could not deliver", "error delivering", "did not reach",
     "delivery problem", "rejected by", "does not exist", "user unknown",
-    "mailbox is full", "temporary failure", NULL};
+    "mailbox is full", "temporary failure", "invalid user", "no such user",
+    "unknown user", NULL};
 
 static const char *const daemon_locals[] = {"mailer-daemon", "postmaster",
     "mail-daemon", "maildaemon", "mailerdaemon", "mail.daemon", "mdaemon",
-    NULL};
+    "post_master", NULL};
 
 static int
 from_daemon(const char *low_from)

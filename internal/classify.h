@@ -12,6 +12,8 @@
 #ifndef BOUNCER_CLASSIFY_H
 #define BOUNCER_CLASSIFY_H
 
+#include <stddef.h>
+
 enum bounce_class {
 	CLASS_UNKNOWN,
 	CLASS_HARD,
@@ -29,6 +31,11 @@ struct classify_input {
 	const char *kind; /* dsn_kind_name(): bounce|delayed|... or NULL */
 	const char *feedback_type; /* ARF Feedback-Type, for complaints */
 	const char *mta; /* detected MTA/provider family, or NULL */
+	/* Optional (NULL = absent): the bounce's Subject, a hint only. */
+	const char *subject;
+	/* Optional (NULL = unknown): the SMTP command the reply answered:
+	 * "CONN", "HELO", "MAIL", "RCPT" or "DATA" (also for end of data). */
+	const char *smtp_command;
 };
 
 struct classify_result {
@@ -49,5 +56,18 @@ const char *const *classify_reasons(void);
 /* Parses "5.1.10" style codes (each part 1-3 digits, class 2, 4 or 5)
  * at the start of s; 0 and out filled ("5.1.10", NUL-terminated), or -1. */
 int classify_parse_status(const char *s, char out[16]);
+
+/* The ordered rule tables (first match wins), for tests and docs. */
+enum classify_table {
+	CLASSIFY_TABLE_PHRASE, /* lower-case phrase found in the text */
+	CLASSIFY_TABLE_STATUS, /* "S.D" subject.detail, or "S.*" */
+};
+/* 0 and the i-th rule of the table (static strings), or -1 past the end.
+ * key_out: the phrase or status key; reason_out: the reason it gives. */
+int classify_rule_at(enum classify_table t, size_t i, const char **key_out,
+    const char **reason_out);
+/* Index of the first phrase rule matching text (any case, any run of
+ * white space), or -1.  Used by the tests to prove the table order. */
+int classify_phrase_match(const char *text);
 
 #endif

@@ -1,0 +1,585 @@
+/*
+ * test_classify.c - the classifier's tables and decisions: status code
+ * parsing, one row per reason of the Sisimai vocabulary, the class rules
+ * (policy blocks and unknowns never hard), hostile text, and the proof that
+ * no rule of the ordered tables is shadowed by an earlier one.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "classify.h"
+#include "test.h"
+
+static const char *const all_reasons[] = {"authfailure", "badreputation",
+    "blocked", "contenterror", "delivered", "exceedlimit", "expired",
+    "failedstarttls", "feedback", "filtered", "hasmoved", "hostunknown",
+    "mailboxfull", "mailererror", "mesgtoobig", "networkerror", "norelaying",
+    "notaccept", "notcompliantrfc", "onhold", "policyviolation", "rejected",
+    "requireptr", "securityerror", "spamdetected", "speeding", "suppressed",
+    "suspend", "syntaxerror", "systemerror", "systemfull", "toomanyconn",
+    "undefined", "userunknown", "vacation", "virusdetected"};
+#define NREASONS (sizeof(all_reasons) / sizeof(all_reasons[0]))
+
+static const struct row {
+	const char *name;
+	const char *status;
+	int reply;
+	const char *action;
+	const char *kind;
+	const char *cmd;
+	const char *diag;
+	const char *reason;
+	enum bounce_class cls;
+} rows[] = {
+    /* One or more rows per reason. */
+    {"authfailure dmarc", "5.7.1", 550, "failed", "bounce", NULL,
+        "550 5.7.1 Email rejected per DMARC policy for example.org",
+        "authfailure", CLASS_SOFT},
+    {"authfailure spf continued lines", "5.7.26", 550, "failed", "bounce", NULL,
+        "550-5.7.26 The MAIL FROM domain [example.jp] has an SPF record "
+        "with a\n550-5.7.26 hard fail policy",
+        "authfailure", CLASS_SOFT},
+    {"authfailure by status 5.7.26", "5.7.26", 550, "failed", "bounce", NULL,
+        "550 5.7.26 message rejected", "authfailure", CLASS_SOFT},
+    {"badreputation", "4.7.650", 451, "failed", "bounce", NULL,
+        "451 4.7.650 The mail server [192.0.2.25] has been temporarily "
+        "rate limited due to IP reputation.",
+        "badreputation", CLASS_SOFT},
+    {"blocked spamhaus", "5.7.1", 554, "failed", "bounce", NULL,
+        "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked "
+        "using zen.spamhaus.org",
+        "blocked", CLASS_SOFT},
+    {"blocked blacklisted under 5.1.1", "5.1.1", 550, "failed", "bounce", NULL,
+        "550 5.7.1 IP address blacklisted by recipient", "blocked", CLASS_SOFT},
+    {"blocked at connection", NULL, 550, "failed", "bounce", NULL,
+        "SMTP error from remote mail server after initial connection: "
+        "550 Access denied",
+        "blocked", CLASS_SOFT},
+    {"contenterror", "5.6.9", 550, "failed", "bounce", NULL,
+        "550 5.6.9 improper use of 8-bit data in message header",
+        "contenterror", CLASS_SOFT},
+    {"delivered by status", "2.0.0", 250, "delivered", "delivered", NULL,
+        "250 2.0.0 OK", "delivered", CLASS_DELIVERED},
+    {"delivered by action", NULL, 0, "relayed", "bounce", NULL, NULL,
+        "delivered", CLASS_DELIVERED},
+    {"exceedlimit", "5.2.3", 552, "failed", "bounce", NULL,
+        "552 5.2.3 Message length exceeds limit set by recipient",
+        "exceedlimit", CLASS_SOFT},
+    {"expired", "4.4.7", 0, "failed", "bounce", NULL, "retry timeout exceeded",
+        "expired", CLASS_SOFT},
+    {"expired by 4.4.7 over a vague phrase", "4.4.7", 0, "failed", "bounce",
+        NULL, "Connection refused", "expired", CLASS_SOFT},
+    {"expired delayed without text", NULL, 0, "delayed", "delayed", NULL, NULL,
+        "expired", CLASS_SOFT},
+    {"failedstarttls", "5.7.10", 530, "failed", "bounce", NULL,
+        "530 5.7.10 Must issue a STARTTLS command first", "failedstarttls",
+        CLASS_SOFT},
+    {"feedback by kind", NULL, 0, NULL, "complaint", NULL, NULL, "feedback",
+        CLASS_COMPLAINT},
+    {"filtered", "5.0.0", 550, "failed", "bounce", NULL,
+        "550 Message filtered by recipient", "filtered", CLASS_SOFT},
+    {"filtered: user unknown after DATA", "5.0.0", 550, "failed", "bounce",
+        "DATA", "550 Unknown user kijitora@example.jp", "filtered", CLASS_SOFT},
+    {"filtered: user unknown, end of DATA in text", NULL, 550, "failed",
+        "bounce", NULL,
+        "550 Unknown user x@example.net (in reply to end of DATA command)",
+        "filtered", CLASS_SOFT},
+    {"hasmoved", "5.1.6", 551, "failed", "bounce", NULL,
+        "551 5.1.6 User has moved; please try <new@example.org>", "hasmoved",
+        CLASS_HARD},
+    {"hostunknown", "5.1.2", 550, "failed", "bounce", NULL,
+        "Host or domain name not found. Name service error for "
+        "name=example.invalid type=A: Host not found",
+        "hostunknown", CLASS_HARD},
+    {"hostunknown by status", "5.1.2", 0, "failed", "bounce", NULL, NULL,
+        "hostunknown", CLASS_HARD},
+    {"mailboxfull", "5.2.2", 552, "failed", "bounce", NULL,
+        "552 5.2.2 Mailbox full", "mailboxfull", CLASS_SOFT},
+    {"mailboxfull 4.2.2", "4.2.2", 452, "delayed", "delayed", NULL,
+        "452 4.2.2 Over quota", "mailboxfull", CLASS_SOFT},
+    {"mailboxfull text over 5.0.0", "5.0.0", 550, "failed", "bounce", NULL,
+        "550 Sorry, this account is over quota", "mailboxfull", CLASS_SOFT},
+    {"mailererror", "5.3.0", 0, "failed", "bounce", NULL,
+        "procmail: command died with status 1", "mailererror", CLASS_SOFT},
+    {"mailererror exit status only", "5.0.0", 0, "failed", "bounce", NULL, "75",
+        "mailererror", CLASS_SOFT},
+    {"mesgtoobig", "5.3.4", 552, "failed", "bounce", NULL,
+        "552 5.3.4 Message size exceeds fixed limit", "mesgtoobig", CLASS_SOFT},
+    {"networkerror", "4.4.0", 0, "delayed", "delayed", NULL,
+        "mail for example.com loops back to myself", "networkerror",
+        CLASS_SOFT},
+    {"networkerror dns", "4.0.0", 0, "failed", "bounce", NULL,
+        "DNS Error: DNS type 'mx' lookup of example.jp responded with code "
+        "NXDOMAIN Domain name not found: example.jp",
+        "networkerror", CLASS_SOFT},
+    {"norelaying", "5.7.1", 554, "failed", "bounce", NULL,
+        "554 5.7.1 <x@example.org>: Relay access denied", "norelaying",
+        CLASS_SOFT},
+    {"notaccept null mx 5xx hard", "5.1.10", 556, "failed", "bounce", NULL,
+        "556 5.1.10 Recipient address has null MX", "notaccept", CLASS_HARD},
+    {"notaccept 4xx soft", "4.0.0", 0, "failed", "bounce", NULL,
+        "The domain example.org doesn't receive email according to the "
+        "administrator: returned Null MX",
+        "notaccept", CLASS_SOFT},
+    {"notcompliantrfc", "5.7.1", 550, "failed", "bounce", NULL,
+        "550-5.7.1 This message is not RFC 5322 compliant. There are "
+        "multiple Subject\n550-5.7.1 headers. To reduce the amount of "
+        "spam sent to Gmail",
+        "notcompliantrfc", CLASS_SOFT},
+    {"onhold: a code, no words", "5.0.0", 550, "failed", "bounce", NULL,
+        "550 see https://example.org/e/1", "onhold", CLASS_SOFT},
+    {"policyviolation", "5.7.9", 554, "failed", "bounce", NULL,
+        "554 5.7.9 Message not accepted for policy reasons.", "policyviolation",
+        CLASS_SOFT},
+    {"rejected", "5.1.8", 553, "failed", "bounce", NULL,
+        "553 5.1.8 <a@b.example>... Domain of sender address a@b.example "
+        "does not exist",
+        "rejected", CLASS_SOFT},
+    {"rejected after MAIL", NULL, 550, "failed", "bounce", "MAIL",
+        "550 go fish", "rejected", CLASS_SOFT},
+    {"requireptr", "5.7.25", 550, "failed", "bounce", NULL,
+        "550 5.7.25 The IP address sending this message does not have a "
+        "PTR record setup",
+        "requireptr", CLASS_SOFT},
+    {"securityerror", "5.0.0", 550, "failed", "bounce", NULL,
+        "550 Unauthenticated senders not allowed", "securityerror", CLASS_SOFT},
+    {"securityerror by 5.7.x status", "5.7.7", 554, "failed", "bounce", NULL,
+        NULL, "securityerror", CLASS_SOFT},
+    {"spamdetected", "5.7.1", 550, "failed", "bounce", NULL,
+        "550 5.7.1 Message content rejected, UBE, id=1", "spamdetected",
+        CLASS_SOFT},
+    {"speeding", "4.7.0", 421, "delayed", "delayed", NULL,
+        "421 4.7.0 Too many messages, rate limit exceeded", "speeding",
+        CLASS_SOFT},
+    {"suppressed", "5.1.1", 550, "failed", "bounce", NULL,
+        "Amazon SES did not send the message to this address because it "
+        "is on the suppression list for your account: address is on the "
+        "suppression list",
+        "suppressed", CLASS_SOFT},
+    {"suspend", "5.2.1", 550, "failed", "bounce", NULL,
+        "550 5.2.1 The email account that you tried to reach is disabled.",
+        "suspend", CLASS_SOFT},
+    {"suspend 5.7.13", "5.7.13", 525, "failed", "bounce", NULL,
+        "525 5.7.13 Disabled recipient address", "suspend", CLASS_SOFT},
+    {"syntaxerror", "5.5.0", 503, "failed", "bounce", NULL,
+        "503 Improper sequence of commands", "syntaxerror", CLASS_SOFT},
+    {"systemerror", "4.3.0", 451, "failed", "bounce", NULL,
+        "451 4.3.0 Internal error, please try later", "systemerror",
+        CLASS_SOFT},
+    {"systemfull", "4.3.1", 452, "delayed", "delayed", NULL,
+        "452 4.3.1 Insufficient system storage", "systemfull", CLASS_SOFT},
+    {"toomanyconn", "4.7.0", 421, "failed", "bounce", NULL,
+        "421 4.7.0 Too many connections from your host", "toomanyconn",
+        CLASS_SOFT},
+    {"undefined: a bounce with nothing", NULL, 0, "failed", "bounce", NULL, "",
+        "undefined", CLASS_SOFT},
+    {"userunknown", "5.1.1", 550, "failed", "bounce", NULL,
+        "550 5.1.1 <nobody@example.com>... User unknown", "userunknown",
+        CLASS_HARD},
+    {"userunknown by text only", NULL, 0, "failed", "bounce", NULL,
+        "<nobody@example.net>: host mx.example.net said: 550 No such user "
+        "here",
+        "userunknown", CLASS_HARD},
+    {"userunknown 4.1.1 still hard", "4.1.1", 450, "delayed", "delayed", NULL,
+        "450 4.1.1 <x@example.org>: Recipient address rejected", "userunknown",
+        CLASS_HARD},
+    {"userunknown 5.1.10 not found", "5.1.10", 550, "failed", "bounce", NULL,
+        "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found "
+        "by SMTP address lookup",
+        "userunknown", CLASS_HARD},
+    {"vacation", NULL, 0, NULL, "autoreply", NULL,
+        "I am out of the office until Monday.", "vacation", CLASS_AUTOREPLY},
+    {"virusdetected", "5.7.0", 550, "failed", "bounce", NULL,
+        "550 5.7.0 Virus found in the message", "virusdetected", CLASS_SOFT},
+
+    /* Class rules and edges. */
+    {"5.7.1 with user unknown is never hard", "5.7.1", 550, "failed", "bounce",
+        NULL,
+        "550 5.7.1 <x@example.fr>: Recipient address rejected: User "
+        "unknown",
+        "securityerror", CLASS_SOFT},
+    {"5.7.1 in text only is never hard", NULL, 550, "failed", "bounce", NULL,
+        "550 5.7.1 No such user (policy)", "securityerror", CLASS_SOFT},
+    {"multi-digit 4.7.650 parses", "4.7.650", 451, "delayed", "delayed", NULL,
+        "451 4.7.650 temporarily deferred", "securityerror", CLASS_SOFT},
+    {"status with a comment", "5.2.2 (mailbox full)", 0, "failed", "bounce",
+        NULL, NULL, "mailboxfull", CLASS_SOFT},
+    {"5.0.0 gives way to the code in the reply", "5.0.0", 550, "failed",
+        "bounce", NULL, "550 5.1.1 <x@example.org>... Gone", "userunknown",
+        CLASS_HARD},
+    {"not a bounce: unknown, never hard", NULL, 0, NULL, "unknown", NULL,
+        "Hello, user unknown to me, how are you?", "undefined", CLASS_UNKNOWN},
+    {"nothing at all", NULL, 0, NULL, NULL, NULL, NULL, "undefined",
+        CLASS_UNKNOWN},
+    {"junk status", "9.9.9", 0, NULL, NULL, NULL, "\x01\x02\xff\xfe",
+        "undefined", CLASS_UNKNOWN},
+    {"upper case and folded lines", "5.0.0", 550, "failed", "bounce", NULL,
+        "550 MAILBOX\r\n\t FULL", "mailboxfull", CLASS_SOFT},
+};
+
+static void
+t_rows(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const struct row *w = &rows[i];
+		struct classify_input in;
+		struct classify_result out;
+
+		test_begin("classify %s", w->name);
+		memset(&in, 0, sizeof(in));
+		in.status = w->status;
+		in.reply_code = w->reply;
+		in.action = w->action;
+		in.kind = w->kind;
+		in.smtp_command = w->cmd;
+		in.diagnostic = w->diag;
+		classify(&in, &out);
+		CHECK_STR(out.reason, w->reason);
+		CHECK(out.cls == w->cls, "class %s, want %s",
+		    classify_class_name(out.cls), classify_class_name(w->cls));
+		test_end();
+	}
+}
+
+/* Every reason of the vocabulary has a row above. */
+static void
+t_every_reason_tested(void)
+{
+	size_t i, k;
+
+	for (i = 0; i < NREASONS; i++) {
+		int found = 0;
+
+		test_begin("row for reason %s", all_reasons[i]);
+		for (k = 0; k < sizeof(rows) / sizeof(rows[0]); k++)
+			if (strcmp(rows[k].reason, all_reasons[i]) == 0)
+				found = 1;
+		CHECK(found, "no table row gives %s", all_reasons[i]);
+		test_end();
+	}
+}
+
+static void
+t_reason_list(void)
+{
+	const char *const *list = classify_reasons();
+	size_t i, n = 0;
+
+	test_begin("reason list is the vocabulary");
+	while (list[n] != NULL)
+		n++;
+	CHECK_INT((long)n, (long)NREASONS);
+	for (i = 0; i < NREASONS; i++)
+		CHECK(classify_reason_valid(all_reasons[i]), "%s not valid",
+		    all_reasons[i]);
+	CHECK(!classify_reason_valid("hardbounce"), "bogus name valid");
+	CHECK(!classify_reason_valid(NULL), "NULL valid");
+	CHECK(!classify_reason_valid(""), "empty valid");
+	test_end();
+}
+
+/* REASONS.md, when the shared corpus is present: each reason named in
+ * its table is one we know. */
+static void
+t_reasons_md(void)
+{
+	const char *shared = getenv("BOUNCER_SHARED");
+	char path[512], line[1024];
+	FILE *f;
+	int seen = 0;
+
+	test_begin("REASONS.md names are all known");
+	if (shared == NULL) {
+		test_skip("BOUNCER_SHARED not set");
+		test_end();
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/corpus/REASONS.md", shared);
+	f = fopen(path, "r");
+	if (f == NULL) {
+		test_skip("%s: cannot open", path);
+		test_end();
+		return;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *a, *b;
+
+		if (strncmp(line, "| `", 3) != 0)
+			continue;
+		a = line + 3;
+		b = strchr(a, '`');
+		if (b == NULL)
+			continue;
+		*b = '\0';
+		CHECK(classify_reason_valid(a), "unknown reason %s", a);
+		seen++;
+	}
+	fclose(f);
+	CHECK(seen >= 30, "only %d reasons read", seen);
+	test_end();
+}
+
+static const struct status_row {
+	const char *in;
+	int rc;
+	const char *out;
+} status_rows[] = {
+    {"5.1.1", 0, "5.1.1"},
+    {"5.1.10", 0, "5.1.10"},
+    {"4.7.650", 0, "4.7.650"},
+    {"2.0.0", 0, "2.0.0"},
+    {"5.7.26 (policy)", 0, "5.7.26"},
+    {"5.1.1.", 0, "5.1.1"},
+    {"5.123.456", 0, "5.123.456"},
+    {"5.1", -1, NULL},
+    {"6.1.1", -1, NULL},
+    {"3.1.1", -1, NULL},
+    {"5.1234.1", -1, NULL},
+    {"5.1.1234", -1, NULL},
+    {"5.1.1.1", -1, NULL},
+    {"5..1", -1, NULL},
+    {".5.1.1", -1, NULL},
+    {"5.x.1", -1, NULL},
+    {"", -1, NULL},
+    {NULL, -1, NULL},
+};
+
+static void
+t_parse_status(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(status_rows) / sizeof(status_rows[0]); i++) {
+		char out[16];
+		int rc;
+
+		test_begin("parse_status %s",
+		    status_rows[i].in ? status_rows[i].in : "NULL");
+		rc = classify_parse_status(status_rows[i].in, out);
+		CHECK_INT(rc, status_rows[i].rc);
+		if (rc == 0 && status_rows[i].out != NULL)
+			CHECK_STR(out, status_rows[i].out);
+		test_end();
+	}
+}
+
+/*
+ * The phrase table is first-match-wins: an earlier phrase contained in a
+ * later one makes the later one dead, and a repeated key is a slip.  Each
+ * phrase, given as the text, must select its own rule.
+ */
+static void
+t_phrase_table(void)
+{
+	const char *ki, *ri, *kj, *rj;
+	size_t i, j, n = 0;
+
+	while (classify_rule_at(CLASSIFY_TABLE_PHRASE, n, &ki, &ri) == 0)
+		n++;
+	test_begin("phrase table is not empty");
+	CHECK(n > 100, "only %zu phrases", n);
+	test_end();
+	for (i = 0; i < n; i++) {
+		classify_rule_at(CLASSIFY_TABLE_PHRASE, i, &ki, &ri);
+		test_begin("phrase %zu \"%s\" -> %s", i, ki, ri);
+		CHECK(classify_reason_valid(ri), "bad reason %s", ri);
+		CHECK(strlen(ki) >= 3, "phrase too short");
+		for (j = 0; ki[j] != '\0'; j++)
+			CHECK(!(ki[j] >= 'A' && ki[j] <= 'Z') &&
+			        !(ki[j] == ' ' && ki[j + 1] == ' '),
+			    "not lower-case / single-spaced");
+		for (j = 0; j < i; j++) {
+			classify_rule_at(CLASSIFY_TABLE_PHRASE, j, &kj, &rj);
+			CHECK(strcmp(ki, kj) != 0, "repeats rule %zu", j);
+			CHECK(strstr(ki, kj) == NULL,
+			    "shadowed by earlier rule %zu \"%s\"", j, kj);
+		}
+		CHECK_INT(classify_phrase_match(ki), (long)i);
+		test_end();
+	}
+}
+
+/* Status keys: "S.D" or "S.*", unique, no "S.*" before an "S.D". */
+static void
+t_status_table(void)
+{
+	const char *ki, *ri, *kj, *rj;
+	size_t i, j;
+
+	for (i = 0; classify_rule_at(CLASSIFY_TABLE_STATUS, i, &ki, &ri) == 0;
+	     i++) {
+		char code[32], out[16];
+		size_t kl = strlen(ki);
+
+		test_begin("status rule %zu %s -> %s", i, ki, ri);
+		CHECK(classify_reason_valid(ri), "bad reason %s", ri);
+		if (kl >= 2 && ki[kl - 1] == '*')
+			snprintf(code, sizeof(code), "5.%.*s0", (int)(kl - 1),
+			    ki);
+		else
+			snprintf(code, sizeof(code), "5.%s", ki);
+		CHECK(classify_parse_status(code, out) == 0 &&
+		        strcmp(code, out) == 0,
+		    "key %s does not form a status code", ki);
+		for (j = 0; j < i; j++) {
+			size_t jl;
+
+			classify_rule_at(CLASSIFY_TABLE_STATUS, j, &kj, &rj);
+			jl = strlen(kj);
+			CHECK(strcmp(ki, kj) != 0, "repeats rule %zu", j);
+			CHECK(!(kj[jl - 1] == '*' &&
+			          strncmp(ki, kj, jl - 1) == 0),
+			    "shadowed by earlier rule %zu %s", j, kj);
+		}
+		test_end();
+	}
+}
+
+/* No phrase of any reason makes a 5.7.x policy rejection hard, and no
+ * text at all can make a non-bounce hard. */
+static void
+t_never_hard(void)
+{
+	const char *k, *r;
+	size_t i;
+
+	test_begin("no phrase is hard under 5.7.1 or without a bounce");
+	for (i = 0; classify_rule_at(CLASSIFY_TABLE_PHRASE, i, &k, &r) == 0;
+	     i++) {
+		struct classify_input in;
+		struct classify_result out;
+
+		memset(&in, 0, sizeof(in));
+		in.status = "5.7.1";
+		in.reply_code = 550;
+		in.action = "failed";
+		in.kind = "bounce";
+		in.diagnostic = k;
+		classify(&in, &out);
+		CHECK(out.cls != CLASS_HARD, "\"%s\" hard under 5.7.1", k);
+		memset(&in, 0, sizeof(in));
+		in.kind = "unknown";
+		in.diagnostic = k;
+		classify(&in, &out);
+		CHECK(out.cls == CLASS_UNKNOWN, "\"%s\" in a non-bounce: %s", k,
+		    classify_class_name(out.cls));
+	}
+	test_end();
+}
+
+/* Hostile and oversized text: bounded, no crash, sane answers. */
+static void
+t_hostile(void)
+{
+	struct classify_input in;
+	struct classify_result out;
+	size_t big = 10 * 1024;
+	char *s = malloc(big + 64);
+	size_t i;
+
+	test_begin("10 KiB diagnostic: phrase inside the scanned part");
+	memset(s, 'a', big);
+	memcpy(s + 100, " mailbox full ", 14);
+	s[big] = '\0';
+	memset(&in, 0, sizeof(in));
+	in.kind = "bounce";
+	in.diagnostic = s;
+	classify(&in, &out);
+	CHECK_STR(out.reason, "mailboxfull");
+	test_end();
+
+	test_begin("10 KiB diagnostic: phrase past the scanned part ignored");
+	memset(s, 'a', big);
+	memcpy(s + big - 20, " user unknown ", 14);
+	classify(&in, &out);
+	CHECK_STR(out.reason, "undefined");
+	CHECK(out.cls != CLASS_HARD, "hard from unscanned text");
+	test_end();
+
+	test_begin("binary junk diagnostic");
+	for (i = 0; i < big; i++)
+		s[i] = (char)((i * 7919u + 13u) % 255u + 1u);
+	s[big] = '\0';
+	in.status = "5.9.9";
+	classify(&in, &out);
+	CHECK(classify_reason_valid(out.reason), "reason %s", out.reason);
+	CHECK(out.cls != CLASS_HARD, "hard from junk");
+	test_end();
+
+	test_begin("many continuation markers");
+	for (i = 0; i + 10 < big; i += 10)
+		memcpy(s + i, "550-5.7.1 ", 10);
+	s[i] = '\0';
+	in.status = NULL;
+	classify(&in, &out);
+	CHECK(out.cls != CLASS_HARD, "hard from markers");
+	test_end();
+
+	test_begin("NULL input");
+	classify(NULL, &out);
+	CHECK_STR(out.reason, "undefined");
+	CHECK(out.cls == CLASS_UNKNOWN, "class");
+	test_end();
+	free(s);
+}
+
+/* The Subject is a last hint, never above the text. */
+static void
+t_subject(void)
+{
+	struct classify_input in;
+	struct classify_result out;
+
+	test_begin("subject as the last hint");
+	memset(&in, 0, sizeof(in));
+	in.action = "failed";
+	in.kind = "bounce";
+	in.diagnostic = "see the attached report";
+	in.subject = "Undeliverable: Mailbox full";
+	classify(&in, &out);
+	CHECK_STR(out.reason, "mailboxfull");
+	CHECK(out.cls == CLASS_SOFT, "class %s", classify_class_name(out.cls));
+	test_end();
+
+	test_begin("subject ignored when the text speaks");
+	in.status = "5.0.0";
+	in.diagnostic = "550 Relay access denied";
+	in.subject = "Returned mail: User unknown";
+	classify(&in, &out);
+	CHECK_STR(out.reason, "norelaying");
+	test_end();
+}
+
+static void
+t_class_names(void)
+{
+	test_begin("class names");
+	CHECK_STR(classify_class_name(CLASS_HARD), "hard");
+	CHECK_STR(classify_class_name(CLASS_SOFT), "soft");
+	CHECK_STR(classify_class_name(CLASS_COMPLAINT), "complaint");
+	CHECK_STR(classify_class_name(CLASS_AUTOREPLY), "autoreply");
+	CHECK_STR(classify_class_name(CLASS_DELIVERED), "delivered");
+	CHECK_STR(classify_class_name(CLASS_UNKNOWN), "unknown");
+	CHECK_STR(classify_class_name((enum bounce_class)99), "unknown");
+	test_end();
+}
+
+int
+main(void)
+{
+	t_rows();
+	t_every_reason_tested();
+	t_reason_list();
+	t_reasons_md();
+	t_parse_status();
+	t_phrase_table();
+	t_status_table();
+	t_never_hard();
+	t_hostile();
+	t_subject();
+	t_class_names();
+	return test_done();
+}

@@ -262,53 +262,72 @@ status_at(const char *s, size_t n, char out[16])
 	return i;
 }
 
+/* First status code of a failure class (4 or 5), else the first 2.x.x. */
 int
 dsn_find_status(const char *s, size_t n, char out[16])
 {
+	char ok[16];
 	size_t i;
+	int have_ok = 0;
 
 	for (i = 0; i + 5 <= n; i++) {
 		if (i > 0 && (isdig(s[i - 1]) || s[i - 1] == '.'))
 			continue;
-		if (status_at(s + i, n - i, out))
-			return 1;
+		if (status_at(s + i, n - i, out)) {
+			if (out[0] != '2')
+				return 1;
+			if (!have_ok)
+				memcpy(ok, out, sizeof(ok));
+			have_ok = 1;
+		}
 	}
-	return 0;
+	if (have_ok)
+		memcpy(out, ok, sizeof(ok));
+	return have_ok;
 }
 
-/* SMTP reply code: 3 digits [245]xx standing alone (followed by space, '-'
- * or end, preceded by a non-alphanumeric), not part of a status code. */
+static int
+reply_at(const char *s, size_t n, size_t i)
+{
+	char c = s[i];
+
+	if (c != '2' && c != '4' && c != '5')
+		return 0;
+	if (i > 0 &&
+	    (g_ascii_isalnum(s[i - 1]) || s[i - 1] == '.' || s[i - 1] == '#' ||
+	        s[i - 1] == '-' || s[i - 1] == ':' || s[i - 1] == '/' ||
+	        s[i - 1] == '='))
+		return 0;
+	if (!isdig(s[i + 1]) || !isdig(s[i + 2]) || s[i + 1] > '5')
+		return 0;
+	if (i + 3 < n && s[i + 3] != ' ' && s[i + 3] != '-' &&
+	    s[i + 3] != '\'' && s[i + 3] != ']' && s[i + 3] != ')' &&
+	    s[i + 3] != '"' && s[i + 3] != '\t' && s[i + 3] != '\n' &&
+	    s[i + 3] != '\r')
+		return 0;
+	if (i + 4 < n && s[i + 3] == ' ' && isdig(s[i + 4]) &&
+	    !(i + 5 < n && s[i + 5] == '.'))
+		return 0;
+	return (c - '0') * 100 + (s[i + 1] - '0') * 10 + (s[i + 2] - '0');
+}
+
+/* SMTP reply code: 3 digits [245]xx standing alone, not part of a status
+ * code or a number; the first failure (4xx/5xx) wins over a 2xx. */
 int
 dsn_find_reply(const char *s, size_t n)
 {
 	size_t i;
+	int ok = 0;
 
 	for (i = 0; i + 3 <= n; i++) {
-		char c = s[i];
+		int c = reply_at(s, n, i);
 
-		if (c != '2' && c != '4' && c != '5')
-			continue;
-		if (i > 0 &&
-		    (g_ascii_isalnum(s[i - 1]) || s[i - 1] == '.' ||
-		        s[i - 1] == '#' || s[i - 1] == '-' || s[i - 1] == ':' ||
-		        s[i - 1] == '/'))
-			continue;
-		if (!isdig(s[i + 1]) || !isdig(s[i + 2]))
-			continue;
-		if (s[i + 1] > '5')
-			continue;
-		if (i + 3 < n && s[i + 3] != ' ' && s[i + 3] != '-' &&
-		    s[i + 3] != '\'' && s[i + 3] != ']' && s[i + 3] != ')' &&
-		    s[i + 3] != '"' && s[i + 3] != '\t' && s[i + 3] != '\n' &&
-		    s[i + 3] != '\r')
-			continue;
-		if (i + 4 < n && s[i + 3] == ' ' && isdig(s[i + 4]) &&
-		    !(i + 5 < n && s[i + 5] == '.'))
-			continue;
-		return (c - '0') * 100 + (s[i + 1] - '0') * 10 +
-		    (s[i + 2] - '0');
+		if (c >= 400)
+			return c;
+		if (c != 0 && ok == 0)
+			ok = c;
 	}
-	return 0;
+	return ok;
 }
 
 int64_t

@@ -311,8 +311,8 @@ static const char *const ret_markers[] = {"copy of the message",
     "header of the original", "headers of the original", "below this line",
     "unsent message", "original headers", "message text follows",
     "returned mail follows", "message follows", "original mail",
-    "headers of your message", "original message header", "rfc822",
-    "returned content", "first part of the message", NULL};
+    "headers of your message", "original message header", "returned content",
+    "first part of the message", NULL};
 
 static int
 line_is_header(const char *l, size_t n)
@@ -376,7 +376,6 @@ returned_start(const char *s, size_t len, size_t *hdr_at)
 struct cand {
 	char addr[DSN_ADDR_MAX];
 	struct buf diag;
-	int head; /* seen heading a line */
 };
 
 struct scan {
@@ -498,7 +497,7 @@ cand_get(struct scan *sc, const char *a)
 
 struct hit {
 	size_t line_start, line_end; /* of the line holding the address */
-	struct cand *c;
+	size_t c; /* index in scan.c (the array moves as it grows) */
 };
 
 /* Finds recipient lines in sec[0..len); heads_only: the address must head
@@ -507,7 +506,7 @@ static size_t
 scan_section(struct scan *sc, const char *sec, size_t len, int heads_only)
 {
 	struct hit hits[MAX_CAND];
-	size_t nh = 0, i = 0, k;
+	size_t nh = 0, i = 0, k, ci;
 
 	while (i < len && nh < MAX_CAND) {
 		const char *l = sec + i, *nl = memchr(l, '\n', len - i);
@@ -525,11 +524,12 @@ scan_section(struct scan *sc, const char *sec, size_t len, int heads_only)
 			c = cand_get(sc, a);
 			if (c == NULL)
 				break;
+			ci = (size_t)(c - sc->c);
 			if (nh == 0 || hits[nh - 1].line_start != i ||
-			    hits[nh - 1].c != c) {
+			    hits[nh - 1].c != ci) {
 				hits[nh].line_start = i;
 				hits[nh].line_end = i + ll;
-				hits[nh].c = c;
+				hits[nh].c = ci;
 				nh++;
 			}
 			break; /* one recipient per line */
@@ -539,10 +539,8 @@ scan_section(struct scan *sc, const char *sec, size_t len, int heads_only)
 	for (k = 0; k < nh; k++) {
 		size_t st = hits[k].line_start;
 		size_t en = k + 1 < nh ? hits[k + 1].line_start : len;
-		struct buf *d = &hits[k].c->diag;
+		struct buf *d = &sc->c[hits[k].c].diag;
 
-		if (hits[k].c->head && k + 1 < nh && hits[k + 1].c == hits[k].c)
-			continue;
 		if (en - st > BLOCK_CAP)
 			en = st + BLOCK_CAP;
 		if (d->len > 0)
@@ -646,6 +644,18 @@ add_recipient(struct dsn_report *r, const char *a, const char *diag,
 		    dlen > DSN_DIAG_CAP ? DSN_DIAG_CAP : dlen);
 }
 
+/* A failure status or reply code somewhere in s[0..n). */
+static int
+has_code(const char *s, size_t n)
+{
+	char st[16];
+	int rc = dsn_find_reply(s, n);
+
+	if (rc >= 400)
+		return 1;
+	return dsn_find_status(s, n, st) && st[0] != '2';
+}
+
 /* Letters in a diagnostic other than its address: is it informative? */
 static int
 weak_diag(const char *d, size_t n, const char *addr)
@@ -730,7 +740,9 @@ dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
 		size_t pos = 0, st, vl = strlen(v);
 		char a[DSN_ADDR_MAX];
 
-		scan_section(&sc, text, sec_len, 0);
+		scan_section(&sc, text, sec_len, 1);
+		if (sc.nc == 0)
+			scan_section(&sc, text, sec_len, 0);
 		while (dsn_next_addr(v, vl, &pos, &st, a)) {
 			struct cand *c = NULL;
 			size_t k;
@@ -750,7 +762,9 @@ dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
 			struct cand *c = &sc.c[i];
 
 			if (c->diag.len == 0 ||
-			    weak_diag(c->diag.data, c->diag.len, c->addr)) {
+			    weak_diag(c->diag.data, c->diag.len, c->addr) ||
+			    (!has_code(c->diag.data, c->diag.len) &&
+			        has_code(text, sec_len))) {
 				/* the reason is in the lead-in text */
 				struct buf b;
 
@@ -835,7 +849,17 @@ dsn_text_enrich(struct dsn_report *r, GMimeObject *top, const char *text,
 			continue;
 		}
 		st = (size_t)(p - low_text);
-		en = st + 512 < scan_len ? st + 512 : scan_len;
+		while (st > 0 && text[st - 1] != '\n')
+			st--;
+		en = st;
+		while (en < scan_len && en - st < 512) {
+			if (text[en] == '\n' && en + 1 < scan_len &&
+			    (text[en + 1] == '\n' ||
+			        (text[en + 1] == '\r' && en + 2 < scan_len &&
+			            text[en + 2] == '\n')))
+				break;
+			en++;
+		}
 		rc->diagnostic = dsn_keep_clean(r, text + st, en - st);
 	}
 	free(low_from);

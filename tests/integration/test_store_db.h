@@ -1,0 +1,178 @@
+/*
+ * test_store_db.h - helpers shared by the store's integration tests: a
+ * fresh database per test program on the PostgreSQL of tests/services.sh
+ * (BOUNCER_TEST_PG), one-value queries, and restarting the server.
+ */
+#ifndef BOUNCER_TEST_STORE_DB_H
+#define BOUNCER_TEST_STORE_DB_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "store.h"
+#include "test.h"
+#include "util.h"
+
+/* The URI of BOUNCER_TEST_PG with its database name replaced. */
+static char *
+tdb_uri(const char *base, const char *dbname)
+{
+	const char *q = strchr(base, '?');
+	const char *end = q ? q : base + strlen(base);
+	const char *slash = end;
+
+	while (slash > base && *(slash - 1) != '/')
+		slash--;
+	return xasprintf("%.*s%s%s", (int)(slash - base), base, dbname,
+	    q ? q : "");
+}
+
+static PGconn *
+tdb_connect(const char *uri)
+{
+	PGconn *c = PQconnectdb(uri);
+
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "connect %s: %s\n", uri, PQerrorMessage(c));
+		PQfinish(c);
+		return NULL;
+	}
+	PQclear(PQexec(c, "SET client_min_messages = warning"));
+	return c;
+}
+
+/* Runs sql; returns 0 when it succeeded. */
+static int
+tdb_exec(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK ||
+	    PQresultStatus(r) == PGRES_TUPLES_OK;
+
+	if (!ok)
+		fprintf(stderr, "sql failed: %s\n%s\n", sql,
+		    PQresultErrorMessage(r));
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
+/* First value of the first row (caller frees), "(null)" for NULL,
+ * "(none)" when there is no row, "(error)" on error. */
+static char *
+tdb_value(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	char *v;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "sql failed: %s\n%s\n", sql,
+		    PQresultErrorMessage(r));
+		v = xstrdup("(error)");
+	} else if (PQntuples(r) == 0)
+		v = xstrdup("(none)");
+	else if (PQgetisnull(r, 0, 0))
+		v = xstrdup("(null)");
+	else
+		v = xstrdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return v;
+}
+
+static long long
+tdb_count(PGconn *c, const char *sql)
+{
+	char *v = tdb_value(c, sql);
+	long long n = strtoll(v, NULL, 10);
+
+	if (strcmp(v, "(error)") == 0)
+		n = -1;
+	free(v);
+	return n;
+}
+
+/* Creates (or re-creates) database name; returns its URI or NULL. */
+static char *
+tdb_fresh(const char *name)
+{
+	const char *base = getenv("BOUNCER_TEST_PG");
+	PGconn *c;
+	char *sql, *uri = NULL;
+
+	if (base == NULL)
+		return NULL;
+	c = tdb_connect(base);
+	if (c == NULL)
+		return NULL;
+	sql = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+	if (tdb_exec(c, sql) == 0) {
+		free(sql);
+		sql = xasprintf("CREATE DATABASE %s", name);
+		if (tdb_exec(c, sql) == 0)
+			uri = tdb_uri(base, name);
+	}
+	free(sql);
+	PQfinish(c);
+	return uri;
+}
+
+static void
+tdb_drop(const char *name)
+{
+	const char *base = getenv("BOUNCER_TEST_PG");
+	PGconn *c;
+	char *sql;
+
+	if (base == NULL || getenv("BOUNCER_TEST_KEEP_DB") != NULL)
+		return;
+	c = tdb_connect(base);
+	if (c == NULL)
+		return;
+	sql = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+	tdb_exec(c, sql);
+	free(sql);
+	PQfinish(c);
+}
+
+/* Default options for tests: quick backoff, bounded attempts. */
+static struct store_options
+tdb_options(const char *uri)
+{
+	struct store_options o;
+
+	memset(&o, 0, sizeof(o));
+	o.conninfo = uri;
+	o.batch_size = 100;
+	o.raw_max_bytes = -1;
+	o.backoff_initial_ms = 50;
+	o.backoff_max_ms = 1000;
+	o.reconnect_attempts = 60;
+	o.connect_timeout_s = 5;
+	return o;
+}
+
+/* Restarts the test PostgreSQL (fast shutdown); 0 on success. */
+static int
+tdb_restart_pg(void)
+{
+	const char *data = getenv("BOUNCER_TEST_PG_DATA");
+	const char *bin = getenv("BOUNCER_TEST_PG_BIN");
+	char *cmd;
+	int rc;
+
+	if (data == NULL || bin == NULL)
+		return -1;
+	cmd = xasprintf(
+	    "cd /tmp && runuser -u postgres -- %s/pg_ctl -D %s "
+	    "-l %s/../postgres.log -m fast -w -t 60 restart >/dev/null 2>&1",
+	    bin, data, data);
+	rc = system(cmd);
+	free(cmd);
+	return rc == 0 ? 0 : -1;
+}
+
+#endif

@@ -266,7 +266,7 @@ status_at(const char *s, size_t n, char out[16])
 int
 dsn_find_status(const char *s, size_t n, char out[16])
 {
-	char ok[16];
+	char ok[16] = "";
 	size_t i;
 	int have_ok = 0;
 
@@ -289,26 +289,46 @@ dsn_find_status(const char *s, size_t n, char out[16])
 static int
 reply_at(const char *s, size_t n, size_t i)
 {
-	char c = s[i];
+	char c = s[i], p = i > 0 ? s[i - 1] : ' ',
+	     f = i + 3 < n ? s[i + 3] : ' ';
 
 	if (c != '2' && c != '4' && c != '5')
 		return 0;
-	if (i > 0 &&
-	    (g_ascii_isalnum(s[i - 1]) || s[i - 1] == '.' || s[i - 1] == '#' ||
-	        s[i - 1] == '-' || s[i - 1] == ':' || s[i - 1] == '/' ||
-	        s[i - 1] == '='))
+	if (i + 3 > n || !isdig(s[i + 1]) || !isdig(s[i + 2]) || s[i + 1] > '5')
 		return 0;
-	if (!isdig(s[i + 1]) || !isdig(s[i + 2]) || s[i + 1] > '5')
+	if (g_ascii_isalnum(p) || strchr(".#-/=_", p) != NULL)
 		return 0;
-	if (i + 3 < n && s[i + 3] != ' ' && s[i + 3] != '-' &&
-	    s[i + 3] != '\'' && s[i + 3] != ']' && s[i + 3] != ')' &&
-	    s[i + 3] != '"' && s[i + 3] != '\t' && s[i + 3] != '\n' &&
-	    s[i + 3] != '\r')
+	if (strchr(" -']):\",\"\t\r\n", f) == NULL)
 		return 0;
-	if (i + 4 < n && s[i + 3] == ' ' && isdig(s[i + 4]) &&
+	if (f == ':' && i + 4 < n && isdig(s[i + 4]))
+		return 0; /* a time of day */
+	if (f == ' ' && i + 4 < n && isdig(s[i + 4]) &&
 	    !(i + 5 < n && s[i + 5] == '.'))
-		return 0;
+		return 0; /* a number followed by another number */
 	return (c - '0') * 100 + (s[i + 1] - '0') * 10 + (s[i + 2] - '0');
+}
+
+/* The server's own answer in a diagnostic: a 4xx/5xx reply code directly
+ * followed by a status ("550 5.7.1", "550-5.2.2", "550: 5.1.1").  Returns
+ * the reply code (status in out) or 0. */
+static int
+reply_status_pair(const char *s, size_t n, char out[16])
+{
+	size_t i;
+
+	for (i = 0; i + 3 <= n; i++) {
+		int c = reply_at(s, n, i);
+		size_t j = i + 3, k;
+
+		if (c < 400)
+			continue;
+		for (k = 0; k < 3 && j < n && strchr(" -:'#", s[j]) != NULL;
+		     k++)
+			j++;
+		if (j < n && status_at(s + j, n - j, out) && out[0] == s[i])
+			return c;
+	}
+	return 0;
 }
 
 /* SMTP reply code: 3 digits [245]xx standing alone, not part of a status
@@ -1140,6 +1160,18 @@ finish(struct dsn_report *r, const struct dsn_options *opt)
 
 		if (rc->diagnostic != NULL) {
 			size_t dl = strlen(rc->diagnostic);
+			int pc = reply_status_pair(rc->diagnostic, dl, st);
+
+			/* the remote server's code is more precise than a
+			 * generic Status field */
+			if (pc != 0) {
+				if (rc->reply_code == 0)
+					rc->reply_code = pc;
+				if (strcmp(st + 1, ".0.0") != 0 &&
+				    (rc->status == NULL ||
+				        strcmp(rc->status, st) != 0))
+					rc->status = dsn_keep(r, xstrdup(st));
+			}
 
 			if (rc->reply_code == 0)
 				rc->reply_code =

@@ -192,7 +192,8 @@ flush_errors(struct ctx *c, struct config_errors *errs)
 {
 	size_t i, extra = c->dropped ? 1 : 0;
 
-	qsort(c->errs, c->nerr, sizeof(*c->errs), erec_cmp);
+	if (c->nerr > 0)
+		qsort(c->errs, c->nerr, sizeof(*c->errs), erec_cmp);
 	if (errs == NULL) {
 		for (i = 0; i < c->nerr; i++)
 			free(c->errs[i].msg);
@@ -436,6 +437,8 @@ struct table {
 	void (*init)(struct ctx *c, void *elem);
 	void (*post)(struct ctx *c, const struct node *map, void *base,
 	    const char *path, const struct node *where);
+	/* 1 if key k does not apply to this element (left out of dumps). */
+	int (*hide)(const void *base, const char *key);
 };
 
 #define FIELD(base, off, type) ((type *)(void *)((char *)(base) + (off)))
@@ -723,11 +726,14 @@ static void mailbox_init(struct ctx *c, void *elem);
 static void mailbox_post(struct ctx *c, const struct node *map, void *base,
     const char *path, const struct node *where);
 
+static int mailbox_hide(const void *base, const char *key);
+
 static const struct table mailbox_table = {.keys = mailbox_keys,
     .n = NELEM(mailbox_keys),
     .elem_size = sizeof(struct mailbox_config),
     .init = mailbox_init,
-    .post = mailbox_post};
+    .post = mailbox_post,
+    .hide = mailbox_hide};
 
 #define OV(f) offsetof(struct suppression_override, f)
 static const struct key override_keys[] = {
@@ -739,10 +745,13 @@ static const struct key override_keys[] = {
 static void override_post(struct ctx *c, const struct node *map, void *base,
     const char *path, const struct node *where);
 
+static int override_hide(const void *base, const char *key);
+
 static const struct table override_table = {.keys = override_keys,
     .n = NELEM(override_keys),
     .elem_size = sizeof(struct suppression_override),
-    .post = override_post};
+    .post = override_post,
+    .hide = override_hide};
 
 #define CF(f) offsetof(struct config, f)
 static const struct key database_keys[] = {
@@ -1532,6 +1541,14 @@ token_url_for(enum config_provider p)
 	}
 }
 
+static int
+mailbox_hide(const void *base, const char *key)
+{
+	const struct mailbox_config *mb = base;
+
+	return mb->auth == CONFIG_AUTH_PASSWORD && strcmp(key, "provider") == 0;
+}
+
 static void
 mailbox_post(struct ctx *c, const struct node *map, void *base,
     const char *path, const struct node *where)
@@ -1551,7 +1568,10 @@ mailbox_post(struct ctx *c, const struct node *map, void *base,
 	other = mb->auth == CONFIG_AUTH_PASSWORD ? oauth_keys : pw_keys;
 	for (i = 0; other[i] != NULL; i++) {
 		const struct node *n = map_get(map, other[i]);
-		if (n == NULL)
+		/* "provider: none" is the default, harmless anywhere. */
+		if (n == NULL ||
+		    (n->kind == N_SCALAR && strcmp(n->val, "none") == 0 &&
+		        strcmp(other[i], "provider") == 0))
 			continue;
 		join_path(full, sizeof(full), path, other[i]);
 		err_node(c, n, full, "only valid with auth: %s",
@@ -1597,6 +1617,14 @@ mailbox_post(struct ctx *c, const struct node *map, void *base,
 	}
 }
 
+static int
+override_hide(const void *base, const char *key)
+{
+	const struct suppression_override *o = base;
+
+	return o->action == CONFIG_OVERRIDE_NEVER && strcmp(key, "count") == 0;
+}
+
 static void
 override_post(struct ctx *c, const struct node *map, void *base,
     const char *path, const struct node *where)
@@ -1605,8 +1633,13 @@ override_post(struct ctx *c, const struct node *map, void *base,
 	const struct node *cnt = map_get(map, "count");
 	char full[300];
 
+	const struct node *act = map_get(map, "action");
+
 	join_path(full, sizeof(full), path, "count");
-	if (map_get(map, "action") == NULL)
+	/* Nothing to add when the action itself is missing or wrong. */
+	if (act == NULL || act->kind != N_SCALAR ||
+	    (strcmp(act->val, "hard_after") != 0 &&
+	        strcmp(act->val, "never") != 0))
 		return;
 	if (o->action == CONFIG_OVERRIDE_HARD_AFTER && cnt == NULL)
 		err_node(c, where, full,
@@ -1850,6 +1883,8 @@ dump_table(FILE *fp, const struct table *t, const void *base, int indent,
 		}
 		if (k->type == K_STR && k->excl != NULL &&
 		    file_sibling_set(t, base, k->excl))
+			continue;
+		if (t->hide != NULL && t->hide(base, k->name))
 			continue;
 		if (k->type == K_MAP) {
 			fprintf(fp, "%s%*s%s:\n", lead, pad, "", k->name);

@@ -387,6 +387,61 @@ fill_bounces(struct pass *ps, struct pending *pd, int64_t now)
 	}
 }
 
+/* Copies the value of header `name` of the message head (before the
+ * first empty line, at most the first 64 KiB) into out, folded lines
+ * joined; "" when absent.  The store repairs the bytes. */
+static void
+head_field(const char *raw, size_t len, const char *name, char *out,
+    size_t size)
+{
+	size_t nl = strlen(name), i = 0, o = 0;
+
+	out[0] = '\0';
+	if (len > 65536)
+		len = 65536;
+	while (i < len) {
+		size_t eol = i;
+
+		while (eol < len && raw[eol] != '\n')
+			eol++;
+		if (eol == i || (eol == i + 1 && raw[i] == '\r'))
+			return; /* end of the head */
+		if (eol - i > nl && raw[i + nl] == ':' &&
+		    ascii_ncasecmp(raw + i, name, nl) == 0) {
+			size_t j = i + nl + 1;
+
+			for (;;) {
+				for (; j < eol && o + 1 < size; j++) {
+					if (raw[j] == '\r')
+						continue;
+					if ((raw[j] == ' ' || raw[j] == '\t') &&
+					    (o == 0 || out[o - 1] == ' '))
+						continue;
+					out[o++] =
+					    raw[j] == '\t' ? ' ' : raw[j];
+				}
+				/* a folded continuation line */
+				if (eol + 1 < len &&
+				    (raw[eol + 1] == ' ' ||
+				        raw[eol + 1] == '\t')) {
+					j = eol + 1;
+					for (eol = j;
+					     eol < len && raw[eol] != '\n';
+					     eol++)
+						;
+					continue;
+				}
+				break;
+			}
+			while (o > 0 && out[o - 1] == ' ')
+				o--;
+			out[o] = '\0';
+			return;
+		}
+		i = eol + 1;
+	}
+}
+
 /* Commits the pending batch, DELEs what is committed (delete mode),
  * records refusals.  -1 when the database stayed unreachable. */
 static int
@@ -397,10 +452,14 @@ flush(struct pass *ps)
 	struct err err = {{0}};
 	int rc = -1, del = ps->mc->poll.after_processing == CONFIG_AFTER_DELETE;
 	uint64_t nrec = 0;
+	struct {
+		char mid[512], subj[512];
+	} *ids = NULL;
 
 	if (ps->npend == 0)
 		return 0;
 	msgs = xcalloc(ps->npend, sizeof(*msgs));
+	ids = xcalloc(ps->npend, sizeof(*ids));
 	res = xcalloc(ps->npend, sizeof(*res));
 	for (size_t i = 0; i < ps->npend; i++) {
 		struct pending *pd = &ps->pend[i];
@@ -410,7 +469,12 @@ flush(struct pass *ps)
 		sm->mailbox_id = ps->mailbox_id;
 		sm->uidl = pd->uidl;
 		sm->kind = dsn_kind(r);
-		sm->email_message_id = NULL;
+		head_field(pd->raw.data ? pd->raw.data : "", pd->raw.len,
+		    "Message-ID", ids[i].mid, sizeof(ids[i].mid));
+		head_field(pd->raw.data ? pd->raw.data : "", pd->raw.len,
+		    "Subject", ids[i].subj, sizeof(ids[i].subj));
+		sm->email_message_id = ids[i].mid[0] ? ids[i].mid : NULL;
+		sm->subject = ids[i].subj[0] ? ids[i].subj : NULL;
 		sm->reporting_mta = dsn_reporting_mta(r);
 		sm->reported_at = dsn_date(r);
 		sm->size = (int64_t)pd->raw.len;
@@ -486,6 +550,7 @@ out:
 	ps->npend = 0;
 	ps->pend_bytes = 0;
 	free(msgs);
+	free(ids);
 	free(res);
 	return rc;
 }

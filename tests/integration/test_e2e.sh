@@ -58,6 +58,8 @@ check "raw bytes intact" 1 \
 check "kinds" "autoreply|2 bounce|8 complaint|2 unknown|4" \
     "$(sql "SELECT kind || '|' || count(*) FROM messages GROUP BY kind ORDER BY kind" | tr '\n' ' ' | sed 's/ $//')"
 
+check "Message-ID and Subject of each email" "16|16|<arf-301@isp.example.net>" \
+    "$(sql "SELECT count(email_message_id), count(subject), max(email_message_id) FILTER (WHERE subject = 'Abuse report' AND email_message_id LIKE '%301%') FROM messages")"
 check "mb1 emptied (delete)" 0 "$(mail_count "$U1")"
 check "mb2 emptied (delete)" 0 "$(mail_count "$U2")"
 check "mb3 untouched (keep)" 5 "$(mail_count "$U3")"

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# test_crash.sh - kill -9 bouncerd at random moments, 20 times, restarting
+# it each time, on a 500-message mailbox, then let it finish.  Afterwards
+# every message has exactly one ledger row and one set of bounce rows,
+# nothing was lost and the mailbox is empty.
+set -uo pipefail
+. "$(dirname "$0")/lib_poller.sh"
+need_services crash
+fresh_db crash
+U=$(pop_user 4)
+clear_mailbox "$U"
+# 500 messages: 200 single DSNs, 100 two-recipient DSNs, 50 complaints,
+# 50 auto-replies, 100 plain mails -> 500 bounce rows.
+seed_many "$U" dsn-hard 1 200
+seed_many "$U" dsn-multi 201 300
+seed_many "$U" arf 301 350
+seed_many "$U" autoreply 351 400
+seed_many "$U" plain 401 500
+check "seeded" 500 "$(mail_count "$U")"
+
+BATCH_SIZE=7 MAX_MESSAGES=30 write_config "$TMP/c.yaml" "" 1 10s 4:delete
+# schema first, so that kills land in passes rather than in migrations
+"$BIN" -c "$TMP/c.yaml" --migrate 2>>"$TMP/log" || fail "migrate" "exit $?"
+
+kills=0
+for i in $(seq 1 20); do
+	"$BIN" -c "$TMP/c.yaml" 2>>"$TMP/log" &
+	pid=$!
+	# 10..500 ms: at start-up, inside passes (a pass of 30 takes about
+	# 100-300 ms here), after them
+	sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.3f", 0.01 + (r % 490) / 1000 }')"
+	kill -KILL "$pid" 2>/dev/null && kills=$((kills + 1))
+	wait "$pid" 2>/dev/null
+done
+check "killed 20 times" 20 "$kills"
+done_passes=$(grep -c 'pass done' "$TMP/log")
+echo "# $done_passes of 20 runs finished a pass before their kill"
+if [ "$done_passes" -lt 18 ]; then pass "kills interrupted passes"; else
+	fail "kills interrupted passes" "only $((20 - done_passes)) of 20"; fi
+mid=$(sql "SELECT count(*) FROM messages")
+echo "# after 20 kills: $mid ledger rows, $(mail_count "$U") messages left on the server"
+if [ "$mid" -gt 0 ] && [ "$mid" -lt 500 ]; then pass "kills landed mid-work"; else
+	fail "kills landed mid-work" "$mid ledger rows after the kills"; fi
+
+# let it finish
+for i in $(seq 1 30); do
+	[ "$(mail_count "$U")" = 0 ] && break
+	"$BIN" -c "$TMP/c.yaml" --once 2>>"$TMP/log"
+done
+
+check "mailbox emptied" 0 "$(mail_count "$U")"
+check "one ledger row per message" "500|500" "$(sql "SELECT count(*), count(DISTINCT uidl) FROM messages")"
+check "no message lost (by Message-ID)" 500 "$(sql "SELECT count(DISTINCT email_message_id) FROM messages")"
+check "all recorded and marked deleted" "500|500" \
+    "$(sql "SELECT count(*) FILTER (WHERE outcome = 'recorded'), count(deleted_at) FROM messages")"
+check "one set of bounce rows per message" 500 "$(sql "SELECT count(*) FROM bounces")"
+check "no recipient twice" 0 "$(sql "SELECT count(*) FROM (SELECT recipient FROM bounces GROUP BY recipient HAVING count(*) > 1) d")"
+check "bounce rows per kind" "autoreply:50:50 bounce:300:400 complaint:50:50 unknown:100:0" \
+    "$(sql "SELECT m.kind || ':' || count(DISTINCT m.id) || ':' || count(x.id) FROM messages m LEFT JOIN bounces x ON x.message_id = m.id GROUP BY m.kind ORDER BY m.kind" | tr '\n' ' ' | sed 's/ $//')"
+check "every seeded id present" 500 "$(sql "SELECT count(*) FROM generate_series(1, 500) g WHERE EXISTS (SELECT 1 FROM messages WHERE email_message_id ~ ('^<[a-z-]+-' || g || '@'))")"
+[ "$FAILS" = 0 ]

@@ -369,6 +369,7 @@ static const struct phrase_rule {
     {"currently sending spam", R_BLOCKED},
     {"you are sending spam", R_BLOCKED},
     {"too many spams from", R_BLOCKED},
+    {"unwanted messages", R_BLOCKED},
     {"spamming", R_BLOCKED},
     {"host network not allowed", R_BLOCKED},
     {"you are not allowed to connect", R_BLOCKED},
@@ -493,7 +494,6 @@ static const struct phrase_rule {
     {"couldn't find any host", R_HOSTUNKNOWN},
     {"illegal host/domain", R_HOSTUNKNOWN},
     {"domain must exist", R_HOSTUNKNOWN},
-    {"recipient domain", R_HOSTUNKNOWN},
     {"host or domain name", R_HOSTUNKNOWN},
     {"domain is not reachable", R_HOSTUNKNOWN},
 
@@ -557,6 +557,8 @@ static const struct phrase_rule {
     {"was not delivered within", R_EXPIRED},
     {"giving up", R_EXPIRED},
     {"queue too long", R_EXPIRED},
+    {"failing for a long time", R_EXPIRED},
+    {"after a long failure period", R_EXPIRED},
     {"expired", R_EXPIRED},
 
     /* Network and routing. */
@@ -592,6 +594,7 @@ static const struct phrase_rule {
     {"server error", R_SYSTEMERROR},
     {"local error", R_SYSTEMERROR},
     {"i/o error", R_SYSTEMERROR},
+    {"write error", R_SYSTEMERROR},
     {"service currently unavailable", R_SYSTEMERROR},
     {"temporary failure", R_SYSTEMERROR},
     {"could not load", R_SYSTEMERROR},
@@ -634,6 +637,7 @@ static const struct status_rule {
     {"2.2", R_MAILBOXFULL, 1}, /* mailbox full */
     {"2.3", R_EXCEEDLIMIT, 1}, /* message length exceeds limit */
     {"2.4", R_SYSTEMERROR, 0}, /* list expansion problem */
+    {"3.0", R_SYSTEMERROR, 0}, /* other mail system status */
     {"3.1", R_SYSTEMFULL, 0}, /* mail system full */
     {"3.4", R_MESGTOOBIG, 1}, /* message too big for system */
     {"3.5", R_SYSTEMERROR, 0}, /* system incorrectly configured */
@@ -743,6 +747,32 @@ fold_text(const char *s, char *dst, size_t cap)
 				continue;
 			}
 		}
+		/* A word holding an address or a URL: keep what precedes
+		 * the address ("to:<"), drop the rest, so that the words of a
+		 * local part ("spam@", "filtered@") are never read as prose. */
+		if (dst[n - 1] == ' ') {
+			const unsigned char *q = p, *at = NULL, *cut = p;
+
+			while (q<end && * q> ' ' && *q != 0x7f) {
+				if (*q == '@' && at == NULL)
+					at = q;
+				q++;
+			}
+			if (at != NULL) {
+				const unsigned char *k;
+
+				for (k = p; k < at; k++)
+					if (*k == ':' || *k == '<' ||
+					    *k == '(' || *k == '[' || *k == '"')
+						cut = k + 1;
+				for (k = p; k < cut && n + 2 < cap; k++)
+					dst[n++] = (*k >= 'A' && *k <= 'Z')
+					    ? (char)(*k + 32)
+					    : (char)*k;
+				p = q;
+				continue;
+			}
+		}
 		dst[n++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : (char)c;
 		p++;
 	}
@@ -753,15 +783,15 @@ out:
 	return n;
 }
 
-/* First phrase rule found in the folded text t (n bytes), or -1.  With
- * no_hard, rules giving an address-level (hard) reason are passed over. */
+/* First phrase rule found in the folded text t (n bytes), or -1.
+ * seen_out (may be NULL): bit r set for every reason r some phrase of
+ * which occurs anywhere in the text. */
 static int
-phrase_find(const char *t, size_t n, int no_hard)
+phrase_find(const char *t, size_t n, uint64_t *seen_out)
 {
 	size_t best = NPHRASE, pos, k;
+	uint64_t seen = 0;
 
-	if (n < 2)
-		return -1;
 	for (pos = 0; pos + 1 < n; pos++) {
 		unsigned h =
 		    bucket_of((unsigned char)t[pos], (unsigned char)t[pos + 1]);
@@ -769,18 +799,17 @@ phrase_find(const char *t, size_t n, int no_hard)
 		for (k = bucket_start[h]; k < bucket_start[h + 1]; k++) {
 			size_t r = bucket_rule[k];
 
-			if (r >= best)
-				break;
 			if (phrase_len[r] > n - pos ||
 			    memcmp(t + pos, phrase_rules[r].phrase,
 			        phrase_len[r]) != 0)
 				continue;
-			if (no_hard && reason_is_hard(phrase_rules[r].reason))
-				continue;
-			best = r;
-			break;
+			seen |= (uint64_t)1 << phrase_rules[r].reason;
+			if (r < best)
+				best = r;
 		}
 	}
+	if (seen_out != NULL)
+		*seen_out = seen;
 	return best == NPHRASE ? -1 : (int)best;
 }
 
@@ -792,7 +821,7 @@ classify_phrase_match(const char *text)
 
 	pthread_once(&index_once, index_build);
 	n = fold_text(text, buf, sizeof(buf));
-	return phrase_find(buf, n, 0);
+	return phrase_find(buf, n, NULL);
 }
 
 /* Digits at s, 1-3 of them, not followed by another digit. */
@@ -903,8 +932,7 @@ str_eq(const char *a, const char *b)
 static int
 reason_is_weak(enum reason r)
 {
-	return r == R_NETWORKERROR || r == R_SYSTEMERROR || r == R_EXPIRED ||
-	    r == R_SYNTAXERROR;
+	return r == R_NETWORKERROR || r == R_SYSTEMERROR || r == R_SYNTAXERROR;
 }
 
 /* Phrases naming the SMTP command a reply answered, when the decoder did
@@ -919,11 +947,11 @@ static const struct {
     {"after data", "DATA"},
     {">>> data", "DATA"},
     {"rcpt to command", "RCPT"},
-    {"after rcpt to", "RCPT"},
-    {">>> rcpt to", "RCPT"},
+    {"after rcpt to:", "RCPT"},
+    {">>> rcpt to:", "RCPT"},
     {"mail from command", "MAIL"},
-    {"after mail from", "MAIL"},
-    {">>> mail from", "MAIL"},
+    {"after mail from:", "MAIL"},
+    {">>> mail from:", "MAIL"},
     {"after initial connection", "CONN"},
 };
 
@@ -961,7 +989,7 @@ exit_status_only(const char *text)
 
 /* The first phrase rule matching the bounce's Subject, or -1. */
 static int
-subject_phrase(const char *subject, int no_hard)
+subject_phrase(const char *subject)
 {
 	char buf[512];
 	size_t n;
@@ -969,7 +997,7 @@ subject_phrase(const char *subject, int no_hard)
 	if (subject == NULL)
 		return -1;
 	n = fold_text(subject, buf, sizeof(buf));
-	return phrase_find(buf, n, no_hard);
+	return phrase_find(buf, n, NULL);
 }
 
 void
@@ -980,6 +1008,7 @@ classify(const struct classify_input *in, struct classify_result *out)
 	size_t n;
 	int reply, pr, ps, sr = -1, subj = 0, no_hard, failed;
 	const char *cmd;
+	uint64_t seen = 0;
 	enum reason r;
 
 	pthread_once(&index_once, index_build);
@@ -1035,10 +1064,12 @@ classify(const struct classify_input *in, struct classify_result *out)
 	/* A policy status (x.7.x) never blames the address. */
 	no_hard =
 	    subj == 7 || (tst[0] != '\0' && tst[2] == '7' && tst[3] == '.');
-	pr = phrase_find(text, n, no_hard);
+	pr = phrase_find(text, n, &seen);
 
 	if (sr >= 0 && status_rules[sr].decides)
 		r = status_rules[sr].reason;
+	else if (sr >= 0 && (seen >> status_rules[sr].reason & 1))
+		r = status_rules[sr].reason; /* the text confirms the code */
 	else if (pr >= 0 &&
 	    !(sr >= 0 && reason_is_weak(phrase_rules[pr].reason)))
 		r = phrase_rules[pr].reason;
@@ -1048,7 +1079,7 @@ classify(const struct classify_input *in, struct classify_result *out)
 		r = phrase_rules[pr].reason;
 	else if (exit_status_only(text))
 		r = R_MAILERERROR;
-	else if ((ps = subject_phrase(in->subject, no_hard)) >= 0)
+	else if ((ps = subject_phrase(in->subject)) >= 0)
 		r = phrase_rules[ps].reason;
 	else if (str_eq(cmd, "CONN") || str_eq(cmd, "HELO") ||
 	    str_eq(cmd, "EHLO"))
@@ -1069,9 +1100,23 @@ classify(const struct classify_input *in, struct classify_result *out)
 	    str_eq(cmd, "DATA"))
 		r = R_FILTERED;
 
+	/* Under a policy code the recipient was refused by a filter, not
+	 * found missing. */
+	if (no_hard &&
+	    (r == R_USERUNKNOWN || r == R_HOSTUNKNOWN || r == R_HASMOVED))
+		r = r == R_USERUNKNOWN ? R_FILTERED
+		    : sr >= 0          ? status_rules[sr].reason
+		                       : R_SECURITYERROR;
+
 	out->reason = reason_names[r];
 	if (r == R_NOTACCEPT)
-		out->cls = (reply >= 500 || (reply == 0 && st[0] == '5'))
+		out->cls = !no_hard &&
+		        (reply >= 500 || (reply == 0 && st[0] == '5') ||
+		            (reply == 0 && st[0] == '\0' &&
+		                !str_eq(in->action, "delayed") &&
+		                !str_eq(in->kind, "delayed") &&
+		                strstr(text, "temporar") == NULL &&
+		                strstr(text, "try again") == NULL))
 		    ? CLASS_HARD
 		    : CLASS_SOFT;
 	else if (reason_is_hard(r) && !no_hard)

@@ -3,7 +3,7 @@
  * class.  Two ordered tables, first match wins: phrases of the diagnostic
  * text and RFC 3463 enhanced status codes (subject.detail).  The text is
  * lower-cased and folded once per call, scanning at most SCAN_MAX bytes;
- * phrases are found through a two-byte index, so the cost is linear in the
+ * phrases are found through a three-byte index, so the cost is linear in the
  * text and never backtracks.  Leaf module: no logging, no allocation.
  */
 #include <pthread.h>
@@ -668,17 +668,17 @@ static const struct status_rule {
 
 #define NSTATUS (sizeof(status_rules) / sizeof(status_rules[0]))
 
-/* Two-byte index over phrase_rules: bucket -> ascending rule numbers. */
-#define NBUCKET 1024
+/* Three-byte index over phrase_rules: bucket -> ascending rule numbers. */
+#define NBUCKET 4096
 static uint16_t bucket_start[NBUCKET + 1];
 static uint16_t bucket_rule[NPHRASE];
 static uint16_t phrase_len[NPHRASE];
 static pthread_once_t index_once = PTHREAD_ONCE_INIT;
 
 static unsigned
-bucket_of(unsigned char a, unsigned char b)
+bucket_of(unsigned char a, unsigned char b, unsigned char c)
 {
-	return ((unsigned)a * 131u + b) & (NBUCKET - 1);
+	return (((unsigned)a * 131u + b) * 131u + c) & (NBUCKET - 1);
 }
 
 static void
@@ -692,7 +692,7 @@ index_build(void)
 		const unsigned char *p =
 		    (const unsigned char *)phrase_rules[i].phrase;
 		phrase_len[i] = (uint16_t)strlen(phrase_rules[i].phrase);
-		bucket_start[bucket_of(p[0], p[1]) + 1]++;
+		bucket_start[bucket_of(p[0], p[1], p[2]) + 1]++;
 	}
 	for (i = 0; i < NBUCKET; i++)
 		bucket_start[i + 1] += bucket_start[i];
@@ -700,7 +700,7 @@ index_build(void)
 	for (i = 0; i < NPHRASE; i++) {
 		const unsigned char *p =
 		    (const unsigned char *)phrase_rules[i].phrase;
-		bucket_rule[fill[bucket_of(p[0], p[1])]++] = (uint16_t)i;
+		bucket_rule[fill[bucket_of(p[0], p[1], p[2])]++] = (uint16_t)i;
 	}
 }
 
@@ -792,9 +792,9 @@ phrase_find(const char *t, size_t n, uint64_t *seen_out)
 	size_t best = NPHRASE, pos, k;
 	uint64_t seen = 0;
 
-	for (pos = 0; pos + 1 < n; pos++) {
-		unsigned h =
-		    bucket_of((unsigned char)t[pos], (unsigned char)t[pos + 1]);
+	for (pos = 0; pos + 2 < n; pos++) {
+		unsigned h = bucket_of((unsigned char)t[pos],
+		    (unsigned char)t[pos + 1], (unsigned char)t[pos + 2]);
 
 		for (k = bucket_start[h]; k < bucket_start[h + 1]; k++) {
 			size_t r = bucket_rule[k];
@@ -1007,7 +1007,7 @@ classify(const struct classify_input *in, struct classify_result *out)
 	char st[16] = "", tst[16] = "";
 	size_t n;
 	int reply, pr, ps, sr = -1, subj = 0, no_hard, failed;
-	const char *cmd;
+	const char *cmd = NULL;
 	uint64_t seen = 0;
 	enum reason r;
 
@@ -1043,7 +1043,6 @@ classify(const struct classify_input *in, struct classify_result *out)
 		reply = reply_in_text(text);
 	if (exit_status_only(text))
 		reply = 0;
-	cmd = smtp_command(in, text);
 
 	if (st[0] == '2' || str_eq(in->action, "delivered") ||
 	    str_eq(in->action, "relayed") || str_eq(in->action, "expanded") ||
@@ -1081,8 +1080,8 @@ classify(const struct classify_input *in, struct classify_result *out)
 		r = R_MAILERERROR;
 	else if ((ps = subject_phrase(in->subject)) >= 0)
 		r = phrase_rules[ps].reason;
-	else if (str_eq(cmd, "CONN") || str_eq(cmd, "HELO") ||
-	    str_eq(cmd, "EHLO"))
+	else if ((cmd = smtp_command(in, text)) != NULL &&
+	    (str_eq(cmd, "CONN") || str_eq(cmd, "HELO") || str_eq(cmd, "EHLO")))
 		r = R_BLOCKED; /* refused before any address was given */
 	else if (str_eq(cmd, "MAIL"))
 		r = R_REJECTED; /* the sender was refused */
@@ -1097,7 +1096,7 @@ classify(const struct classify_input *in, struct classify_result *out)
 	 * on the content, not proof that the mailbox is missing. */
 	if (r == R_USERUNKNOWN &&
 	    !(sr >= 0 && status_rules[sr].reason == R_USERUNKNOWN) &&
-	    str_eq(cmd, "DATA"))
+	    str_eq(smtp_command(in, text), "DATA"))
 		r = R_FILTERED;
 
 	/* Under a policy code the recipient was refused by a filter, not

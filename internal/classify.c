@@ -255,6 +255,8 @@ static const struct phrase_rule {
     {"mail size limit", R_MESGTOOBIG},
     {"email is too large", R_MESGTOOBIG},
     {"message was too large", R_MESGTOOBIG},
+    {"file too big", R_MESGTOOBIG},
+    {"exceeds the maximum size", R_MESGTOOBIG},
 
     /* Mailbox over quota. */
     {"mailbox full", R_MAILBOXFULL},
@@ -290,6 +292,7 @@ static const struct phrase_rule {
     {"mailbox exceeds", R_MAILBOXFULL},
     {"too much mail", R_MAILBOXFULL},
     {"no space left", R_MAILBOXFULL},
+    {"quota full", R_MAILBOXFULL},
 
     /* Receiving system. */
     {"insufficient system storage", R_SYSTEMFULL},
@@ -377,6 +380,9 @@ static const struct phrase_rule {
     {"blocked by the recipient", R_FILTERED},
     {"blocked by", R_BLOCKED},
     {"go away", R_BLOCKED},
+    {"refused to talk to me", R_BLOCKED},
+    {"abuseat", R_BLOCKED},
+    {"uceprotect", R_BLOCKED},
 
     /* The message as spam. */
     {"spam", R_SPAMDETECTED},
@@ -495,6 +501,10 @@ static const struct phrase_rule {
     {"illegal host/domain", R_HOSTUNKNOWN},
     {"domain must exist", R_HOSTUNKNOWN},
     {"host or domain name", R_HOSTUNKNOWN},
+    {"nxdomain", R_HOSTUNKNOWN},
+    {"no such host", R_HOSTUNKNOWN},
+    {"domain name does not exist", R_HOSTUNKNOWN},
+    {"unrouteable mail domain", R_HOSTUNKNOWN},
     {"domain is not reachable", R_HOSTUNKNOWN},
 
     /* Mailbox. */
@@ -535,6 +545,16 @@ static const struct phrase_rule {
     {"invalid user", R_USERUNKNOWN},
     {"no account by that name", R_USERUNKNOWN},
     {"no one with that email", R_USERUNKNOWN},
+    {"not a known user", R_USERUNKNOWN},
+    {"user account is unavailable", R_USERUNKNOWN},
+    {"unknown local-part", R_USERUNKNOWN},
+    {"not a valid recipient", R_USERUNKNOWN},
+    {"user not exist", R_USERUNKNOWN},
+    {"no such local user", R_USERUNKNOWN},
+    {"mailbox invalid", R_USERUNKNOWN},
+    {"unknown account", R_USERUNKNOWN},
+    {"account unknown", R_USERUNKNOWN},
+    {"unknown email address", R_USERUNKNOWN},
     {"user doesn't have a", R_USERUNKNOWN},
     {"user does not have a", R_USERUNKNOWN},
     {"invalid final delivery userid", R_USERUNKNOWN},
@@ -587,6 +607,7 @@ static const struct phrase_rule {
     {"exit code", R_MAILERERROR},
     {"procmail", R_MAILERERROR},
     {"pipe to", R_MAILERERROR},
+    {"unknown mailer", R_MAILERERROR},
 
     /* Receiving host trouble. */
     {"system error", R_SYSTEMERROR},
@@ -599,6 +620,7 @@ static const struct phrase_rule {
     {"temporary failure", R_SYSTEMERROR},
     {"could not load", R_SYSTEMERROR},
     {"ldap", R_SYSTEMERROR},
+    {"configuration error", R_SYSTEMERROR},
 
     /* SMTP protocol. */
     {"syntax error", R_SYNTAXERROR},

@@ -870,7 +870,7 @@ fmt_size(uint64_t v, char *out, size_t n)
 		snprintf(out, n, "%llu", (unsigned long long)v);
 }
 
-/* Appends v as a YAML double-quoted string. */
+/* Writes v as a YAML double-quoted string that loads back as v. */
 static void
 fmt_quoted(const char *v, char *out, size_t n)
 {
@@ -887,6 +887,10 @@ fmt_quoted(const char *v, char *out, size_t n)
 		if (*p == '"' || *p == '\\') {
 			out[used++] = '\\';
 			out[used++] = (char)*p;
+		} else if (*p == '$') {
+			/* Reads back as "$", not as the start of ${VAR}. */
+			out[used++] = '$';
+			out[used++] = '$';
 		} else if (*p < 0x20 || *p == 0x7f) {
 			used += (size_t)snprintf(out + used, n - used,
 			    "\\x%02x", *p);
@@ -2060,7 +2064,7 @@ resolve(const struct config *cfg, const char *path, const void **base_out)
 			if (!has_idx || idx >= *CFIELD(base, k->aux, size_t) ||
 			    *p != '.')
 				return NULL;
-			base = *CFIELD(base, k->off, const char *) +
+			base = *CFIELD(base, k->off, char *) +
 			    idx * k->sub->elem_size;
 			t = k->sub;
 			p++;

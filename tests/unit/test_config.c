@@ -209,12 +209,12 @@ static const struct row rows[] = {
                "PART}\"\n",
         NULL,
         "extract.campaign_header=\"X-Camp-Id\"\n"
-        "extract.list_header=\"$X-Camp\""},
+        "extract.list_header=\"$$X-Camp\""},
     {"environment substitution in the database url",
         "database:\n  url: ${CFGTEST_URL}\n" MB1, NULL,
         "database.url=\"postgresql://envuser:********@db.example/b\""},
     {"lone dollar is literal", DB MB1 "extract:\n  list_header: X$Y\n", NULL,
-        "extract.list_header=\"X$Y\""},
+        "extract.list_header=\"X$$Y\""},
     {"password from file", DB MBX "    password_file: " FIX "password.txt\n",
         NULL, "mailboxes[0].password_file=\"" FIX "password.txt\""},
     {"relative file names follow the config file",
@@ -838,6 +838,36 @@ t_files(void)
 	got = join_errors(&errs);
 	CHECK_STR(got, "/nonexistent/bouncerd.yaml: No such file or directory");
 	free(got);
+	config_errors_free(&errs);
+	test_end();
+
+	test_begin("config: fixture files");
+	CHECK_INT(config_load(FIX "full.yaml", &cfg, &errs), 0);
+	got = join_errors(&errs);
+	CHECK_STR(got, "");
+	free(got);
+	config_errors_free(&errs);
+	if (cfg != NULL) {
+		CHECK_INT(cfg->n_mailboxes, 3);
+		CHECK_STR(cfg->mailboxes[0].password, "p$ss\"word");
+		CHECK_INT(cfg->mailboxes[0].poll.interval_ms, 30000);
+		CHECK_INT(cfg->mailboxes[0].poll.max_messages, 1000);
+		CHECK_INT(cfg->mailboxes[1].auth, CONFIG_AUTH_XOAUTH2);
+		CHECK_INT(cfg->mailboxes[2].tls, CONFIG_TLS_NONE);
+		CHECK_INT(cfg->mailboxes[2].port, 1110);
+		CHECK_INT(cfg->overrides[0].count, 10);
+		CHECK_INT(cfg->overrides[1].action, CONFIG_OVERRIDE_NEVER);
+		CHECK_INT(cfg->log_format, LOG_JSON);
+		CHECK_INT(cfg->defaults.max_message_bytes, 8 << 20);
+		CHECK_INT(cfg->n_extra_headers, 2);
+	}
+	config_free(&cfg);
+	/* 5 anchors and 36 aliases: refused, never expanded. */
+	CHECK_INT(config_load(FIX "bomb.yaml", &cfg, &errs), -1);
+	CHECK_INT(errs.count, 41);
+	if (errs.count > 0)
+		CHECK_STR(errs.items[0],
+		    FIX "bomb.yaml:1:4: anchors and aliases are not allowed");
 	config_errors_free(&errs);
 	test_end();
 

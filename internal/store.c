@@ -867,6 +867,56 @@ store_mailbox_id(struct store *s, const char *name, const char *host,
 	return rc;
 }
 
+struct first_pass_arg {
+	int64_t mailbox_id;
+	int done; /* 1: mark done */
+	int pending;
+};
+
+static int
+op_first_pass(struct store *s, void *argp, struct err *err)
+{
+	struct first_pass_arg *a = argp;
+	char mb[24];
+	const char *v[1] = {mb};
+	PGresult *r = NULL;
+	int rc;
+
+	snprintf(mb, sizeof(mb), "%" PRId64, a->mailbox_id);
+	if (a->done)
+		return exec_prep(s, "first_pass_done", 1, v, PGRES_COMMAND_OK,
+		    NULL, err);
+	rc = exec_prep(s, "first_pass", 1, v, PGRES_TUPLES_OK, &r, err);
+	if (rc == 0 && PQntuples(r) == 0) {
+		err_set(err, "first pass: no mailbox %" PRId64, a->mailbox_id);
+		rc = -1;
+	}
+	if (rc == 0)
+		a->pending = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	return rc;
+}
+
+int
+store_mailbox_first_pass(struct store *s, int64_t mailbox_id, int *pending_out,
+    struct err *err)
+{
+	struct first_pass_arg a = {mailbox_id, 0, 0};
+	int rc = run(s, op_first_pass, &a, err);
+
+	*pending_out = rc == 0 && a.pending;
+	return rc;
+}
+
+int
+store_mailbox_first_pass_done(struct store *s, int64_t mailbox_id,
+    struct err *err)
+{
+	struct first_pass_arg a = {mailbox_id, 1, 0};
+
+	return run(s, op_first_pass, &a, err);
+}
+
 struct lock_arg {
 	const char *fn;
 	int64_t mailbox_id;
@@ -1099,6 +1149,7 @@ bounce_json(struct buf *b, const struct store_message *m,
     const struct store_bounce *x, struct repaired *rp)
 {
 	char *rcpt, *action, *domain = NULL, *at;
+	const char *why = NULL;
 	int64_t when;
 	size_t i;
 
@@ -1158,15 +1209,19 @@ bounce_json(struct buf *b, const struct store_message *m,
 		free(v);
 	}
 	buf_append_str(b, "}");
-	buf_printf(b, ",\"counts\":%s", x->not_counted ? "false" : "true");
-	json_field(b, "not_counted_because",
-	    x->not_counted ? (x->not_counted_because ? x->not_counted_because
-	                                             : "not_counted")
-	                   : NULL,
-	    STORE_TEXT_MAX, rp);
 	when = sane_time(x->bounced_at);
 	if (when == 0)
 		when = sane_time(m->reported_at);
+	if (x->not_counted)
+		why = x->not_counted_because ? x->not_counted_because
+		                             : "not_counted";
+	else if (m->record_only)
+		why = "first_pass";
+	else if (m->max_age_s > 0 && when != 0 &&
+	    when < now_unix() - m->max_age_s)
+		why = "max_age";
+	buf_printf(b, ",\"counts\":%s", why ? "false" : "true");
+	json_field(b, "not_counted_because", why, STORE_TEXT_MAX, rp);
 	if (when != 0)
 		buf_printf(b, ",\"bounced_at\":%" PRId64, when);
 	buf_append_str(b, "}");

@@ -73,11 +73,24 @@ int store_pending_migrations(struct store *s, int *pending_out,
 /* Highest embedded migration version. */
 int store_schema_version(void);
 
+/* A per-reason exception to the suppression rules (suppression.overrides
+ * of the config): never (bounces with this reason never count) or
+ * hard_after (they suppress once the address has hard_after of them since
+ * its latest delivery report, and no longer count as soft bounces). */
+struct store_override {
+	const char *reason;
+	int never; /* 1: never counts */
+	int hard_after; /* >= 1 when !never */
+};
+
 struct store_settings {
 	int soft_threshold; /* >= 1 */
 	int64_t soft_window_s; /* > 0, seconds */
+	const struct store_override *overrides;
+	size_t noverrides;
 };
-/* Writes the settings row the suppression rules read. */
+/* Writes the settings row and the overrides the suppression rules read,
+ * in one transaction (the previous overrides are replaced). */
 int store_apply_settings(struct store *s, const struct store_settings *st,
     struct err *err);
 
@@ -85,6 +98,14 @@ int store_apply_settings(struct store *s, const struct store_settings *st,
  * (host and username are updated when given). */
 int store_mailbox_id(struct store *s, const char *name, const char *host,
     const char *username, int64_t *id_out, struct err *err);
+
+/* First pass (first_pass: record_only): *pending_out is 1 until
+ * store_mailbox_first_pass_done() was called for the mailbox.  Bounces
+ * recorded with store_message.record_only are stored but never counted. */
+int store_mailbox_first_pass(struct store *s, int64_t mailbox_id,
+    int *pending_out, struct err *err);
+int store_mailbox_first_pass_done(struct store *s, int64_t mailbox_id,
+    struct err *err);
 
 /* Session advisory lock on one mailbox, so that two bouncerd processes
  * never poll it at once.  *locked_out is 1 when taken, 0 when another
@@ -163,6 +184,12 @@ struct store_message {
 	size_t raw_len;
 	const struct store_bounce *bounces;
 	size_t nbounces;
+	/* Counting policy for this message's bounces (defaults.first_pass,
+	 * defaults.max_age): record_only stores them with counts = false and
+	 * not_counted_because "first_pass"; max_age_s > 0 does the same with
+	 * "max_age" for bounces dated more than max_age_s before now. */
+	int record_only;
+	int64_t max_age_s;
 };
 
 enum store_result {

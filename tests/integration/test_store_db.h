@@ -19,7 +19,7 @@
 #include "util.h"
 
 /* The URI of BOUNCER_TEST_PG with its database name replaced. */
-static char *
+static __attribute__((unused)) char *
 tdb_uri(const char *base, const char *dbname)
 {
 	const char *q = strchr(base, '?');
@@ -47,7 +47,7 @@ tdb_connect(const char *uri)
 }
 
 /* Runs sql; returns 0 when it succeeded. */
-static int
+static __attribute__((unused)) int
 tdb_exec(PGconn *c, const char *sql)
 {
 	PGresult *r = PQexec(c, sql);
@@ -63,7 +63,7 @@ tdb_exec(PGconn *c, const char *sql)
 
 /* First value of the first row (caller frees), "(null)" for NULL,
  * "(none)" when there is no row, "(error)" on error. */
-static char *
+static __attribute__((unused)) char *
 tdb_value(PGconn *c, const char *sql)
 {
 	PGresult *r = PQexec(c, sql);
@@ -83,7 +83,7 @@ tdb_value(PGconn *c, const char *sql)
 	return v;
 }
 
-static long long
+static __attribute__((unused)) long long
 tdb_count(PGconn *c, const char *sql)
 {
 	char *v = tdb_value(c, sql);
@@ -96,7 +96,7 @@ tdb_count(PGconn *c, const char *sql)
 }
 
 /* Creates (or re-creates) database name; returns its URI or NULL. */
-static char *
+static __attribute__((unused)) char *
 tdb_fresh(const char *name)
 {
 	const char *base = getenv("BOUNCER_TEST_PG");
@@ -120,7 +120,7 @@ tdb_fresh(const char *name)
 	return uri;
 }
 
-static void
+static __attribute__((unused)) void
 tdb_drop(const char *name)
 {
 	const char *base = getenv("BOUNCER_TEST_PG");
@@ -139,7 +139,7 @@ tdb_drop(const char *name)
 }
 
 /* Default options for tests: quick backoff, bounded attempts. */
-static struct store_options
+static __attribute__((unused)) struct store_options
 tdb_options(const char *uri)
 {
 	struct store_options o;
@@ -156,7 +156,7 @@ tdb_options(const char *uri)
 }
 
 /* Restarts the test PostgreSQL (fast shutdown); 0 on success. */
-static int
+static __attribute__((unused)) int
 tdb_restart_pg(void)
 {
 	const char *data = getenv("BOUNCER_TEST_PG_DATA");

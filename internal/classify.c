@@ -138,6 +138,9 @@ static const struct phrase_rule {
     {"dns query failed", R_NETWORKERROR},
     {"name service error", R_NETWORKERROR},
 
+    /* A blocked sender address (before the IP blocklists below). */
+    {"sending to/from", R_REJECTED},
+
     /* SPF / DKIM / DMARC. */
     {"dmarc policy", R_AUTHFAILURE},
     {"dmarc check", R_AUTHFAILURE},
@@ -208,6 +211,7 @@ static const struct phrase_rule {
     {"tls negotiation", R_FAILEDSTARTTLS},
     {"tls is required", R_FAILEDSTARTTLS},
     {"tls required", R_FAILEDSTARTTLS},
+    {"not support tls", R_FAILEDSTARTTLS},
 
     /* Malware. */
     {"virus", R_VIRUSDETECTED},
@@ -326,6 +330,7 @@ static const struct phrase_rule {
     {"relaying mail to", R_NORELAYING},
     {"relay attempt", R_NORELAYING},
     {"not a gateway", R_NORELAYING},
+    {"identities failed the check", R_NORELAYING},
     {"allowed rcpthosts", R_NORELAYING},
     {"open relay", R_NORELAYING},
 
@@ -428,7 +433,16 @@ static const struct phrase_rule {
     {"mailbox is disabled", R_SUSPEND},
     {"disabled recipient", R_SUSPEND},
     {"user disabled", R_SUSPEND},
-    {"suspended", R_SUSPEND},
+    {"account suspended", R_SUSPEND},
+    {"account is suspended", R_SUSPEND},
+    {"account has been suspended", R_SUSPEND},
+    {"mailbox suspended", R_SUSPEND},
+    {"mailbox is suspended", R_SUSPEND},
+    {"mailbox has been suspended", R_SUSPEND},
+    {"user suspended", R_SUSPEND},
+    {"suspended account", R_SUSPEND},
+    {"suspended mailbox", R_SUSPEND},
+    {"recipient suspended", R_SUSPEND},
     {"account is inactive", R_SUSPEND},
     {"inactive account", R_SUSPEND},
     {"inactive user", R_SUSPEND},
@@ -458,7 +472,6 @@ static const struct phrase_rule {
     {"purported responsible address", R_REJECTED},
     {"return path", R_REJECTED},
     {"mail from address", R_REJECTED},
-    {"sending to/from", R_REJECTED},
     {"unroutable sender", R_REJECTED},
     {"unrouteable sender", R_REJECTED},
     {"permission to post", R_REJECTED},

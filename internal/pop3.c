@@ -9,6 +9,7 @@
 #include "pop3.h"
 
 #include <curl/curl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,7 +47,7 @@ struct pop3 {
 	int have_listing;
 	/* per command */
 	struct buf *sink;
-	char status[200]; /* last "+OK"/"-ERR" line, sanitised */
+	char errline[200]; /* first "-ERR" line of the command, sanitised */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -56,7 +57,8 @@ static int curl_init_rc;
 static void
 curl_init_once(void)
 {
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+	curl_init_rc =
+	    curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
 }
 
 /* Copies at most cap-1 bytes of s, replacing anything outside 0x20..0x7E
@@ -156,8 +158,8 @@ valid_host(const char *h)
 	for (s = h; *s; s++) {
 		char c = *s;
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			(c >= '0' && c <= '9') || c == '.' || c == '-' ||
-			c == ':' || c == '_'))
+		        (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+		        c == ':' || c == '_'))
 			return 0;
 	}
 	return 1;
@@ -171,9 +173,10 @@ on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 
 	while (len > 0 && (ptr[len - 1] == '\n' || ptr[len - 1] == '\r'))
 		len--;
-	if ((len >= 3 && memcmp(ptr, "+OK", 3) == 0) ||
-	    (len >= 4 && memcmp(ptr, "-ERR", 4) == 0))
-		sanitize(p->status, sizeof(p->status), ptr, len);
+	/* The first -ERR counts: libcurl may send QUIT after it and log the
+	 * "+OK" of that here too. */
+	if (p->errline[0] == '\0' && len >= 4 && memcmp(ptr, "-ERR", 4) == 0)
+		sanitize(p->errline, sizeof(p->errline), ptr, len);
 	return n;
 }
 
@@ -231,8 +234,7 @@ pop3_new(const struct pop3_options *o, struct err *err)
 			    o->mailbox_name);
 			return NULL;
 		}
-	} else if (o->auth == POP3_AUTH_DEFAULT ||
-	    o->auth == POP3_AUTH_PLAIN) {
+	} else if (o->auth == POP3_AUTH_DEFAULT || o->auth == POP3_AUTH_PLAIN) {
 		if (o->password == NULL || has_bad_chars(o->password)) {
 			err_set(err, "mailbox %s: password missing or invalid",
 			    o->mailbox_name);
@@ -242,8 +244,8 @@ pop3_new(const struct pop3_options *o, struct err *err)
 		err_set(err, "mailbox %s: invalid auth mode", o->mailbox_name);
 		return NULL;
 	}
-	if (o->connect_addr != NULL && (!valid_host(o->connect_addr) ||
-					   strchr(o->host, ':') != NULL)) {
+	if (o->connect_addr != NULL &&
+	    (!valid_host(o->connect_addr) || strchr(o->host, ':') != NULL)) {
 		err_set(err, "mailbox %s: invalid connect_addr",
 		    o->mailbox_name);
 		return NULL;
@@ -261,12 +263,12 @@ pop3_new(const struct pop3_options *o, struct err *err)
 	p->host = xstrdup(o->host);
 	p->password = o->password ? xstrdup(o->password) : NULL;
 	p->tls = o->tls;
-	p->command_ms = o->command_timeout_ms > 0 ? o->command_timeout_ms
-						  : DEF_COMMAND_MS;
+	p->command_ms =
+	    o->command_timeout_ms > 0 ? o->command_timeout_ms : DEF_COMMAND_MS;
 	p->transfer_ms = o->transfer_timeout_ms > 0 ? o->transfer_timeout_ms
-						    : DEF_TRANSFER_MS;
-	p->max_message = o->max_message_bytes > 0 ? o->max_message_bytes
-						  : DEF_MAX_MESSAGE;
+	                                            : DEF_TRANSFER_MS;
+	p->max_message =
+	    o->max_message_bytes > 0 ? o->max_message_bytes : DEF_MAX_MESSAGE;
 	p->max_messages =
 	    o->max_messages > 0 ? o->max_messages : DEF_MAX_MESSAGES;
 	port = o->port ? o->port : (o->tls == POP3_TLS_IMPLICIT ? 995 : 110);
@@ -277,11 +279,11 @@ pop3_new(const struct pop3_options *o, struct err *err)
 		p->url = xasprintf("%s://%s:%d/", scheme, o->host, port);
 	if (o->connect_addr != NULL) {
 		if (strchr(o->connect_addr, ':') != NULL)
-			res = xasprintf(
-			    "%s:%d:[%s]", o->host, port, o->connect_addr);
+			res = xasprintf("%s:%d:[%s]", o->host, port,
+			    o->connect_addr);
 		else
-			res = xasprintf(
-			    "%s:%d:%s", o->host, port, o->connect_addr);
+			res = xasprintf("%s:%d:%s", o->host, port,
+			    o->connect_addr);
 		p->resolve = curl_slist_append(NULL, res);
 		free(res);
 	}
@@ -401,10 +403,30 @@ drop_connection(struct pop3 *p)
 {
 	curl_socket_t s = CURL_SOCKET_BAD;
 
-	if (curl_easy_getinfo(p->curl, CURLINFO_ACTIVESOCKET, &s) ==
-		CURLE_OK &&
+	if (curl_easy_getinfo(p->curl, CURLINFO_ACTIVESOCKET, &s) == CURLE_OK &&
 	    s != CURL_SOCKET_BAD)
 		shutdown(s, SHUT_RDWR);
+}
+
+/* Whether libcurl still holds an open connection for the session. */
+static int
+alive(struct pop3 *p)
+{
+	curl_socket_t s = CURL_SOCKET_BAD;
+	struct pollfd pfd;
+
+	if (curl_easy_getinfo(p->curl, CURLINFO_ACTIVESOCKET, &s) != CURLE_OK ||
+	    s == CURL_SOCKET_BAD)
+		return 0;
+	/* The peer's FIN (seen by libcurl as the end of the body) leaves
+	 * the socket in RDHUP state. */
+	pfd.fd = s;
+	pfd.events = POLLIN | POLLRDHUP;
+	pfd.revents = 0;
+	if (poll(&pfd, 1, 0) > 0 &&
+	    (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0)
+		return 0;
+	return 1;
 }
 
 /*
@@ -419,13 +441,14 @@ run(struct pop3 *p, const char *cmd, struct buf *body, long timeout_ms,
 	CURLcode rc;
 	long nconn = 0;
 	const char *why;
+	enum pop3_error base;
 
 	if (p->broken) {
 		fail(p, POP3_ERR_STATE, err, cmd,
 		    "session already ended (earlier error or QUIT)");
 		return -1;
 	}
-	p->status[0] = '\0';
+	p->errline[0] = '\0';
 	p->errbuf[0] = '\0';
 	p->sink = body;
 	curl_easy_setopt(p->curl, CURLOPT_CUSTOMREQUEST, cmd);
@@ -445,16 +468,29 @@ run(struct pop3 *p, const char *cmd, struct buf *body, long timeout_ms,
 		    "message numbers are no longer valid");
 		return -1;
 	}
+	if (rc == CURLE_OK && body != NULL && !alive(p)) {
+		/* libcurl ends a POP3 body at EOF without complaint: without
+		 * the final "." the reply is incomplete. */
+		p->broken = 1;
+		fail(p, POP3_ERR_CONNECT, err, cmd,
+		    "connection closed before the end of the reply");
+		return -1;
+	}
 	if (rc == CURLE_OK)
 		return 0;
 	p->broken = 1;
-	if (p->status[0] == '-') {
-		fail(p, kind_from_status(p->status, err_kind), err, cmd,
-		    "server said \"%s\"", p->status);
+	why = p->errbuf[0] ? p->errbuf : curl_easy_strerror(rc);
+	base = kind_from_curl(rc);
+	if (p->errline[0] != '\0') {
+		/* -ERR: login and TLS failures keep their kind, other
+		 * commands take the caller's; a response code refines it. */
+		if (base != POP3_ERR_AUTH && base != POP3_ERR_TLS)
+			base = err_kind;
+		fail(p, kind_from_status(p->errline, base), err, cmd,
+		    "server said \"%s\" (%s)", p->errline, why);
 		return -1;
 	}
-	why = p->errbuf[0] ? p->errbuf : curl_easy_strerror(rc);
-	fail(p, kind_from_curl(rc), err, cmd, "%s", why);
+	fail(p, base, err, cmd, "%s", why);
 	if (rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_WRITE_ERROR)
 		drop_connection(p);
 	return -1;
@@ -467,13 +503,8 @@ pop3_connect(struct pop3 *p, struct err *err)
 		fail(p, POP3_ERR_STATE, err, "connect", "already connected");
 		return -1;
 	}
-	if (run(p, "NOOP", NULL, p->command_ms, POP3_ERR_SERVER, err) != 0) {
-		/* Failing login: curl reports the SASL/USER step. */
-		if (p->kind == POP3_ERR_SERVER &&
-		    strstr(p->status, "uthenticat") != NULL)
-			p->kind = POP3_ERR_AUTH;
+	if (run(p, "NOOP", NULL, p->command_ms, POP3_ERR_SERVER, err) != 0)
 		return -1;
-	}
 	p->connected = 1;
 	return 0;
 }
@@ -659,7 +690,7 @@ parse_listing(const char *data, size_t len, int uidl, size_t max_messages,
 			qsort(byuid, n, sizeof(*byuid), cmp_entry_uidl);
 			for (i = 1; i < n; i++)
 				if (strcmp(byuid[i]->uidl,
-					byuid[i - 1]->uidl) == 0) {
+				        byuid[i - 1]->uidl) == 0) {
 					err_set(err,
 					    "duplicate UIDL \"%.70s\" "
 					    "(messages %u and %u)",
@@ -683,15 +714,14 @@ out:
 }
 
 int
-pop3_parse_listing(const char *data, size_t len, int uidl,
-    size_t max_messages, struct pop3_entry **list_out, size_t *n_out,
-    struct err *err)
+pop3_parse_listing(const char *data, size_t len, int uidl, size_t max_messages,
+    struct pop3_entry **list_out, size_t *n_out, struct err *err)
 {
 	enum pop3_error kind;
 
-	return parse_listing(data, len, uidl, max_messages ? max_messages
-							   : DEF_MAX_MESSAGES,
-	    list_out, n_out, &kind, err);
+	return parse_listing(data, len, uidl,
+	    max_messages ? max_messages : DEF_MAX_MESSAGES, list_out, n_out,
+	    &kind, err);
 }
 
 /* Remembers the message numbers of a listing for DELE/RETR checks. */
@@ -712,8 +742,8 @@ remember(struct pop3 *p, const struct pop3_entry *list, size_t n)
 }
 
 static int
-listing(struct pop3 *p, int uidl, struct pop3_entry **list_out,
-    size_t *n_out, struct err *err)
+listing(struct pop3 *p, int uidl, struct pop3_entry **list_out, size_t *n_out,
+    struct err *err)
 {
 	const char *cmd = uidl ? "UIDL" : "LIST";
 	struct pop3_entry *list = NULL;
@@ -732,7 +762,7 @@ listing(struct pop3 *p, int uidl, struct pop3_entry **list_out,
 		cap = LISTING_CAP_MAX;
 	buf_init(&b, cap);
 	if (run(p, cmd, &b, p->transfer_ms,
-		uidl ? POP3_ERR_NO_UIDL : POP3_ERR_SERVER, err) != 0)
+	        uidl ? POP3_ERR_NO_UIDL : POP3_ERR_SERVER, err) != 0)
 		goto out;
 	if (b.truncated) {
 		p->broken = 1;
@@ -740,9 +770,8 @@ listing(struct pop3 *p, int uidl, struct pop3_entry **list_out,
 		    cap);
 		goto out;
 	}
-	if (parse_listing(
-		b.data ? b.data : "", b.len, uidl, p->max_messages, &list, &n,
-		&kind, &perr) != 0) {
+	if (parse_listing(b.data ? b.data : "", b.len, uidl, p->max_messages,
+	        &list, &n, &kind, &perr) != 0) {
 		p->broken = 1;
 		fail(p, kind, err, cmd, "%s", perr.msg);
 		goto out;
@@ -757,22 +786,22 @@ out:
 }
 
 int
-pop3_uidl(
-    struct pop3 *p, struct pop3_entry **list_out, size_t *n_out, struct err *err)
+pop3_uidl(struct pop3 *p, struct pop3_entry **list_out, size_t *n_out,
+    struct err *err)
 {
 	return listing(p, 1, list_out, n_out, err);
 }
 
 int
-pop3_list(
-    struct pop3 *p, struct pop3_entry **list_out, size_t *n_out, struct err *err)
+pop3_list(struct pop3 *p, struct pop3_entry **list_out, size_t *n_out,
+    struct err *err)
 {
 	return listing(p, 0, list_out, n_out, err);
 }
 
 int
-pop3_scan(
-    struct pop3 *p, struct pop3_entry **list_out, size_t *n_out, struct err *err)
+pop3_scan(struct pop3 *p, struct pop3_entry **list_out, size_t *n_out,
+    struct err *err)
 {
 	struct pop3_entry *u = NULL, *l = NULL;
 	size_t nu = 0, nl = 0, i;
@@ -997,11 +1026,11 @@ sha256_block(struct sha256 *s, const unsigned char *b)
 		w[i] = (uint32_t)b[i * 4] << 24 | (uint32_t)b[i * 4 + 1] << 16 |
 		    (uint32_t)b[i * 4 + 2] << 8 | (uint32_t)b[i * 4 + 3];
 	for (i = 16; i < 64; i++)
-		w[i] = (ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^
-			   (w[i - 2] >> 10)) +
+		w[i] =
+		    (ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10)) +
 		    w[i - 7] +
 		    (ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^
-			(w[i - 15] >> 3)) +
+		        (w[i - 15] >> 3)) +
 		    w[i - 16];
 	a = s->h[0], bb = s->h[1], c = s->h[2], d = s->h[3];
 	e = s->h[4], f = s->h[5], g = s->h[6], h = s->h[7];

@@ -108,12 +108,12 @@ int pop3_connect(struct pop3 *p, struct err *err);
  * pop3_scan() runs UIDL then LIST and merges them (both must list the same
  * message numbers).
  */
-int pop3_uidl(
-    struct pop3 *p, struct pop3_entry **list_out, size_t *n_out, struct err *err);
-int pop3_list(
-    struct pop3 *p, struct pop3_entry **list_out, size_t *n_out, struct err *err);
-int pop3_scan(
-    struct pop3 *p, struct pop3_entry **list_out, size_t *n_out, struct err *err);
+int pop3_uidl(struct pop3 *p, struct pop3_entry **list_out, size_t *n_out,
+    struct err *err);
+int pop3_list(struct pop3 *p, struct pop3_entry **list_out, size_t *n_out,
+    struct err *err);
+int pop3_scan(struct pop3 *p, struct pop3_entry **list_out, size_t *n_out,
+    struct err *err);
 
 /*
  * RETR msgno into out (dot-stuffing undone, the terminating "." removed).
@@ -166,8 +166,8 @@ void pop3_abort(struct pop3 **p);
  * the whole input if there is none), CRLF and LF line ends treated alike.
  * 68 characters, a valid UIDL.  key_out must hold POP3_UIDL_MAX + 1.
  */
-void pop3_header_key(
-    const char *msg, size_t len, char key_out[POP3_UIDL_MAX + 1]);
+void pop3_header_key(const char *msg, size_t len,
+    char key_out[POP3_UIDL_MAX + 1]);
 /* TOP msgno 0 and pop3_header_key() of the result.  0 or -1. */
 int pop3_top_key(struct pop3 *p, uint32_t msgno,
     char key_out[POP3_UIDL_MAX + 1], struct err *err);

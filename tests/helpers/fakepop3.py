@@ -19,7 +19,8 @@ Script lines (one action each; blank lines and "#" comments ignored):
   ! close           close the connection now
   ! next            end this connection and accept the next one
 When the script of a connection is exhausted the server keeps reading and
-recording client lines until the client closes (or --timeout passes).
+recording client lines until the client closes (or --timeout passes),
+answering "+OK" to a QUIT.
 
 Transcript: one line per event: "C: line" for each client line,
 "MISMATCH: want X got Y" (the connection is then closed), "EOF" when the
@@ -139,6 +140,8 @@ def play(conn, script, ctx):
             conn.note("EOF")
             return
         conn.note("C: " + got)
+        if got == "QUIT":
+            conn.send(b"+OK bye\r\n")
 
 
 def main():

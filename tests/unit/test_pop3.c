@@ -23,37 +23,39 @@ static const struct row {
     {"uidl empty", "", 1, 1, 0, NULL},
     {"uidl empty as curl hands it over", "\r\n", 1, 1, 0, NULL},
     {"uidl 70 chars",
-	"1 "
-	"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghi"
-	"j\r\n",
-	1, 1, 1, NULL},
+        "1 "
+        "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghi"
+        "j\r\n",
+        1, 1, 1, NULL},
     {"uidl 71 chars",
-	"1 "
-	"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghi"
-	"jk\r\n",
-	1, 0, 0, "71 characters"},
-    {"uidl all printable", "7 !~\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}\r\n", 1, 1,
-	1, NULL},
+        "1 "
+        "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghi"
+        "jk\r\n",
+        1, 0, 0, "71 characters"},
+    {"uidl all printable", "7 !~\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}\r\n", 1, 1, 1,
+        NULL},
     {"uidl empty uid", "1 \r\n", 1, 0, 0, "0 characters"},
     {"uidl space inside", "1 ab cd\r\n", 1, 0, 0, "0x20"},
-    {"uidl control byte", "1 ab\x01" "cd\r\n", 1, 0, 0, "0x01"},
+    {"uidl control byte",
+        "1 ab\x01"
+        "cd\r\n",
+        1, 0, 0, "0x01"},
     {"uidl 8-bit byte", "1 ab\xc3\xa9\r\n", 1, 0, 0, "0xc3"},
     {"uidl NUL byte", "1 ab\0cd\r\n", 1, 0, 0, "0x00"},
     {"uidl trailing tab", "1 abc\t\r\n", 1, 0, 0, "0x09"},
     {"uidl duplicate uid", "1 abc\r\n2 abc\r\n", 1, 0, 0, "duplicate UIDL"},
     {"uidl duplicate msgno", "1 abc\r\n1 def\r\n", 1, 0, 0,
-	"duplicate message number 1"},
+        "duplicate message number 1"},
     {"uidl bare LF", "1 abc\n2 def\r\n", 1, 0, 0, "bare LF"},
     {"uidl no line end", "1 abc\r\n2 def", 1, 0, 0, "no CRLF"},
     {"uidl CR only", "1 abc\r", 1, 0, 0, "no CRLF"},
     {"uidl msgno zero", "0 abc\r\n", 1, 0, 0, "bad message number"},
     {"uidl msgno negative", "-1 abc\r\n", 1, 0, 0, "bad message number"},
     {"uidl msgno plus", "+1 abc\r\n", 1, 0, 0, "bad message number"},
-    {"uidl msgno too big", "4294967296 abc\r\n", 1, 0, 0,
-	"bad message number"},
+    {"uidl msgno too big", "4294967296 abc\r\n", 1, 0, 0, "bad message number"},
     {"uidl msgno max", "4294967295 abc\r\n", 1, 1, 1, NULL},
     {"uidl msgno 11 digits", "00000000001 abc\r\n", 1, 0, 0,
-	"bad message number"},
+        "bad message number"},
     {"uidl no space", "1abc\r\n", 1, 0, 0, "bad message number"},
     {"uidl two spaces", "1  abc\r\n", 1, 0, 0, "0x20"},
     {"uidl leading space", " 1 abc\r\n", 1, 0, 0, "bad message number"},
@@ -63,8 +65,7 @@ static const struct row {
     {"list size missing", "1 \r\n", 0, 0, 0, "bad size"},
     {"list size not digits", "1 12a\r\n", 0, 0, 0, "bad size"},
     {"list size negative", "1 -5\r\n", 0, 0, 0, "bad size"},
-    {"list size 19 digits", "1 1234567890123456789\r\n", 0, 0, 0,
-	"bad size"},
+    {"list size 19 digits", "1 1234567890123456789\r\n", 0, 0, 0, "bad size"},
     {"list control after size", "1 120 x\x02y\r\n", 0, 0, 0, "control"},
     {"list duplicate msgno", "3 1\r\n3 2\r\n", 0, 0, 0, "duplicate"},
 };
@@ -85,8 +86,8 @@ t_listing_table(void)
 		if (strcmp(r->name, "uidl NUL byte") == 0)
 			len = 9;
 		test_begin("listing: %s", r->name);
-		rc = pop3_parse_listing(
-		    r->in, len, r->uidl, 0, &list, &n, &err);
+		rc =
+		    pop3_parse_listing(r->in, len, r->uidl, 0, &list, &n, &err);
 		if (r->ok) {
 			CHECK(rc == 0, "%s", err.msg);
 			if (rc == 0)
@@ -109,8 +110,8 @@ t_listing_values(void)
 	struct err err = {{0}};
 	const char *in = "3 zz\r\n1 aa\r\n2 yy\r\n";
 
-	CHECK(pop3_parse_listing(in, strlen(in), 1, 0, &l, &n, &err) == 0,
-	    "%s", err.msg);
+	CHECK(pop3_parse_listing(in, strlen(in), 1, 0, &l, &n, &err) == 0, "%s",
+	    err.msg);
 	CHECK_INT(n, 3);
 	if (n == 3) {
 		/* server order is kept */
@@ -123,8 +124,8 @@ t_listing_values(void)
 	free(l);
 	l = NULL;
 	in = "1 120\r\n2 4294967296000\r\n";
-	CHECK(pop3_parse_listing(in, strlen(in), 0, 0, &l, &n, &err) == 0,
-	    "%s", err.msg);
+	CHECK(pop3_parse_listing(in, strlen(in), 0, 0, &l, &n, &err) == 0, "%s",
+	    err.msg);
 	CHECK_INT(n, 2);
 	if (n == 2) {
 		CHECK_INT(l[0].size, 120);
@@ -145,8 +146,8 @@ t_listing_limit(void)
 	CHECK(pop3_parse_listing(in, strlen(in), 1, 2, &l, &n, &err) == -1,
 	    "3 entries accepted with a limit of 2");
 	CHECK(strstr(err.msg, "more than 2") != NULL, "%s", err.msg);
-	CHECK(pop3_parse_listing(in, strlen(in), 1, 3, &l, &n, &err) == 0,
-	    "%s", err.msg);
+	CHECK(pop3_parse_listing(in, strlen(in), 1, 3, &l, &n, &err) == 0, "%s",
+	    err.msg);
 	free(l);
 }
 
@@ -180,7 +181,7 @@ t_listing_hostile(void)
 			buf_append(&b, line, (size_t)k);
 		}
 		CHECK(pop3_parse_listing(b.data, b.len, 1, 0, &l, &n, &err) ==
-			0,
+		        0,
 		    "%s", err.msg);
 		CHECK_INT(n, 100000);
 		free(l);

@@ -59,11 +59,16 @@ dsn_clean(const char *s, size_t n)
 		size_t l;
 
 		if (c == (gunichar)-1 || c == (gunichar)-2) {
-			/* invalid byte: U+FFFD */
-			if (o > out && !sp) {
+			/* not UTF-8: the byte is read as ISO-8859-1, the
+			 * usual charset of unlabelled 8-bit text */
+			unsigned char b = (unsigned char)*s;
+
+			if (b < 0x80) {
+				*o++ = '?';
+			} else {
+				*o++ = (char)(0xc0 | (b >> 6));
+				*o++ = (char)(0x80 | (b & 0x3f));
 			}
-			memcpy(o, "\xef\xbf\xbd", 3);
-			o += 3;
 			sp = 0;
 			s++;
 			n--;
@@ -147,25 +152,28 @@ add_orig_header(struct dsn_report *r, const char *name, int rank,
 /* ---- small scanners ---- */
 
 static int
-is_local_char(unsigned char c)
+is_local_char(unsigned char c, int utf8)
 {
+	/* bytes >= 0x80: UTF-8 addresses (RFC 6531) */
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9') || strchr(".!#$%&'*+/=?^_`{|}~-", c) != NULL;
+	    (c >= '0' && c <= '9') || (utf8 && c >= 0x80) ||
+	    (c != 0 && strchr(".!#$%&'*+/=?^_`{|}~-", c) != NULL);
 }
 
 static int
-is_domain_char(unsigned char c)
+is_domain_char(unsigned char c, int utf8)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+	    (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_' ||
+	    (utf8 && c >= 0x80);
 }
 
 /* Finds the next address in s[*pos..len); 1 and out filled (lower-case),
  * start/end of the match in *mstart / *pos; 0 when none.  Linear: each
  * byte is examined a bounded number of times. */
-int
-dsn_next_addr(const char *s, size_t len, size_t *pos, size_t *mstart,
-    char out[DSN_ADDR_MAX])
+static int
+next_addr(const char *s, size_t len, size_t *pos, size_t *mstart,
+    char out[DSN_ADDR_MAX], int utf8)
 {
 	size_t i = *pos;
 
@@ -178,14 +186,14 @@ dsn_next_addr(const char *s, size_t len, size_t *pos, size_t *mstart,
 		a = (size_t)(at - s);
 		l = a;
 		while (l > i && l > 0 && a - l < 128 &&
-		    is_local_char((unsigned char)s[l - 1]))
+		    is_local_char((unsigned char)s[l - 1], utf8))
 			l--;
 		while (l < a && s[l] == '.')
 			l++;
 		d = a + 1;
 		dend = d;
 		while (dend < len && dend - d < 255 &&
-		    is_domain_char((unsigned char)s[dend])) {
+		    is_domain_char((unsigned char)s[dend], utf8)) {
 			if (s[dend] == '.')
 				dots++;
 			dend++;
@@ -215,6 +223,15 @@ dsn_next_addr(const char *s, size_t len, size_t *pos, size_t *mstart,
 	}
 	*pos = len;
 	return 0;
+}
+
+/* ASCII addresses in free text (a UTF-8 letter before an address in
+ * Japanese or Chinese prose is not part of it). */
+int
+dsn_next_addr(const char *s, size_t len, size_t *pos, size_t *mstart,
+    char out[DSN_ADDR_MAX])
+{
+	return next_addr(s, len, pos, mstart, out, 0);
 }
 
 /* First address in a string, or 0. */
@@ -446,9 +463,12 @@ keep_addr_field(struct dsn_report *r, const char *v, size_t vlen)
 		vlen -= (size_t)(semi + 1 - v);
 		v = semi + 1;
 	}
-	if (!dsn_first_addr(v, vlen, a))
+	size_t pos = 0, st;
+
+	/* typed address fields may hold UTF-8 addresses (RFC 6533) */
+	if (!next_addr(v, vlen, &pos, &st, a, 1))
 		return NULL;
-	return dsn_keep(r, xstrdup(a));
+	return dsn_keep(r, dsn_clean(a, strlen(a)));
 }
 
 struct ds_ctx {
@@ -562,7 +582,8 @@ ds_field(void *vctx, const char *name, size_t nlen, const char *v, size_t vlen)
 		c->cur->date = dsn_parse_date(d);
 		free(d);
 	} else if (fname_is(name, nlen, "X-Actual-Recipient")) {
-		if (c->cur->final_recipient == NULL) {
+		if (c->cur->final_recipient == NULL ||
+		    c->cur->final_recipient[0] == '\0') {
 			const char *a = keep_addr_field(r, v, vlen);
 
 			if (a != NULL)

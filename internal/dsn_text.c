@@ -15,6 +15,8 @@
 #define BLOCK_CAP 1024
 #define MAX_CAND 256
 
+static int has_code(const char *s, size_t n);
+
 static char *
 lower_dup(const char *s, size_t n)
 {
@@ -460,6 +462,14 @@ heads_line(const char *line, size_t ll, size_t ms, size_t me)
 			k--;
 		if (k == 0 || line[k - 1] != ':' || ms > 60)
 			return 0;
+		/* a quoted header ("To: a, b") names the original's
+		 * recipients, not the failed ones */
+		for (i = 0; i < k && (line[i] == ' ' || line[i] == '\t'); i++)
+			;
+		if ((k - i == 3 && ascii_ncasecmp(line + i, "to:", 3) == 0) ||
+		    (k - i == 3 && ascii_ncasecmp(line + i, "cc:", 3) == 0) ||
+		    (k - i == 4 && ascii_ncasecmp(line + i, "bcc:", 4) == 0))
+			return 0;
 	}
 	i = me;
 	while (i < ll &&
@@ -499,6 +509,87 @@ struct hit {
 	size_t line_start, line_end; /* of the line holding the address */
 	size_t c; /* index in scan.c (the array moves as it grows) */
 };
+
+/* Does the line mention a candidate other than c? */
+static int
+other_cand(const struct scan *sc, size_t c, const char *l, size_t ll)
+{
+	size_t pos = 0, ms, k;
+	char a[DSN_ADDR_MAX];
+
+	while (dsn_next_addr(l, ll, &pos, &ms, a))
+		for (k = 0; k < sc->nc; k++)
+			if (k != c && strcmp(sc->c[k].addr, a) == 0)
+				return 1;
+	return 0;
+}
+
+static int
+line_has_addr(const char *l, size_t ll, const char *addr)
+{
+	size_t pos = 0, ms;
+	char a[DSN_ADDR_MAX];
+
+	while (dsn_next_addr(l, ll, &pos, &ms, a))
+		if (strcmp(a, addr) == 0)
+			return 1;
+	return 0;
+}
+
+/* Appends the lines of s[st..en) to candidate c's diagnostic, leaving out
+ * lines about other candidates; mentions: only lines that name c and hold
+ * a failure code. */
+static void
+append_lines(struct scan *sc, size_t c, const char *s, size_t st, size_t en,
+    int mentions)
+{
+	struct buf *d = &sc->c[c].diag;
+	size_t i = st;
+
+	while (i < en) {
+		const char *l = s + i, *nl = memchr(l, '\n', en - i);
+		size_t ll = nl ? (size_t)(nl - l) : en - i;
+
+		if (mentions ? (line_has_addr(l, ll, sc->c[c].addr) &&
+		                   has_code(l, ll))
+		             : (i == st || !other_cand(sc, c, l, ll))) {
+			if (d->len > 0)
+				buf_append(d, "\n", 1);
+			buf_append(d, l, ll);
+		}
+		i += ll + (nl ? 1 : 0);
+	}
+}
+
+/* A recipient's block ends at the first blank line after a line that
+ * holds a failure code: what follows is boilerplate. */
+static size_t
+block_end(const char *s, size_t st, size_t en)
+{
+	size_t i = st;
+	int code = 0;
+
+	while (i < en) {
+		const char *nl = memchr(s + i, '\n', en - i);
+		size_t ll = nl ? (size_t)(nl - (s + i)) : en - i;
+		size_t k = 0;
+
+		while (k < ll &&
+		    (s[i + k] == ' ' || s[i + k] == '\t' || s[i + k] == '\r'))
+			k++;
+		if (k == ll && code && i > st)
+			return i;
+		if (!code) {
+			char stt[16];
+			int rc = dsn_find_reply(s + i, ll);
+
+			code = rc >= 400 ||
+			    (dsn_find_status(s + i, ll, stt) && stt[0] != '2');
+		}
+		i += ll + (nl ? 1 : 0);
+	}
+	return en;
+}
 
 /* Finds recipient lines in sec[0..len); heads_only: the address must head
  * its line.  Fills the diagnostics.  Returns the number of candidates. */
@@ -541,11 +632,16 @@ scan_section(struct scan *sc, const char *sec, size_t len, int heads_only)
 		size_t en = k + 1 < nh ? hits[k + 1].line_start : len;
 		struct buf *d = &sc->c[hits[k].c].diag;
 
+		en = block_end(sec, st, en);
 		if (en - st > BLOCK_CAP)
 			en = st + BLOCK_CAP;
 		if (d->len > 0)
 			buf_append(d, " ", 1);
-		buf_append(d, sec + st, en - st);
+		append_lines(sc, hits[k].c, sec, st, en, 0);
+		if (!has_code(d->data, d->len)) {
+			/* "<a>" alone: the transcript lines naming it */
+			append_lines(sc, hits[k].c, sec, en, len, 1);
+		}
 	}
 	return sc->nc;
 }
@@ -555,9 +651,14 @@ static const char *const bounce_subjects[] = {"undeliver",
     "returned mail", "failure notice", "mail delivery failed", "undelivered",
     "non-delivery", "nondeliver", "non delivery", "delivery problem",
     "could not be delivered", "mail system error", "returned to sender",
-    "delivery notification", "not delivered", "message delivery",
-    "delivery report", "mail error", "error", "bounce", "rejected", "failed",
-    "returned", "delivery", NULL};
+    "delivery notification", "not delivered", "delivery report", "mail failure",
+    "mail error", "delivery failed", "failed delivery", "message not delivered",
+    "unable to deliver", NULL};
+
+/* Words that make a subject a bounce only with bounce prose in the body. */
+static const char *const weak_subjects[] = {"error", "bounce", "rejected",
+    "failed", "failure", "returned", "delivery", "notice", "undeliv", "status",
+    NULL};
 
 static const char *const bounce_body[] = {"could not be delivered",
     "couldn't be delivered", "was not delivered", "wasn't delivered",
@@ -703,8 +804,17 @@ dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
 
 	daemon = from_daemon(low_from);
 	xfailed = hdr(top, "X-Failed-Recipients") != NULL;
-	bounce = daemon || xfailed || has_any(low_subj, bounce_subjects) ||
-	    has_any(low_text, bounce_body);
+	{
+		const char *rp = hdr(top, "Return-Path");
+		int null_rp = rp != NULL && strstr(rp, "<>") != NULL;
+		int body = has_any(low_text, bounce_body);
+
+		bounce = daemon || xfailed ||
+		    has_any(low_subj, bounce_subjects) ||
+		    (body &&
+		        (null_rp || has_orig ||
+		            has_any(low_subj, weak_subjects)));
+	}
 	if (!bounce ||
 	    (!daemon && !xfailed && is_autoreply(top, low_subj) &&
 	        !has_any(low_text, bounce_body)))

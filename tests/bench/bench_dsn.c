@@ -1,0 +1,232 @@
+/*
+ * bench_dsn.c - decoder throughput and memory.  Reads every corpus .eml
+ * into memory first, then on one thread times (a) a bare GMime parse of
+ * each message (construct it, walk its parts: the ceiling) and (b)
+ * dsn_parse() with classification, each for at least BENCH_SECONDS (3).
+ * Then decodes a generated 50 MB bounce returning a large attachment,
+ * capped to the default maximum message size (4 MiB head), and reports
+ * peak RSS.  Prints figures only; thresholds are read by people.
+ */
+#include <dirent.h>
+#include <gmime/gmime.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "buf.h"
+#include "dsn.h"
+#include "util.h"
+
+#define DEFAULT_MAX (4u * 1024 * 1024)
+
+struct msg {
+	char *data;
+	size_t len;
+};
+
+static void
+walk(GMimeObject *o, int *n)
+{
+	(*n)++;
+	if (GMIME_IS_MULTIPART(o)) {
+		int i, c = g_mime_multipart_get_count(GMIME_MULTIPART(o));
+
+		for (i = 0; i < c; i++)
+			walk(g_mime_multipart_get_part(GMIME_MULTIPART(o), i),
+			    n);
+	} else if (GMIME_IS_MESSAGE_PART(o)) {
+		GMimeMessage *m =
+		    g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
+
+		if (m != NULL)
+			walk(g_mime_message_get_mime_part(m), n);
+	}
+}
+
+static int
+bare_parse(const struct msg *m)
+{
+	GMimeStream *s = g_mime_stream_mem_new_with_buffer(m->data, m->len);
+	GMimeParser *p = g_mime_parser_new_with_stream(s);
+	GMimeMessage *msg = g_mime_parser_construct_message(p, NULL);
+	int n = 0;
+
+	if (msg != NULL) {
+		GMimeObject *top = g_mime_message_get_mime_part(msg);
+
+		if (top != NULL)
+			walk(top, &n);
+		g_object_unref(msg);
+	}
+	g_object_unref(p);
+	g_object_unref(s);
+	return n;
+}
+
+static long
+rss_kb(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss;
+}
+
+/* A bounce whose returned message carries a base64 attachment of about
+ * total bytes. */
+static void
+big_bounce(struct buf *b, size_t total)
+{
+	static const char b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char line[78];
+	size_t i;
+
+	buf_append_str(b,
+	    "From: MAILER-DAEMON@mx.example\nTo: news@sender.example\n"
+	    "Subject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n"
+	    "Content-Type: multipart/report; report-type=delivery-status; "
+	    "boundary=\"B\"\n\n--B\nContent-Type: text/plain\n\nMessage too "
+	    "large for the mailbox.\n\n--B\nContent-Type: "
+	    "message/delivery-status\n\nReporting-MTA: dns; mx.example\n\n"
+	    "Final-Recipient: rfc822; big@example.org\nAction: failed\n"
+	    "Status: 5.2.3\nDiagnostic-Code: smtp; 552 5.2.3 message size "
+	    "exceeds mailbox limit\n\n--B\nContent-Type: message/rfc822\n\n"
+	    "From: news@sender.example\nTo: big@example.org\nSubject: Report\n"
+	    "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"I\""
+	    "\n\n--I\nContent-Type: text/plain\n\nSee attached.\n\n--I\n"
+	    "Content-Type: application/octet-stream\n"
+	    "Content-Transfer-Encoding: base64\n\n");
+	size_t made = b->len;
+
+	for (i = 0; i < 76; i++)
+		line[i] = b64[(i * 7) % 64];
+	line[76] = '\n';
+	/* streamed like a RETR into a capped buffer: past the cap the
+	 * bytes are counted and dropped */
+	while (made + 77 < total) {
+		buf_append(b, line, 77);
+		made += 77;
+	}
+	buf_append_str(b, "\n--I--\n\n--B--\n");
+}
+
+int
+main(void)
+{
+	const char *shared = getenv("BOUNCER_SHARED");
+	const char *secs_env = getenv("BENCH_SECONDS");
+	double secs = secs_env ? strtod(secs_env, NULL) : 3.0;
+	char *dir = xasprintf("%s/corpus/eml", shared ? shared : "../shared");
+	struct msg *msgs = NULL;
+	size_t n = 0, i, bytes = 0;
+	long long count;
+	int64_t t0, el;
+	double bare_rate, dsn_rate;
+	DIR *d;
+	struct dirent *de;
+
+	/* peak RSS on a 50 MB bounce, capped to the default max size */
+	{
+		struct buf head;
+		struct dsn_report *r = NULL;
+		struct err err = {{0}};
+		long before;
+
+		g_mime_init();
+		/* what the poller keeps of a 50 MB message: its head */
+		buf_init(&head, DEFAULT_MAX);
+		big_bounce(&head, 50u * 1024 * 1024);
+		before = rss_kb();
+		t0 = now_ms();
+		if (dsn_parse(head.data, head.len, head.truncated, NULL, &r,
+		        &err) != 0)
+			printf("bench_dsn: big bounce: %s\n", err.msg);
+		el = now_ms() - t0;
+		printf("bench_dsn: 50 MB bounce capped to %zu bytes: %zu "
+		       "recipient(s), %lld ms; peak RSS %.1f MB (%.1f MB "
+		       "before decoding; target <= 32 MB)\n",
+		    head.len, dsn_rcpt_count(r), (long long)el,
+		    rss_kb() / 1024.0, before / 1024.0);
+		dsn_free(&r);
+		buf_free(&head);
+	}
+
+	d = opendir(dir);
+	if (d == NULL) {
+		printf(
+		    "bench_dsn: corpus not found at %s (set BOUNCER_SHARED)\n",
+		    dir);
+		free(dir);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t l = strlen(de->d_name);
+		struct err err = {{0}};
+		char *path, *data;
+		size_t len;
+
+		if (l < 5 || strcmp(de->d_name + l - 4, ".eml") != 0)
+			continue;
+		path = xasprintf("%s/%s", dir, de->d_name);
+		if (read_file(path, DEFAULT_MAX, &data, &len, &err) == 0) {
+			msgs = xrealloc(msgs, (n + 1) * sizeof(*msgs));
+			msgs[n].data = data;
+			msgs[n].len = len;
+			bytes += len;
+			n++;
+		}
+		free(path);
+	}
+	closedir(d);
+	free(dir);
+	if (n == 0) {
+		printf("bench_dsn: no messages\n");
+		return 0;
+	}
+	printf("bench_dsn: %zu corpus messages, %zu bytes in memory, %.1f s "
+	       "per measurement, one thread\n",
+	    n, bytes, secs);
+
+	/* (a) ceiling: bare GMime parse + part walk */
+	count = 0;
+	t0 = now_ms();
+	do {
+		for (i = 0; i < n; i++)
+			bare_parse(&msgs[i]);
+		count += (long long)n;
+		el = now_ms() - t0;
+	} while (el < (int64_t)(secs * 1000));
+	bare_rate = (double)count * 1000.0 / (double)el;
+
+	/* (b) decode + classify */
+	count = 0;
+	t0 = now_ms();
+	do {
+		for (i = 0; i < n; i++) {
+			struct dsn_report *r = NULL;
+			struct err err = {{0}};
+
+			if (dsn_parse(msgs[i].data, msgs[i].len, 0, NULL, &r,
+			        &err) == 0)
+				dsn_free(&r);
+		}
+		count += (long long)n;
+		el = now_ms() - t0;
+	} while (el < (int64_t)(secs * 1000));
+	dsn_rate = (double)count * 1000.0 / (double)el;
+
+	printf("bench_dsn: bare GMime parse+walk  %10.0f msg/s (ceiling)\n",
+	    bare_rate);
+	printf("bench_dsn: dsn_parse+classify     %10.0f msg/s\n", dsn_rate);
+	printf("bench_dsn: ratio                  %10.1f %% of the ceiling "
+	       "(target >= 60 %%)\n",
+	    100.0 * dsn_rate / bare_rate);
+
+	for (i = 0; i < n; i++)
+		free(msgs[i].data);
+	free(msgs);
+
+	return 0;
+}

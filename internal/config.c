@@ -1237,10 +1237,18 @@ static void apply_table(struct ctx *c, const struct node *map,
 static void
 join_path(char *out, size_t n, const char *prefix, const char *name)
 {
-	if (prefix[0] == '\0')
-		snprintf(out, n, "%s", name);
-	else
+	size_t lp = strlen(prefix), ln = strlen(name), o = 0;
+
+	/* Plain copies: this runs for every key of every list entry. */
+	if (lp + ln + 2 > n) {
 		snprintf(out, n, "%s.%s", prefix, name);
+		return;
+	}
+	memcpy(out, prefix, lp);
+	o = lp;
+	if (lp > 0)
+		out[o++] = '.';
+	memcpy(out + o, name, ln + 1);
 }
 
 static const struct key *
@@ -1675,7 +1683,7 @@ check_unique(struct ctx *c, const struct node *list, const char *lname,
     const char *what)
 {
 	struct name_ref *refs = xcalloc(n ? n : 1, sizeof(*refs));
-	size_t i, k = 0;
+	size_t i, k = 0, first;
 	char path[300];
 
 	for (i = 0; i < n; i++) {
@@ -1686,19 +1694,18 @@ check_unique(struct ctx *c, const struct node *list, const char *lname,
 			refs[k++] = (struct name_ref){nm, i};
 	}
 	qsort(refs, k, sizeof(*refs), name_ref_cmp);
-	for (i = 1; i < k; i++) {
-		const struct node *first, *dup;
-		if (strcmp(refs[i].name, refs[i - 1].name) != 0)
+	for (i = 1, first = 0; i < k; i++) {
+		const struct node *fn, *dn;
+		if (strcmp(refs[i].name, refs[first].name) != 0) {
+			first = i; /* start of a run of equal names */
 			continue;
-		size_t f = i - 1;
-		while (f > 0 && strcmp(refs[f - 1].name, refs[i].name) == 0)
-			f--;
-		first = map_get(list->kid[refs[f].idx], field);
-		dup = map_get(list->kid[refs[i].idx], field);
+		}
+		fn = map_get(list->kid[refs[first].idx], field);
+		dn = map_get(list->kid[refs[i].idx], field);
 		snprintf(path, sizeof(path), "%s[%zu].%s", lname, refs[i].idx,
 		    field);
-		err_node(c, dup, path, "duplicate %s '%s' (first at line %d)",
-		    what, refs[i].name, first ? first->line : 0);
+		err_node(c, dn, path, "duplicate %s '%s' (first at line %d)",
+		    what, refs[i].name, fn ? fn->line : 0);
 	}
 	free(refs);
 }

@@ -468,53 +468,57 @@ static const char *const format_names[] = {"text", "json", NULL};
 /* ---- value checks (string syntax) ---- */
 
 static int
-check_name(const char *v, char *msg, size_t n)
+name_char(unsigned char ch)
+{
+	return isalnum(ch) || ch == '.' || ch == '_' || ch == '-';
+}
+
+static int
+host_char(unsigned char ch)
+{
+	return isalnum(ch) || (ch != '\0' && strchr(".-_:[]", ch) != NULL);
+}
+
+static int
+header_char(unsigned char ch)
+{
+	return ch >= 33 && ch <= 126 && ch != ':';
+}
+
+/* 0 if v has 1..max bytes, each accepted by ok; else -1 and msg says
+ * "'v' is not WHAT". */
+static int
+check_token(const char *v, size_t max, int (*ok)(unsigned char),
+    const char *what, char *msg, size_t n)
 {
 	size_t len = strlen(v), i;
 
-	for (i = 0; i < len; i++)
-		if (!isalnum((unsigned char)v[i]) && v[i] != '.' &&
-		    v[i] != '_' && v[i] != '-')
-			break;
-	if (len == 0 || len > 64 || i < len) {
-		snprintf(msg, n,
-		    "'%s' is not a valid mailbox name (1 to 64 of A-Z a-z "
-		    "0-9 . _ -)",
-		    v);
+	for (i = 0; i < len && ok((unsigned char)v[i]); i++)
+		;
+	if (len == 0 || len > max || i < len) {
+		snprintf(msg, n, "'%s' is not %s", v, what);
 		return -1;
 	}
 	return 0;
+}
+
+static int
+check_name(const char *v, char *msg, size_t n)
+{
+	return check_token(v, 64, name_char,
+	    "a valid mailbox name (1 to 64 of A-Z a-z 0-9 . _ -)", msg, n);
 }
 
 static int
 check_host(const char *v, char *msg, size_t n)
 {
-	size_t len = strlen(v), i;
-
-	for (i = 0; i < len; i++)
-		if (!isalnum((unsigned char)v[i]) && !strchr(".-_:[]", v[i]))
-			break;
-	if (len == 0 || len > 253 || i < len) {
-		snprintf(msg, n, "'%s' is not a valid host name", v);
-		return -1;
-	}
-	return 0;
+	return check_token(v, 253, host_char, "a valid host name", msg, n);
 }
 
 static int
 check_header(const char *v, char *msg, size_t n)
 {
-	size_t len = strlen(v), i;
-
-	for (i = 0; i < len; i++)
-		if ((unsigned char)v[i] < 33 || (unsigned char)v[i] > 126 ||
-		    v[i] == ':')
-			break;
-	if (len == 0 || len > 76 || i < len) {
-		snprintf(msg, n, "'%s' is not a valid header name", v);
-		return -1;
-	}
-	return 0;
+	return check_token(v, 76, header_char, "a valid header name", msg, n);
 }
 
 static int

@@ -241,6 +241,7 @@ static const struct phrase_rule {
     {"throttl", R_SPEEDING},
     {"exceeded the rate", R_SPEEDING},
     {"sending limit", R_SPEEDING},
+    {"receiving mail at a rate", R_SPEEDING},
 
     /* Size. */
     {"message length exceeds limit", R_EXCEEDLIMIT},
@@ -261,6 +262,7 @@ static const struct phrase_rule {
     {"message was too large", R_MESGTOOBIG},
     {"file too big", R_MESGTOOBIG},
     {"exceeds the maximum size", R_MESGTOOBIG},
+    {"sizelimit", R_MESGTOOBIG},
 
     /* Mailbox over quota. */
     {"mailbox full", R_MAILBOXFULL},
@@ -297,6 +299,7 @@ static const struct phrase_rule {
     {"too much mail", R_MAILBOXFULL},
     {"no space left", R_MAILBOXFULL},
     {"quota full", R_MAILBOXFULL},
+    {"allowed quota", R_MAILBOXFULL},
 
     /* Receiving system. */
     {"insufficient system storage", R_SYSTEMFULL},
@@ -385,6 +388,8 @@ static const struct phrase_rule {
     {"blocked by the recipient", R_FILTERED},
     {"blocked by", R_BLOCKED},
     {"go away", R_BLOCKED},
+    {"not accepted from this ip", R_BLOCKED},
+    {"permanently deferred", R_BLOCKED},
     {"refused to talk to me", R_BLOCKED},
     {"abuseat", R_BLOCKED},
     {"uceprotect", R_BLOCKED},
@@ -475,6 +480,7 @@ static const struct phrase_rule {
     {"unroutable sender", R_REJECTED},
     {"unrouteable sender", R_REJECTED},
     {"permission to post", R_REJECTED},
+    {"sender was rejected", R_REJECTED},
 
     /* Security requirements of the receiving side. */
     {"authentication required", R_SECURITYERROR},
@@ -493,6 +499,7 @@ static const struct phrase_rule {
     {"only accepting mail from", R_FILTERED},
     {"not accepting any mail", R_FILTERED},
     {"user reject", R_FILTERED},
+    {"rst.notauthorized", R_FILTERED},
 
     /* Domain. */
     {"host unknown", R_HOSTUNKNOWN},
@@ -572,6 +579,7 @@ static const struct phrase_rule {
     {"user does not have a", R_USERUNKNOWN},
     {"invalid final delivery userid", R_USERUNKNOWN},
     {"user not listed", R_USERUNKNOWN},
+    {"not listed in domino directory", R_USERUNKNOWN},
     {"address couldn't be found", R_USERUNKNOWN},
     {"recipient name is not recognized", R_USERUNKNOWN},
 
@@ -591,11 +599,15 @@ static const struct phrase_rule {
     {"giving up", R_EXPIRED},
     {"queue too long", R_EXPIRED},
     {"failing for a long time", R_EXPIRED},
+    {"could not be delivered for", R_EXPIRED},
+    {"could not send message for", R_EXPIRED},
+    {"cannot send message for", R_EXPIRED},
     {"after a long failure period", R_EXPIRED},
     {"expired", R_EXPIRED},
 
     /* Network and routing. */
     {"mail loop", R_NETWORKERROR},
+    {"message is looping", R_NETWORKERROR},
     {"loops back to myself", R_NETWORKERROR},
     {"routing loop", R_NETWORKERROR},
     {"too many hops", R_NETWORKERROR},

@@ -193,6 +193,73 @@ static const struct row {
     {"virusdetected", "5.7.0", 550, "failed", "bounce", NULL,
         "550 5.7.0 Virus found in the message", "virusdetected", CLASS_SOFT},
 
+    /* Wording of common MTAs and providers. */
+    {"gmail: account does not exist", "5.1.1", 550, "failed", "bounce", "RCPT",
+        "550-5.1.1 The email account that you tried to reach does not "
+        "exist. Please try\n550-5.1.1 double-checking the recipient's email "
+        "address",
+        "userunknown", CLASS_HARD},
+    {"gmail: over quota", "5.2.2", 552, "failed", "bounce", NULL,
+        "552-5.2.2 The email account that you tried to reach is over quota.",
+        "mailboxfull", CLASS_SOFT},
+    {"gmail: unsolicited mail from your IP", "5.7.1", 550, "failed", "bounce",
+        NULL,
+        "550-5.7.1 Our system has detected an unusual rate of unsolicited "
+        "mail originating from your IP address.",
+        "blocked", CLASS_SOFT},
+    {"outlook: recipient not found", "5.1.10", 550, "failed", "bounce", NULL,
+        "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by "
+        "SMTP address lookup",
+        "userunknown", CLASS_HARD},
+    {"outlook: banned sending IP", "5.7.606", 550, "failed", "bounce", NULL,
+        "550 5.7.606 Access denied, banned sending IP [192.0.2.1].", "blocked",
+        CLASS_SOFT},
+    {"outlook: traffic not accepted", "5.7.708", 550, "failed", "bounce", NULL,
+        "550 5.7.708 Service unavailable. Access denied, traffic not "
+        "accepted from this IP.",
+        "blocked", CLASS_SOFT},
+    {"yahoo: no account", "5.0.0", 554, "failed", "bounce", NULL,
+        "554 delivery error: dd This user doesn't have a yahoo.com account "
+        "(x@yahoo.com) [0]",
+        "userunknown", CLASS_HARD},
+    {"yahoo: permanently deferred", "5.7.2", 553, "failed", "bounce", NULL,
+        "553 5.7.2 [TSS09] All messages from 192.0.2.1 will be permanently "
+        "deferred; Retrying will NOT succeed.",
+        "blocked", CLASS_SOFT},
+    {"postfix: delivery temporarily suspended is not an account", "4.4.1", 0,
+        "delayed", "delayed", NULL,
+        "delivery temporarily suspended: connect to mx.example.com: server "
+        "refused to talk to me: 421 Service not available",
+        "blocked", CLASS_SOFT},
+    {"postfix: name service error, try again", NULL, 0, "delayed", "delayed",
+        NULL,
+        "Name service error for domain example.com: Host not found, try "
+        "again",
+        "networkerror", CLASS_SOFT},
+    {"postfix: sender domain not found", "5.1.8", 450, "failed", "bounce", NULL,
+        "450 4.1.8 <a@b.example>: Sender address rejected: Domain not "
+        "found",
+        "rejected", CLASS_SOFT},
+    {"sendmail: could not be delivered for days", "4.4.7", 0, "failed",
+        "bounce", NULL, "Message could not be delivered for 5 days", "expired",
+        CLASS_SOFT},
+    {"qmail: no mailbox here", "5.1.1", 0, "failed", "bounce", NULL,
+        "Sorry, no mailbox here by that name. (#5.1.1)", "userunknown",
+        CLASS_HARD},
+    {"qmail: looping", NULL, 0, "failed", "bounce", NULL,
+        "This message is looping: it already has my Delivered-To line. "
+        "(#5.4.6)",
+        "networkerror", CLASS_SOFT},
+    {"exim: unrouteable address", NULL, 550, "failed", "bounce", NULL,
+        "550 Unrouteable address", "hostunknown", CLASS_HARD},
+    {"domino: not listed", NULL, 0, "failed", "bounce", NULL,
+        "User kijitora@example.com not listed in Domino Directory",
+        "userunknown", CLASS_HARD},
+    {"ses: suppression list", "5.1.1", 550, "failed", "bounce", NULL,
+        "Amazon SES has suppressed sending to this address because it has a "
+        "recent history of bouncing: address is on the suppression list",
+        "suppressed", CLASS_SOFT},
+
     /* Class rules and edges. */
     {"5.7.1 with user unknown: filtered, never hard", "5.7.1", 550, "failed",
         "bounce", NULL,

@@ -435,8 +435,8 @@ alive(struct pop3 *p)
  * (also used in errors, with PASS never among them).
  */
 static int
-run(struct pop3 *p, const char *cmd, struct buf *body, long timeout_ms,
-    enum pop3_error err_kind, struct err *err)
+run_as(struct pop3 *p, const char *cmd, const char *label, struct buf *body,
+    long timeout_ms, enum pop3_error err_kind, struct err *err)
 {
 	CURLcode rc;
 	long nconn = 0;
@@ -444,7 +444,7 @@ run(struct pop3 *p, const char *cmd, struct buf *body, long timeout_ms,
 	enum pop3_error base;
 
 	if (p->broken) {
-		fail(p, POP3_ERR_STATE, err, cmd,
+		fail(p, POP3_ERR_STATE, err, label,
 		    "session already ended (earlier error or QUIT)");
 		return -1;
 	}
@@ -463,7 +463,7 @@ run(struct pop3 *p, const char *cmd, struct buf *body, long timeout_ms,
 		 * whatever this command did must not count. */
 		drop_connection(p);
 		p->broken = 1;
-		fail(p, POP3_ERR_STATE, err, cmd,
+		fail(p, POP3_ERR_STATE, err, label,
 		    "connection was lost and silently re-opened; "
 		    "message numbers are no longer valid");
 		return -1;
@@ -472,7 +472,7 @@ run(struct pop3 *p, const char *cmd, struct buf *body, long timeout_ms,
 		/* libcurl ends a POP3 body at EOF without complaint: without
 		 * the final "." the reply is incomplete. */
 		p->broken = 1;
-		fail(p, POP3_ERR_CONNECT, err, cmd,
+		fail(p, POP3_ERR_CONNECT, err, label,
 		    "connection closed before the end of the reply");
 		return -1;
 	}
@@ -486,14 +486,21 @@ run(struct pop3 *p, const char *cmd, struct buf *body, long timeout_ms,
 		 * commands take the caller's; a response code refines it. */
 		if (base != POP3_ERR_AUTH && base != POP3_ERR_TLS)
 			base = err_kind;
-		fail(p, kind_from_status(p->errline, base), err, cmd,
+		fail(p, kind_from_status(p->errline, base), err, label,
 		    "server said \"%s\" (%s)", p->errline, why);
 		return -1;
 	}
-	fail(p, base, err, cmd, "%s", why);
+	fail(p, base, err, label, "%s", why);
 	if (rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_WRITE_ERROR)
 		drop_connection(p);
 	return -1;
+}
+
+static int
+run(struct pop3 *p, const char *cmd, struct buf *body, long timeout_ms,
+    enum pop3_error err_kind, struct err *err)
+{
+	return run_as(p, cmd, cmd, body, timeout_ms, err_kind, err);
 }
 
 int
@@ -503,7 +510,9 @@ pop3_connect(struct pop3 *p, struct err *err)
 		fail(p, POP3_ERR_STATE, err, "connect", "already connected");
 		return -1;
 	}
-	if (run(p, "NOOP", NULL, p->command_ms, POP3_ERR_SERVER, err) != 0)
+	/* Any command makes libcurl connect, negotiate TLS and log in. */
+	if (run_as(p, "NOOP", "connect", NULL, p->command_ms, POP3_ERR_SERVER,
+	        err) != 0)
 		return -1;
 	p->connected = 1;
 	return 0;

@@ -315,25 +315,26 @@ static const struct err_row {
 	enum pop3_error kind;
 	const char *cmd, *text;
 } err_rows[] = {
-    {"greeting", "", 0, POP3_ERR_SYS_TEMP, "NOOP", "-ERR [SYS/TEMP] go away"},
+    {"greeting", "", 0, POP3_ERR_SYS_TEMP, "connect",
+        "-ERR [SYS/TEMP] go away"},
     {"USER", "> CAPA\n< +OK\n< USER\n< .\n> USER u\n< -ERR no such user\n", 0,
-        POP3_ERR_AUTH, "NOOP", NULL},
+        POP3_ERR_AUTH, "connect", NULL},
     {"PASS",
         "> CAPA\n< +OK\n< USER\n< .\n> USER u\n< +OK\n> PASS secret-pw\n"
         "< -ERR [AUTH] secret-pw is wrong\n",
-        0, POP3_ERR_AUTH, "NOOP", "-ERR [AUTH] *** is wrong"},
+        0, POP3_ERR_AUTH, "connect", "-ERR [AUTH] *** is wrong"},
     {"PASS in use",
         "> CAPA\n< +OK\n< USER\n< .\n> USER u\n< +OK\n> PASS secret-pw\n"
         "< -ERR [IN-USE] mailbox locked\n",
-        0, POP3_ERR_IN_USE, "NOOP", NULL},
+        0, POP3_ERR_IN_USE, "connect", NULL},
     {"AUTH PLAIN",
         "> CAPA\n< +OK\n< SASL PLAIN\n< .\n> AUTH PLAIN AHUAc2VjcmV0LXB3\n"
         "< -ERR [AUTH] Authentication failed.\n",
-        0, POP3_ERR_AUTH, "NOOP", "-ERR [AUTH] Authentication failed."},
+        0, POP3_ERR_AUTH, "connect", "-ERR [AUTH] Authentication failed."},
     {"NOOP at login",
         "> CAPA\n< +OK\n< USER\n< .\n> USER u\n< +OK\n> PASS secret-pw\n"
         "< +OK\n> NOOP\n< -ERR [SYS/TEMP] try later\n",
-        0, POP3_ERR_SYS_TEMP, "NOOP", "-ERR [SYS/TEMP] try later"},
+        0, POP3_ERR_SYS_TEMP, "connect", "-ERR [SYS/TEMP] try later"},
     {"UIDL", "LOGIN> UIDL\n< -ERR unknown command\n", 1, POP3_ERR_NO_UIDL,
         "UIDL", "-ERR unknown command"},
     {"LIST", "LOGIN> LIST\n< -ERR list broke\n", 2, POP3_ERR_SERVER, "LIST",

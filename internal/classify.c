@@ -138,6 +138,13 @@ static const struct phrase_rule {
     {"dns query failed", R_NETWORKERROR},
     {"name service error", R_NETWORKERROR},
 
+    /* Provider error codes that name the block (Cox "AUP#..."). */
+    {"aup#cxbl", R_BLOCKED},
+    {"aup#cdrbl", R_BLOCKED},
+    {"aup#ipbl", R_BLOCKED},
+    {"aup#rrbl", R_BLOCKED},
+    {"aup#cxdns", R_REQUIREPTR},
+
     /* A blocked sender address (before the IP blocklists below). */
     {"sending to/from", R_REJECTED},
 

@@ -1,0 +1,216 @@
+/*
+ * test_services.c - the two servers bouncerd talks to are reachable with
+ * its own libraries: PostgreSQL through libpq (password auth, a round
+ * trip, a temporary table), and a seeded Dovecot mailbox listed over POP3S
+ * with the certificate verified against the test CA.  A wrong password
+ * and an untrusted certificate each fail with a clear error.
+ * Skips when tests/services.sh did not provide the environment.
+ */
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pop3.h"
+#include "test.h"
+
+#define USER "bounces5"
+#define PASS "secret5"
+
+static const char *pg, *host, *ca, *wrong_ca, *maildir;
+static int port, uid, gid;
+
+static int
+env_int(const char *name)
+{
+	const char *v = getenv(name);
+	return v ? (int)strtol(v, NULL, 10) : 0;
+}
+
+static void
+t_postgres(void)
+{
+	PGconn *c = PQconnectdb(pg);
+	PGresult *r = NULL;
+
+	CHECK(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+	if (PQstatus(c) != CONNECTION_OK)
+		goto out;
+	CHECK(PQserverVersion(c) >= 120000, "server %d", PQserverVersion(c));
+	r = PQexec(c,
+	    "CREATE TEMP TABLE t_services (n int); "
+	    "INSERT INTO t_services VALUES (41), (1);");
+	CHECK(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+	PQclear(r);
+	r = PQexec(c, "SELECT sum(n) FROM t_services");
+	CHECK(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+	if (PQresultStatus(r) == PGRES_TUPLES_OK)
+		CHECK_STR(PQgetvalue(r, 0, 0), "42");
+out:
+	PQclear(r);
+	PQfinish(c);
+}
+
+static void
+t_postgres_wrong_password(void)
+{
+	char *conninfo = NULL;
+	const char *at = strstr(pg, ":bouncerpw@");
+	PGconn *c;
+
+	if (at == NULL) {
+		test_skip("BOUNCER_TEST_PG has an unexpected form");
+		return;
+	}
+	conninfo = xasprintf("%.*s:wrongpw@%s", (int)(at - pg), pg,
+	    at + strlen(":bouncerpw@"));
+	c = PQconnectdb(conninfo);
+	CHECK(PQstatus(c) == CONNECTION_BAD, "connected with a wrong password");
+	CHECK(strstr(PQerrorMessage(c), "password authentication failed") !=
+	        NULL,
+	    "%s", PQerrorMessage(c));
+	PQfinish(c);
+	free(conninfo);
+}
+
+static int
+seed(const char *name, const char *data)
+{
+	char tmp[512], dst[512];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s/%s/Maildir/tmp/%s", maildir, USER, name);
+	snprintf(dst, sizeof(dst), "%s/%s/Maildir/new/%s", maildir, USER, name);
+	if ((f = fopen(tmp, "w")) == NULL)
+		return -1;
+	fputs(data, f);
+	if (fclose(f) != 0 || chown(tmp, (uid_t)uid, (gid_t)gid) != 0)
+		return -1;
+	return rename(tmp, dst);
+}
+
+static void
+opts(struct pop3_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->mailbox_name = "services-" USER;
+	o->host = host;
+	o->port = port;
+	o->tls = POP3_TLS_IMPLICIT;
+	o->ca_file = ca;
+	o->username = USER;
+	o->password = PASS;
+	o->connect_timeout_ms = 5000;
+	o->command_timeout_ms = 5000;
+}
+
+static void
+t_pop3s_listing(void)
+{
+	static const char *const names[] = {"4000.M1P1.svc", "4001.M2P1.svc"};
+	struct pop3_options o;
+	struct pop3 *p;
+	struct pop3_entry *l = NULL;
+	struct err err = {{0}};
+	size_t n = 0, i;
+	char path[512];
+
+	for (i = 0; i < 2; i++)
+		CHECK(seed(names[i],
+		          "From: a@example.org\r\nSubject: s\r\n\r\n"
+		          "hello\r\n") == 0,
+		    "seed: %s", strerror(errno));
+	opts(&o);
+	p = pop3_new(&o, &err);
+	CHECK(p != NULL, "%s", err.msg);
+	CHECK(pop3_connect(p, &err) == 0, "%s", err.msg);
+	CHECK(pop3_scan(p, &l, &n, &err) == 0, "%s", err.msg);
+	CHECK(n >= 2, "listed %zu messages", n);
+	for (i = 0; i < n; i++) {
+		CHECK(l[i].uidl[0] != '\0', "empty uidl");
+		CHECK(l[i].size > 0, "size %lld", (long long)l[i].size);
+	}
+	CHECK(pop3_quit(p, &err) == 0, "%s", err.msg);
+	pop3_free(&p);
+	free(l);
+	for (i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s/Maildir/new/%s", maildir,
+		    USER, names[i]);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s/%s/Maildir/cur/%s:2,", maildir,
+		    USER, names[i]);
+		unlink(path);
+	}
+}
+
+static void
+t_pop3s_wrong_password(void)
+{
+	struct pop3_options o;
+	struct pop3 *p;
+	struct err err = {{0}};
+
+	opts(&o);
+	o.password = "wrong-secret";
+	p = pop3_new(&o, &err);
+	CHECK(pop3_connect(p, &err) == -1, "logged in with a wrong password");
+	CHECK_INT(pop3_error_kind(p), POP3_ERR_AUTH);
+	CHECK(strstr(err.msg, "mailbox services-" USER ": connect: ") != NULL,
+	    "%s", err.msg);
+	CHECK(strstr(err.msg, "-ERR [AUTH]") != NULL, "%s", err.msg);
+	CHECK(strstr(err.msg, "wrong-secret") == NULL, "%s", err.msg);
+	printf("# wrong password: %s\n", err.msg);
+	pop3_free(&p);
+}
+
+static void
+t_pop3s_untrusted_certificate(void)
+{
+	struct pop3_options o;
+	struct pop3 *p;
+	struct err err = {{0}};
+
+	opts(&o);
+	o.ca_file = wrong_ca;
+	p = pop3_new(&o, &err);
+	CHECK(pop3_connect(p, &err) == -1, "trusted a foreign certificate");
+	CHECK_INT(pop3_error_kind(p), POP3_ERR_TLS);
+	CHECK(strstr(err.msg, "mailbox services-" USER ": connect: ") != NULL,
+	    "%s", err.msg);
+	CHECK(strstr(err.msg, "certificate") != NULL, "%s", err.msg);
+	printf("# untrusted certificate: %s\n", err.msg);
+	pop3_free(&p);
+}
+
+int
+main(void)
+{
+	const char *users = getenv("BOUNCER_TEST_POP3_USERS");
+
+	pg = getenv("BOUNCER_TEST_PG");
+	host = getenv("BOUNCER_TEST_POP3S_HOST");
+	ca = getenv("BOUNCER_TEST_POP3_CA");
+	wrong_ca = getenv("BOUNCER_TEST_POP3_WRONG_CA");
+	maildir = getenv("BOUNCER_TEST_MAILDIR_ROOT");
+	port = env_int("BOUNCER_TEST_POP3S_PORT");
+	uid = env_int("BOUNCER_TEST_MAIL_UID");
+	gid = env_int("BOUNCER_TEST_MAIL_GID");
+	if (pg == NULL) {
+		printf("SKIP services_postgres: BOUNCER_TEST_PG not set\n");
+	} else {
+		RUN(t_postgres);
+		RUN(t_postgres_wrong_password);
+	}
+	if (host == NULL || ca == NULL || wrong_ca == NULL || maildir == NULL ||
+	    port == 0 || users == NULL ||
+	    strstr(users, USER ":" PASS) == NULL) {
+		printf("SKIP services_pop3s: BOUNCER_TEST_POP3* not set\n");
+		return test_done();
+	}
+	RUN(t_pop3s_listing);
+	RUN(t_pop3s_wrong_password);
+	RUN(t_pop3s_untrusted_certificate);
+	return test_done();
+}

@@ -733,7 +733,8 @@ dsn_part_text(GMimeObject *obj, size_t cap, size_t *len_out)
 	g_mime_stream_flush(filt);
 	ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out));
 	res = xmalloc(ba->len + 1);
-	memcpy(res, ba->data, ba->len);
+	if (ba->len > 0)
+		memcpy(res, ba->data, ba->len);
 	res[ba->len] = '\0';
 	*len_out = ba->len;
 	g_object_unref(filt);

@@ -1132,8 +1132,9 @@ classify(const struct classify_input *in, struct classify_result *out)
 		r = phrase_rules[pr].reason;
 	else if (exit_status_only(text))
 		r = R_MAILERERROR;
-	else if ((ps = subject_phrase(in->subject)) >= 0)
-		r = phrase_rules[ps].reason;
+	else if ((ps = subject_phrase(in->subject)) >= 0 &&
+	    !reason_is_hard(phrase_rules[ps].reason))
+		r = phrase_rules[ps].reason; /* a hint, never enough for hard */
 	else if ((cmd = smtp_command(in, text)) != NULL &&
 	    (str_eq(cmd, "CONN") || str_eq(cmd, "HELO") || str_eq(cmd, "EHLO")))
 		r = R_BLOCKED; /* refused before any address was given */

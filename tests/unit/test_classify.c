@@ -626,6 +626,13 @@ t_subject(void)
 	CHECK(out.cls == CLASS_SOFT, "class %s", classify_class_name(out.cls));
 	test_end();
 
+	test_begin("subject alone never makes a hard bounce");
+	in.diagnostic = "see the attached report";
+	in.subject = "Returned mail: User unknown";
+	classify(&in, &out);
+	CHECK(out.cls != CLASS_HARD, "hard from the subject (%s)", out.reason);
+	test_end();
+
 	test_begin("subject ignored when the text speaks");
 	in.status = "5.0.0";
 	in.diagnostic = "550 Relay access denied";

@@ -506,6 +506,16 @@ static const struct stmt {
         "UPDATE settings SET soft_threshold = $1::integer,"
         " soft_window = justify_hours(make_interval(secs => $2::bigint)),"
         " updated_at = now() WHERE id"},
+    {"override",
+        "INSERT INTO reason_overrides (reason, action, count)"
+        " VALUES ($1, $2, $3::integer) ON CONFLICT (reason) DO UPDATE SET"
+        " action = EXCLUDED.action, count = EXCLUDED.count"},
+    {"first_pass",
+        "SELECT first_pass_completed_at IS NULL FROM mailboxes"
+        " WHERE id = $1::bigint"},
+    {"first_pass_done",
+        "UPDATE mailboxes SET first_pass_completed_at = now()"
+        " WHERE id = $1::bigint AND first_pass_completed_at IS NULL"},
     {"trylock", "SELECT pg_try_advisory_lock($1::integer, $2::integer)"},
     {"unlock", "SELECT pg_advisory_unlock($1::integer, $2::integer)"},
 };
@@ -798,21 +808,62 @@ op_settings(struct store *s, void *argp, struct err *err)
 	const struct store_settings *st = argp;
 	char a[24], b[24];
 	const char *v[2] = {a, b};
+	size_t i;
+	int rc;
 
 	snprintf(a, sizeof(a), "%d", st->soft_threshold);
 	snprintf(b, sizeof(b), "%" PRId64, st->soft_window_s);
-	return exec_prep(s, "settings", 2, v, PGRES_COMMAND_OK, NULL, err);
+	rc = prepare_all(s, err);
+	if (rc == 0)
+		rc = exec_simple(s, "BEGIN", err);
+	if (rc == 0)
+		rc =
+		    exec_prep(s, "settings", 2, v, PGRES_COMMAND_OK, NULL, err);
+	if (rc == 0)
+		rc = exec_simple(s, "DELETE FROM reason_overrides", err);
+	for (i = 0; rc == 0 && i < st->noverrides; i++) {
+		const struct store_override *o = &st->overrides[i];
+		char cnt[24];
+		const char *ov[3] = {o->reason,
+		    o->never ? "never" : "hard_after", o->never ? NULL : cnt};
+
+		snprintf(cnt, sizeof(cnt), "%d", o->hard_after);
+		rc = exec_prep(s, "override", 3, ov, PGRES_COMMAND_OK, NULL,
+		    err);
+	}
+	if (rc == 0)
+		rc = exec_simple(s, "COMMIT", err);
+	if (rc == -1) {
+		struct err ignore;
+
+		exec_simple(s, "ROLLBACK", &ignore);
+	}
+	return rc;
 }
 
 int
 store_apply_settings(struct store *s, const struct store_settings *st,
     struct err *err)
 {
+	size_t i;
+
 	if (st->soft_threshold < 1 || st->soft_window_s <= 0) {
 		err_set(err,
 		    "suppression settings: threshold must be >= 1 "
 		    "and window > 0");
 		return -1;
+	}
+	for (i = 0; i < st->noverrides; i++) {
+		const struct store_override *o = &st->overrides[i];
+
+		if (o->reason == NULL || !uidl_ok(o->reason) ||
+		    (!o->never && o->hard_after < 1)) {
+			err_set(err,
+			    "suppression override %zu: needs a reason and "
+			    "never or hard_after >= 1",
+			    i + 1);
+			return -1;
+		}
 	}
 	return run(s, op_settings, (void *)st, err);
 }

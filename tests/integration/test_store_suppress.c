@@ -357,6 +357,281 @@ t_daily_stats(void)
 	free(v);
 }
 
+/* Records one bounce of addr through a message with the given counting
+ * policy; age_s before now. */
+static void
+rec1(const char *addr, enum bounce_class cls, const char *reason, int64_t age_s,
+    int record_only, int64_t max_age_s)
+{
+	struct store_bounce b;
+	struct store_message m;
+	struct err err = {""};
+	enum store_result r = STORE_PENDING;
+	char uidl[64];
+
+	memset(&b, 0, sizeof(b));
+	memset(&m, 0, sizeof(m));
+	snprintf(uidl, sizeof(uidl), "p-%d", ++seq);
+	b.recipient = addr;
+	b.cls = cls;
+	b.reason = reason;
+	b.action = cls == CLASS_DELIVERED ? "delivered" : "failed";
+	/* age 0: no date in the report, the time it is stored */
+	b.bounced_at = age_s ? now_unix() - age_s : 0;
+	m.mailbox_id = mbox;
+	m.uidl = uidl;
+	m.kind = DSN_KIND_BOUNCE;
+	m.size = -1;
+	m.bounces = &b;
+	m.nbounces = 1;
+	m.record_only = record_only;
+	m.max_age_s = max_age_s;
+	if (store_record(st, &m, &r, &err) != 0 || r != STORE_WRITTEN)
+		test_fail_at(__FILE__, __LINE__, "record: %s", err.msg);
+}
+
+static char *
+why_not(const char *addr)
+{
+	char *sql = xasprintf("SELECT string_agg(coalesce(counted_as, '-') || "
+	                      "'/' || coalesce(not_counted_because, '-'), ',' "
+	                      "ORDER BY bounced_at) FROM suppression_evidence "
+	                      "WHERE address = '%s'",
+	    addr);
+	char *v = tdb_value(db, sql);
+
+	free(sql);
+	return v;
+}
+
+#define CHECK_ROW(addr, want) \
+	do { \
+		char *v_ = row_of(addr); \
+		CHECK_STR(v_, want); \
+		free(v_); \
+	} while (0)
+#define CHECK_WHY(addr, want) \
+	do { \
+		char *v_ = why_not(addr); \
+		CHECK_STR(v_, want); \
+		free(v_); \
+	} while (0)
+
+static const struct store_override overrides[] = {
+    {.reason = "blocked", .never = 1},
+    {.reason = "mailboxfull", .hard_after = 2},
+};
+
+static void
+policy_begin(const char *name)
+{
+	struct err err = {""};
+	struct store_settings set = {.soft_threshold = 3,
+	    .soft_window_s = 30 * DAY,
+	    .overrides = overrides,
+	    .noverrides = 2};
+
+	test_begin("policy %s", name);
+	if (store_apply_settings(st, &set, &err) != 0)
+		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+}
+
+static void
+t_policy(void)
+{
+	struct err err = {""};
+	struct store_settings plain = {.soft_threshold = 3,
+	    .soft_window_s = 30 * DAY};
+	struct store_override bad = {.reason = "mailboxfull"};
+	struct store_settings badset = {.soft_threshold = 3,
+	    .soft_window_s = DAY,
+	    .overrides = &bad,
+	    .noverrides = 1};
+
+	policy_begin("override_never");
+	rec1("ov1@c.example", CLASS_SOFT, "blocked", 4 * DAY, 0, 0);
+	rec1("ov1@c.example", CLASS_SOFT, "blocked", 3 * DAY, 0, 0);
+	rec1("ov1@c.example", CLASS_SOFT, "blocked", 2 * DAY, 0, 0);
+	rec1("ov1@c.example", CLASS_HARD, "blocked", DAY, 0, 0);
+	CHECK_ROW("ov1@c.example", "(none)");
+	CHECK_WHY("ov1@c.example",
+	    "-/reason_never_counts,-/reason_never_counts,"
+	    "-/reason_never_counts,-/reason_never_counts");
+	test_end();
+
+	policy_begin("override_hard_after_minus_one");
+	rec1("ov2@c.example", CLASS_SOFT, "mailboxfull", DAY, 0, 0);
+	CHECK_ROW("ov2@c.example", "(none)");
+	test_end();
+
+	policy_begin("override_hard_after_reached");
+	rec1("ov3@c.example", CLASS_SOFT, "mailboxfull", 2 * DAY, 0, 0);
+	rec1("ov3@c.example", CLASS_SOFT, "mailboxfull", DAY, 0, 0);
+	CHECK_ROW("ov3@c.example", "reason_override|mailboxfull|soft|0|0|0");
+	CHECK_WHY("ov3@c.example", "override/-,override/-");
+	test_end();
+
+	policy_begin("override_reason_is_not_an_ordinary_soft_bounce");
+	rec1("ov4@c.example", CLASS_SOFT, "mailboxfull", 3 * DAY, 0, 0);
+	rec1("ov4@c.example", CLASS_SOFT, "spamdetected", 2 * DAY, 0, 0);
+	rec1("ov4@c.example", CLASS_SOFT, "expired", DAY, 0, 0);
+	CHECK_ROW("ov4@c.example", "(none)");
+	test_end();
+
+	policy_begin("override_hard_after_is_not_windowed");
+	rec1("ov5@c.example", CLASS_SOFT, "mailboxfull", 100 * DAY, 0, 0);
+	rec1("ov5@c.example", CLASS_SOFT, "mailboxfull", 90 * DAY, 0, 0);
+	CHECK_ROW("ov5@c.example", "reason_override|mailboxfull|soft|0|0|0");
+	test_end();
+
+	policy_begin("override_cleared_by_delivery");
+	rec1("ov6@c.example", CLASS_SOFT, "mailboxfull", 3 * DAY, 0, 0);
+	rec1("ov6@c.example", CLASS_DELIVERED, "delivered", 2 * DAY, 0, 0);
+	rec1("ov6@c.example", CLASS_SOFT, "mailboxfull", DAY, 0, 0);
+	CHECK_ROW("ov6@c.example", "(none)");
+	CHECK_WHY("ov6@c.example",
+	    "-/before_delivery_report,-/not_a_failure,override/-");
+	test_end();
+
+	policy_begin("override_validated");
+	CHECK(store_apply_settings(st, &badset, &err) == -1,
+	    "hard_after 0 accepted");
+	test_end();
+
+	policy_begin("max_age_edge");
+	rec1("old@c.example", CLASS_HARD, "userunknown", 7 * DAY + 60, 0,
+	    7 * DAY);
+	CHECK_ROW("old@c.example", "(none)");
+	CHECK_WHY("old@c.example", "-/max_age");
+	rec1("old2@c.example", CLASS_HARD, "userunknown", 7 * DAY - 60, 0,
+	    7 * DAY);
+	CHECK_ROW("old2@c.example", "hard_bounce|userunknown|hard|1|0|0");
+	test_end();
+
+	policy_begin("record_only_first_pass");
+	rec1("first@c.example", CLASS_HARD, "userunknown", DAY, 1, 0);
+	rec1("first@c.example", CLASS_COMPLAINT, "feedback", DAY, 1, 0);
+	CHECK_ROW("first@c.example", "(none)");
+	CHECK_WHY("first@c.example", "-/first_pass,-/first_pass");
+	CHECK_INT(tdb_count(db,
+	              "SELECT count(*) FROM bounces WHERE recipient "
+	              "= 'first@c.example' AND NOT counts"),
+	    2);
+	test_end();
+
+	policy_begin("unsuppress_then_new_bounce");
+	rec1("lift@c.example", CLASS_HARD, "userunknown", DAY, 0, 0);
+	CHECK_ROW("lift@c.example", "hard_bounce|userunknown|hard|1|0|0");
+	CHECK_STR(tdb_value(db,
+	              "SELECT unsuppress('Lift@C.example', "
+	              "'confirmed by phone', 'ops-jane')"),
+	    "t");
+	CHECK_ROW("lift@c.example", "(none)");
+	CHECK_STR(tdb_value(db, "SELECT unsuppress('lift@c.example', 'again')"),
+	    "f");
+	CHECK_STR(tdb_value(db,
+	              "SELECT count(*) || ' ' || min(lifted_by) || "
+	              "' ' || min(was_suppressed_because) || ' ' || "
+	              "min(was_reason) FROM suppression_lifts "
+	              "WHERE address = 'lift@c.example'"),
+	    "1 ops-jane hard_bounce userunknown");
+	CHECK(tdb_exec(db, "SELECT unsuppress('lift@c.example', '')") == -1,
+	    "a lift without a note was taken");
+	/* a late report of a bounce from before the lift does not count */
+	rec1("lift@c.example", CLASS_HARD, "userunknown", DAY / 2, 0, 0);
+	CHECK_ROW("lift@c.example", "(none)");
+	/* a new bounce after the lift does */
+	rec1("lift@c.example", CLASS_SOFT, "mailboxfull", 0, 0, 0);
+	CHECK_ROW("lift@c.example", "(none)");
+	rec1("lift@c.example", CLASS_HARD, "hostunknown", 0, 0, 0);
+	CHECK_ROW("lift@c.example", "hard_bounce|hostunknown|hard|1|0|0");
+	CHECK_WHY("lift@c.example",
+	    "-/before_unsuppress,-/before_unsuppress,override/-,hard/-");
+	test_end();
+
+	test_begin("policy overrides removed by new settings");
+	CHECK(store_apply_settings(st, &plain, &err) == 0, "%s", err.msg);
+	CHECK_INT(tdb_count(db, "SELECT count(*) FROM reason_overrides"), 0);
+	CHECK_ROW("ov4@c.example", "soft_bounces|expired|soft|0|0|3");
+	test_end();
+}
+
+/* A mailbox added with 200 old bounces under first_pass: record_only:
+ * nothing is suppressed; once the first pass is done a new hard bounce
+ * suppresses its address. */
+static void
+t_first_pass_backlog(void)
+{
+	struct err err = {""};
+	struct store_message *m;
+	struct store_bounce *b;
+	enum store_result *res;
+	char(*u)[32], (*a)[64];
+	int64_t mb2 = 0;
+	int pending = -1, i, ok = 0;
+
+	CHECK(store_mailbox_id(st, "backlog", NULL, NULL, &mb2, &err) == 0,
+	    "%s", err.msg);
+	CHECK(store_mailbox_first_pass(st, mb2, &pending, &err) == 0, "%s",
+	    err.msg);
+	CHECK_INT(pending, 1);
+	m = xcalloc(200, sizeof(*m));
+	b = xcalloc(200, sizeof(*b));
+	res = xcalloc(200, sizeof(*res));
+	u = xcalloc(200, sizeof(*u));
+	a = xcalloc(200, sizeof(*a));
+	for (i = 0; i < 200; i++) {
+		snprintf(u[i], sizeof(u[i]), "old-%d", i);
+		snprintf(a[i], sizeof(a[i]), "backlog%d@d.example", i % 150);
+		b[i].recipient = a[i];
+		b[i].cls = i % 2 ? CLASS_HARD : CLASS_COMPLAINT;
+		b[i].reason = i % 2 ? "userunknown" : "feedback";
+		b[i].bounced_at = now_unix() - (int64_t)(i + 1) * 3600;
+		m[i].mailbox_id = mb2;
+		m[i].uidl = u[i];
+		m[i].kind = DSN_KIND_BOUNCE;
+		m[i].size = -1;
+		m[i].bounces = &b[i];
+		m[i].nbounces = 1;
+		m[i].record_only = pending;
+	}
+	CHECK(store_record_batch(st, m, 200, res, &err) == 0, "%s", err.msg);
+	for (i = 0; i < 200; i++)
+		ok += res[i] == STORE_WRITTEN;
+	CHECK_INT(ok, 200);
+	CHECK(store_mailbox_first_pass_done(st, mb2, &err) == 0, "%s", err.msg);
+	CHECK(store_mailbox_first_pass(st, mb2, &pending, &err) == 0, "%s",
+	    err.msg);
+	CHECK_INT(pending, 0);
+	CHECK_INT(tdb_count(db,
+	              "SELECT count(*) FROM suppressions WHERE "
+	              "domain = 'd.example'"),
+	    0);
+	CHECK_INT(tdb_count(db,
+	              "SELECT count(*) FROM bounces WHERE "
+	              "recipient_domain = 'd.example' AND NOT counts "
+	              "AND not_counted_because = 'first_pass'"),
+	    200);
+	/* the next pass counts */
+	snprintf(u[0], sizeof(u[0]), "new-0");
+	b[0].cls = CLASS_HARD;
+	b[0].reason = "userunknown";
+	b[0].bounced_at = 0;
+	m[0].record_only = pending;
+	CHECK(store_record(st, &m[0], &res[0], &err) == 0, "%s", err.msg);
+	CHECK_INT(res[0], STORE_WRITTEN);
+	CHECK_ROW("backlog0@d.example", "hard_bounce|userunknown|hard|1|0|0");
+	CHECK_INT(tdb_count(db,
+	              "SELECT count(*) FROM suppressions WHERE "
+	              "domain = 'd.example'"),
+	    1);
+	free(m);
+	free(b);
+	free(res);
+	free(u);
+	free(a);
+}
+
 int
 main(void)
 {
@@ -389,6 +664,8 @@ main(void)
 	RUN(t_notify_on_entry);
 	RUN(t_notify_once_per_email);
 	RUN(t_daily_stats);
+	t_policy();
+	RUN(t_first_pass_backlog);
 	store_free(&st);
 	PQfinish(db);
 	tdb_drop("bouncer_store_suppress");

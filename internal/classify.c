@@ -770,7 +770,7 @@ fold_text(const char *s, char *dst, size_t cap)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	const unsigned char *end;
-	size_t n = 0;
+	size_t n = 0, cut = 1;
 
 	dst[n++] = ' ';
 	if (s == NULL)
@@ -801,33 +801,20 @@ fold_text(const char *s, char *dst, size_t cap)
 				continue;
 			}
 		}
-		/* A word holding an address or a URL: keep what precedes
-		 * the address ("to:<"), drop the rest, so that the words of a
+		if (dst[n - 1] == ' ')
+			cut = n;
+		/* An address: drop it from its local part on, keeping what
+		 * precedes it in the word ("to:<"), so that the words of a
 		 * local part ("spam@", "filtered@") are never read as prose. */
-		if (dst[n - 1] == ' ') {
-			const unsigned char *q = p, *at = NULL, *cut = p;
-
-			while (q<end && * q> ' ' && *q != 0x7f) {
-				if (*q == '@' && at == NULL)
-					at = q;
-				q++;
-			}
-			if (at != NULL) {
-				const unsigned char *k;
-
-				for (k = p; k < at; k++)
-					if (*k == ':' || *k == '<' ||
-					    *k == '(' || *k == '[' || *k == '"')
-						cut = k + 1;
-				for (k = p; k < cut && n + 2 < cap; k++)
-					dst[n++] = (*k >= 'A' && *k <= 'Z')
-					    ? (char)(*k + 32)
-					    : (char)*k;
-				p = q;
-				continue;
-			}
+		if (c == '@') {
+			n = cut;
+			while (p<end && * p> ' ' && *p != 0x7f)
+				p++;
+			continue;
 		}
 		dst[n++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : (char)c;
+		if (c == ':' || c == '<' || c == '(' || c == '[' || c == '"')
+			cut = n;
 		p++;
 	}
 out:
@@ -853,9 +840,12 @@ phrase_find(const char *t, size_t n, uint64_t *seen_out)
 		for (k = bucket_start[h]; k < bucket_start[h + 1]; k++) {
 			size_t r = bucket_rule[k];
 
-			if (phrase_len[r] > n - pos ||
-			    memcmp(t + pos, phrase_rules[r].phrase,
-			        phrase_len[r]) != 0)
+			const char *ph = phrase_rules[r].phrase;
+
+			if (phrase_len[r] > n - pos || t[pos] != ph[0] ||
+			    t[pos + 1] != ph[1] || t[pos + 2] != ph[2] ||
+			    memcmp(t + pos + 3, ph + 3, phrase_len[r] - 3u) !=
+			        0)
 				continue;
 			seen |= (uint64_t)1 << phrase_rules[r].reason;
 			if (r < best)

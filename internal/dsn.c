@@ -1256,6 +1256,11 @@ finish(struct dsn_report *r, const struct dsn_options *opt)
 		in.kind = kind;
 		in.feedback_type = rc->feedback_type;
 		in.mta = r->mta;
+		in.subject = r->subject;
+		if (rc->smtp_command == NULL && rc->diagnostic != NULL)
+			rc->smtp_command = dsn_find_command(rc->diagnostic,
+			    strlen(rc->diagnostic));
+		in.smtp_command = rc->smtp_command;
 		memset(&res, 0, sizeof(res));
 		classify(&in, &res);
 		rc->reason = res.reason ? res.reason : "undefined";
@@ -1320,6 +1325,13 @@ dsn_parse(const char *msg, size_t len, int truncated,
 	}
 	top = GMIME_OBJECT(m);
 	body_off = body_offset(msg, len);
+	v = top_header(top, "Subject");
+	if (v != NULL) {
+		char *dec = g_mime_utils_header_decode_text(NULL, v);
+
+		r->subject = dsn_keep_clean(r, dec, strlen(dec));
+		g_free(dec);
+	}
 	v = top_header(top, "Date");
 	if (v != NULL)
 		r->date = dsn_parse_date(v);

@@ -49,6 +49,9 @@ struct dsn_rcpt {
 	const char *remote_mta;
 	int64_t date; /* when it bounced (unix time), 0 unknown */
 	const char *feedback_type; /* complaints */
+	/* SMTP command the failure answered: CONN|HELO|MAIL|RCPT|DATA
+	 * (DATA also for end of data), NULL when unknown */
+	const char *smtp_command;
 	const char *reason; /* from classify() */
 	enum bounce_class cls;
 };

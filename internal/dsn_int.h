@@ -29,6 +29,7 @@ struct dsn_report {
 	enum dsn_kind kind;
 	const char *reporting_mta;
 	const char *mta; /* detected MTA/provider family */
+	const char *subject; /* the report's own Subject, decoded */
 	int64_t date;
 	int truncated;
 	const char *verp;
@@ -69,6 +70,8 @@ char *dsn_part_text(GMimeObject *obj, size_t cap, size_t *len_out);
  * has_orig: the returned original was found as a MIME part. */
 void dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
     GMimeObject *top, const char *text, size_t len, int has_orig);
+/* dsn_text.c: the SMTP command a failure text names last, or NULL. */
+const char *dsn_find_command(const char *s, size_t n);
 /* dsn_text.c: MTA family and missing diagnostics for a parsed DSN. */
 void dsn_text_enrich(struct dsn_report *r, GMimeObject *top, const char *text,
     size_t len);

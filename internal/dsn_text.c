@@ -931,6 +931,75 @@ out:
 	free(low_text);
 }
 
+/* ---- the SMTP command a failure answered ---- */
+
+static const struct cmd_marker {
+	const char *needle;
+	const char *cmd;
+} cmd_markers[] = {
+    {"in reply to rcpt to", "RCPT"},
+    {"in reply to end of data", "DATA"},
+    {"in reply to data", "DATA"},
+    {"in reply to mail from", "MAIL"},
+    {"in reply to helo", "HELO"},
+    {"in reply to ehlo", "HELO"},
+    {"refused to talk to me", "CONN"},
+    {">>> data", "DATA"},
+    {">>> rcpt to", "RCPT"},
+    {">>> mail from", "MAIL"},
+    {">>> ehlo", "HELO"},
+    {">>> helo", "HELO"},
+    {"after rcpt to", "RCPT"},
+    {"after rcpt command", "RCPT"},
+    {"after end of data", "DATA"},
+    {"after pipelined data", "DATA"},
+    {"after data", "DATA"},
+    {"after mail from", "MAIL"},
+    {"after initial connection", "CONN"},
+    {"after helo", "HELO"},
+    {"after ehlo", "HELO"},
+    {"did not like our rcpt to", "RCPT"},
+    {"did not like our final data", "DATA"},
+    {"did not like our data", "DATA"},
+    {"did not like our mail from", "MAIL"},
+    {"rcpt to response", "RCPT"},
+    {"[rcpt_to]", "RCPT"},
+    {"[end_of_data]", "DATA"},
+    {NULL, NULL},
+};
+
+/* The command named last in s[0..n) (a transcript's last command is the
+ * one the error answered), or NULL. */
+const char *
+dsn_find_command(const char *s, size_t n)
+{
+	const char *best = NULL;
+	size_t i, at = 0, k;
+
+	if (s == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (c != 'i' && c != 'I' && c != '>' && c != 'a' && c != 'A' &&
+		    c != 'd' && c != 'D' && c != 'r' && c != 'R' && c != '[')
+			continue;
+		for (k = 0; cmd_markers[k].needle != NULL; k++) {
+			size_t nl = strlen(cmd_markers[k].needle);
+
+			if (n - i >= nl &&
+			    ascii_ncasecmp(s + i, cmd_markers[k].needle, nl) ==
+			        0 &&
+			    (best == NULL || i >= at)) {
+				best = cmd_markers[k].cmd;
+				at = i;
+				break;
+			}
+		}
+	}
+	return best;
+}
+
 void
 dsn_text_enrich(struct dsn_report *r, GMimeObject *top, const char *text,
     size_t len)
@@ -950,9 +1019,30 @@ dsn_text_enrich(struct dsn_report *r, GMimeObject *top, const char *text,
 		const char *p;
 		size_t st, en;
 
-		if (rc->diagnostic != NULL || a == NULL)
+		if (a == NULL)
 			continue;
+		if (rc->smtp_command == NULL)
+			rc->smtp_command = dsn_find_command(rc->diagnostic,
+			    rc->diagnostic ? strlen(rc->diagnostic) : 0);
 		p = strstr(low_text, a);
+		if (rc->smtp_command == NULL && p != NULL) {
+			/* the paragraph of the text that names it */
+			size_t ps = (size_t)(p - low_text), pe = ps;
+
+			while (ps > 0 &&
+			    !(low_text[ps - 1] == '\n' && ps > 1 &&
+			        low_text[ps - 2] == '\n'))
+				ps--;
+			while (pe < scan_len &&
+			    !(low_text[pe] == '\n' && pe + 1 < scan_len &&
+			        low_text[pe + 1] == '\n'))
+				pe++;
+			rc->smtp_command = dsn_find_command(text + ps, pe - ps);
+		}
+		if (rc->smtp_command == NULL && r->nrcpt == 1)
+			rc->smtp_command = dsn_find_command(text, scan_len);
+		if (rc->diagnostic != NULL)
+			continue;
 		if (p == NULL) {
 			rc->diagnostic = dsn_keep_clean(r, text,
 			    scan_len > 512 ? 512 : scan_len);

@@ -148,6 +148,8 @@ print_tsv(const char *base, const struct dsn_report *r)
 		tsv_field(rc->feedback_type);
 		putchar('\t');
 		tsv_field(dsn_mta(r));
+		putchar('\t');
+		tsv_field(rc->smtp_command);
 		putchar('\n');
 	}
 }
@@ -184,6 +186,8 @@ print_json(const char *base, const struct dsn_report *r)
 		printf(",\"date\":%lld", (long long)rc->date);
 		fputs(",\"feedback_type\":", stdout);
 		json_str(rc->feedback_type);
+		fputs(",\"smtp_command\":", stdout);
+		json_str(rc->smtp_command);
 		fputs(",\"reason\":", stdout);
 		json_str(rc->reason);
 		fputs(",\"class\":", stdout);
@@ -279,7 +283,7 @@ main(int argc, char **argv)
 	if (fmt == FMT_TSV)
 		fputs("file\trecipient\treason\thard_or_soft\tstatus\t"
 		      "reply_code\taction\tdiagnostic\tkind\tbest_recipient\t"
-		      "recipient_source\tfeedback_type\tmta\n",
+		      "recipient_source\tfeedback_type\tmta\tsmtp_command\n",
 		    stdout);
 	for (; i < argc; i++) {
 		struct err err = {{0}};

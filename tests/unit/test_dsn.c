@@ -77,6 +77,8 @@ dump(const struct dsn_report *r, struct buf *b)
 		snprintf(tmp, sizeof(tmp), "\t%lld\t", (long long)rc->date);
 		buf_append_str(b, tmp);
 		put(b, rc->feedback_type);
+		buf_append_str(b, "\t");
+		put(b, rc->smtp_command);
 		buf_append_str(b, "\n");
 		putf(b, "diag", rc->diagnostic);
 	}

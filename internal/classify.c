@@ -1015,6 +1015,27 @@ smtp_command(const struct classify_input *in, const char *text)
 	return NULL;
 }
 
+/* Replies that state that the account does not exist, which stand even
+ * when given after DATA. */
+static const char *const no_account_phrases[] = {
+    "user doesn't have a",
+    "user does not have a",
+    "invalid recipient",
+};
+
+static int
+explicit_no_account(const char *text)
+{
+	size_t i;
+
+	for (i = 0;
+	     i < sizeof(no_account_phrases) / sizeof(no_account_phrases[0]);
+	     i++)
+		if (strstr(text, no_account_phrases[i]) != NULL)
+			return 1;
+	return 0;
+}
+
 /* A diagnostic that is only a number: the exit status of a local delivery
  * program (Diagnostic-Code: X-Unix; 75). */
 static int
@@ -1138,10 +1159,12 @@ classify(const struct classify_input *in, struct classify_result *out)
 		r = R_UNDEFINED;
 
 	/* "User unknown" in answer to the message data is a filter's verdict
-	 * on the content, not proof that the mailbox is missing. */
+	 * on the content, not proof that the mailbox is missing, unless the
+	 * reply says in so many words that there is no such account. */
 	if (r == R_USERUNKNOWN &&
 	    !(sr >= 0 && status_rules[sr].reason == R_USERUNKNOWN) &&
-	    str_eq(smtp_command(in, text), "DATA"))
+	    str_eq(smtp_command(in, text), "DATA") &&
+	    !explicit_no_account(text))
 		r = R_FILTERED;
 
 	/* Under a policy code the recipient was refused by a filter, not

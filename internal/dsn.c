@@ -476,7 +476,7 @@ struct ds_ctx {
 	struct dsn_rcpt *cur;
 	size_t first; /* index of the first recipient from this part */
 	int64_t arrival;
-	int in_group;
+	const char *status_comment; /* diagnostic taken from Status (...) */
 };
 
 static void
@@ -488,6 +488,7 @@ ds_field(void *vctx, const char *name, size_t nlen, const char *v, size_t vlen)
 
 	if (name == NULL) {
 		c->cur = NULL;
+		c->status_comment = NULL;
 		return;
 	}
 	if (fname_is(name, nlen, "Reporting-MTA")) {
@@ -554,8 +555,21 @@ ds_field(void *vctx, const char *name, size_t nlen, const char *v, size_t vlen)
 	} else if (fname_is(name, nlen, "Status")) {
 		char st[16];
 
+		const char *lp = memchr(v, '(', vlen);
+
 		if (c->cur->status == NULL && dsn_find_status(v, vlen, st))
 			c->cur->status = dsn_keep(r, xstrdup(st));
+		/* "Status: 4.0.0 (host name lookup failure)": the comment
+		 * stands in for a missing Diagnostic-Code */
+		if (lp != NULL && c->cur->diagnostic == NULL) {
+			const char *rp =
+			    memchr(lp, ')', vlen - (size_t)(lp - v));
+			size_t cl = rp ? (size_t)(rp - lp - 1)
+			               : vlen - (size_t)(lp + 1 - v);
+
+			c->cur->diagnostic = dsn_keep_clean(r, lp + 1, cl);
+			c->status_comment = c->cur->diagnostic;
+		}
 	} else if (fname_is(name, nlen, "Diagnostic-Code")) {
 		const char *semi = memchr(v, ';', vlen);
 
@@ -564,7 +578,8 @@ ds_field(void *vctx, const char *name, size_t nlen, const char *v, size_t vlen)
 			vlen -= (size_t)(semi + 1 - v);
 			v = semi + 1;
 		}
-		if (c->cur->diagnostic == NULL)
+		if (c->cur->diagnostic == NULL ||
+		    c->cur->diagnostic == c->status_comment)
 			c->cur->diagnostic = dsn_keep_clean(r, v,
 			    vlen > DSN_DIAG_CAP ? DSN_DIAG_CAP : vlen);
 	} else if (fname_is(name, nlen, "Remote-MTA")) {

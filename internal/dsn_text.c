@@ -1048,19 +1048,40 @@ dsn_text_enrich(struct dsn_report *r, GMimeObject *top, const char *text,
 			    scan_len > 512 ? 512 : scan_len);
 			continue;
 		}
-		st = (size_t)(p - low_text);
-		while (st > 0 && text[st - 1] != '\n')
-			st--;
-		en = st;
-		while (en < scan_len && en - st < 512) {
-			if (text[en] == '\n' && en + 1 < scan_len &&
-			    (text[en + 1] == '\n' ||
-			        (text[en + 1] == '\r' && en + 2 < scan_len &&
-			            text[en + 2] == '\n')))
-				break;
-			en++;
+		/* every paragraph of the text that names the address */
+		{
+			struct buf d;
+			size_t last_end = 0, hits = 0;
+
+			buf_init(&d, DSN_DIAG_CAP);
+			while (p != NULL && hits++ < 8 && !d.truncated) {
+				st = (size_t)(p - low_text);
+				while (st > 0 && text[st - 1] != '\n')
+					st--;
+				en = st;
+				while (en < scan_len && en - st < 512) {
+					if (text[en] == '\n' &&
+					    en + 1 < scan_len &&
+					    (text[en + 1] == '\n' ||
+					        (text[en + 1] == '\r' &&
+					            en + 2 < scan_len &&
+					            text[en + 2] == '\n')))
+						break;
+					en++;
+				}
+				if (st >= last_end) {
+					if (d.len > 0)
+						buf_append(&d, "\n", 1);
+					buf_append(&d, text + st, en - st);
+					last_end = en;
+				}
+				p = strstr(low_text + (en > st ? en : st + 1),
+				    a);
+			}
+			rc->diagnostic =
+			    dsn_keep_clean(r, d.data ? d.data : "", d.len);
+			buf_free(&d);
 		}
-		rc->diagnostic = dsn_keep_clean(r, text + st, en - st);
 	}
 	free(low_from);
 	free(low_text);

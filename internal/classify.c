@@ -487,6 +487,7 @@ static const struct phrase_rule {
     {"unroutable sender", R_REJECTED},
     {"unrouteable sender", R_REJECTED},
     {"permission to post", R_REJECTED},
+    {"groups.google.com/support", R_REJECTED},
     {"sender was rejected", R_REJECTED},
 
     /* Security requirements of the receiving side. */

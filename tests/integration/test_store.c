@@ -217,9 +217,9 @@ t_mailbox_id_is_stable(void)
 	    err.msg);
 	CHECK(a > 0 && a == b && c != a, "%lld %lld %lld", (long long)a,
 	    (long long)b, (long long)c);
-	CHECK_STR(tdb_value(db,
-	              "SELECT host FROM mailboxes WHERE name = "
-	              "'bounces1'"),
+	CHECK_SQL(db,
+	    "SELECT host FROM mailboxes WHERE name = "
+	    "'bounces1'",
 	    "127.0.0.1");
 	mbox = a;
 	store_free(&s);
@@ -251,9 +251,9 @@ t_record_then_replay(void)
 	              "m ON m.id = b.message_id "
 	              "WHERE m.uidl = 'u-replay'"),
 	    2);
-	CHECK_STR(tdb_value(db,
-	              "SELECT recipient || ' ' || recipient_domain "
-	              "FROM bounces ORDER BY id LIMIT 1"),
+	CHECK_SQL(db,
+	    "SELECT recipient || ' ' || recipient_domain "
+	    "FROM bounces ORDER BY id LIMIT 1",
 	    "r0-u-replay@example.org example.org");
 	CHECK(store_uidl_states(s, mbox, uidls, 3, info, &err) == 0, "%s",
 	    err.msg);
@@ -611,16 +611,16 @@ t_failures_quarantine_and_release(void)
 	make_msg(&mb, mbox, "u-bad", 1);
 	CHECK(store_record(s, &mb.m, &r, &err) == 0, "%s", err.msg);
 	CHECK_INT(r, STORE_WRITTEN);
-	CHECK_STR(tdb_value(db,
-	              "SELECT outcome || failures || "
-	              "coalesce(error, '-') FROM messages "
-	              "WHERE uidl = 'u-bad'"),
+	CHECK_SQL(db,
+	    "SELECT outcome || failures || "
+	    "coalesce(error, '-') FROM messages "
+	    "WHERE uidl = 'u-bad'",
 	    "recorded0-");
 	CHECK(store_record_failure(s, &f, &q, &err) == 0, "%s", err.msg);
 	CHECK_INT(q, 0);
-	CHECK_STR(tdb_value(db,
-	              "SELECT outcome FROM messages "
-	              "WHERE uidl = 'u-bad'"),
+	CHECK_SQL(db,
+	    "SELECT outcome FROM messages "
+	    "WHERE uidl = 'u-bad'",
 	    "recorded");
 	store_free(&s);
 }
@@ -717,9 +717,9 @@ t_settings(void)
 	if (s == NULL)
 		return;
 	CHECK(store_apply_settings(s, &st, &err) == 0, "%s", err.msg);
-	CHECK_STR(tdb_value(db,
-	              "SELECT soft_threshold || ' ' || soft_window "
-	              "FROM settings"),
+	CHECK_SQL(db,
+	    "SELECT soft_threshold || ' ' || soft_window "
+	    "FROM settings",
 	    "5 7 days");
 	st.soft_threshold = 0;
 	CHECK(store_apply_settings(s, &st, &err) == -1, "threshold 0 taken");

@@ -83,6 +83,14 @@ tdb_value(PGconn *c, const char *sql)
 	return v;
 }
 
+/* CHECK_SQL(conn, sql, want): the first value of sql is want. */
+#define CHECK_SQL(c, sql, want) \
+	do { \
+		char *v__ = tdb_value((c), (sql)); \
+		CHECK_STR(v__, (want)); \
+		free(v__); \
+	} while (0)
+
 static __attribute__((unused)) long long
 tdb_count(PGconn *c, const char *sql)
 {

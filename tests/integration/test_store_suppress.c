@@ -522,18 +522,17 @@ t_policy(void)
 	policy_begin("unsuppress_then_new_bounce");
 	rec1("lift@c.example", CLASS_HARD, "userunknown", DAY, 0, 0);
 	CHECK_ROW("lift@c.example", "hard_bounce|userunknown|hard|1|0|0");
-	CHECK_STR(tdb_value(db,
-	              "SELECT unsuppress('Lift@C.example', "
-	              "'confirmed by phone', 'ops-jane')"),
+	CHECK_SQL(db,
+	    "SELECT unsuppress('Lift@C.example', "
+	    "'confirmed by phone', 'ops-jane')",
 	    "t");
 	CHECK_ROW("lift@c.example", "(none)");
-	CHECK_STR(tdb_value(db, "SELECT unsuppress('lift@c.example', 'again')"),
-	    "f");
-	CHECK_STR(tdb_value(db,
-	              "SELECT count(*) || ' ' || min(lifted_by) || "
-	              "' ' || min(was_suppressed_because) || ' ' || "
-	              "min(was_reason) FROM suppression_lifts "
-	              "WHERE address = 'lift@c.example'"),
+	CHECK_SQL(db, "SELECT unsuppress('lift@c.example', 'again')", "f");
+	CHECK_SQL(db,
+	    "SELECT count(*) || ' ' || min(lifted_by) || "
+	    "' ' || min(was_suppressed_because) || ' ' || "
+	    "min(was_reason) FROM suppression_lifts "
+	    "WHERE address = 'lift@c.example'",
 	    "1 ops-jane hard_bounce userunknown");
 	CHECK(tdb_exec(db, "SELECT unsuppress('lift@c.example', '')") == -1,
 	    "a lift without a note was taken");

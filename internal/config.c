@@ -105,6 +105,13 @@ map_get(const struct node *map, const char *key)
 	return NULL;
 }
 
+/* 1 if key is present with a value (a null value counts as absent). */
+static int
+given(const struct node *map, const char *key)
+{
+	return !node_is_null(map_get(map, key));
+}
+
 /* ---- error collection ---- */
 
 struct erec {
@@ -1594,8 +1601,7 @@ mailbox_post(struct ctx *c, const struct node *map, void *base,
 		    mb->auth == CONFIG_AUTH_PASSWORD ? "xoauth2" : "password");
 	}
 	if (mb->auth == CONFIG_AUTH_PASSWORD) {
-		if (map_get(map, "password") == NULL &&
-		    map_get(map, "password_file") == NULL) {
+		if (!given(map, "password") && !given(map, "password_file")) {
 			join_path(full, sizeof(full), path, "password");
 			err_node(c, where, full,
 			    "required key is missing (or set password_file)");
@@ -1604,29 +1610,27 @@ mailbox_post(struct ctx *c, const struct node *map, void *base,
 	}
 	if (mb->token_url == NULL && token_url_for(mb->provider) != NULL)
 		mb->token_url = xstrdup(token_url_for(mb->provider));
-	if (map_get(map, "token_file") != NULL)
+	if (given(map, "token_file"))
 		return;
-	if (map_get(map, "client_id") == NULL) {
+	if (!given(map, "client_id")) {
 		join_path(full, sizeof(full), path, "client_id");
 		err_node(c, where, full,
 		    "required with auth: xoauth2 unless token_file is set");
 		return;
 	}
-	if (map_get(map, "client_secret") == NULL &&
-	    map_get(map, "client_secret_file") == NULL) {
+	if (!given(map, "client_secret") && !given(map, "client_secret_file")) {
 		join_path(full, sizeof(full), path, "client_secret");
 		err_node(c, where, full,
 		    "required with client_id (or set client_secret_file)");
 	}
-	if (map_get(map, "refresh_token") == NULL &&
-	    map_get(map, "refresh_token_file") == NULL &&
-	    map_get(map, "scope") == NULL) {
+	if (!given(map, "refresh_token") && !given(map, "refresh_token_file") &&
+	    !given(map, "scope")) {
 		join_path(full, sizeof(full), path, "refresh_token");
 		err_node(c, where, full,
 		    "required with client_id (or set refresh_token_file or "
 		    "scope)");
 	}
-	if (mb->token_url == NULL && map_get(map, "token_url") == NULL) {
+	if (mb->token_url == NULL && !given(map, "token_url")) {
 		join_path(full, sizeof(full), path, "token_url");
 		err_node(c, where, full,
 		    "required with client_id when provider is not set");
@@ -1646,7 +1650,8 @@ override_post(struct ctx *c, const struct node *map, void *base,
     const char *path, const struct node *where)
 {
 	const struct suppression_override *o = base;
-	const struct node *cnt = map_get(map, "count");
+	const struct node *cnt =
+	    node_is_null(map_get(map, "count")) ? NULL : map_get(map, "count");
 	char full[300];
 
 	const struct node *act = map_get(map, "action");
@@ -1724,7 +1729,7 @@ root_post(struct ctx *c, const struct node *map, void *base, const char *path,
 	const struct node *supp = map_get(map, "suppression");
 	const struct node *ovs = map_get(supp, "overrides");
 
-	if (map_get(db, "url") == NULL && map_get(db, "url_file") == NULL)
+	if (!given(db, "url") && !given(db, "url_file"))
 		err_node(c, db && db->kind == N_MAP ? db : where,
 		    "database.url",
 		    "required key is missing (or set database.url_file)");

@@ -568,6 +568,20 @@ static const struct row rows[] = {
         "t.yaml:4:5: mailboxes[0].password: required key is missing (or set "
         "password_file)",
         NULL},
+    {"null password", DB MBX "    password:\n",
+        "t.yaml:4:5: mailboxes[0].password: required key is missing (or set "
+        "password_file)",
+        NULL},
+    {"null database url", "database:\n  url:\n" MB1,
+        "t.yaml:2:3: database.url: required key is missing (or set "
+        "database.url_file)",
+        NULL},
+    {"null override count",
+        DB MB1 "suppression:\n  overrides:\n    - reason: blocked\n"
+               "      action: hard_after\n      count:\n",
+        "t.yaml:10:7: suppression.overrides[0].count: required key is "
+        "missing (action hard_after needs it)",
+        NULL},
     {"password and password_file",
         DB MB1 "    password_file: " FIX "password.txt\n",
         "t.yaml:7:15: mailboxes[0].password: cannot be combined with "

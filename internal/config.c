@@ -1162,6 +1162,10 @@ set_scalar(struct ctx *c, const struct key *k, const struct node *nd,
 		}
 		free(*field);
 		*field = NULL;
+		if ((k->flags & (F_FILE | F_LOADS)) && v[0] == '\0') {
+			err_node(c, nd, path, "is empty");
+			return -1;
+		}
 		if (k->flags & (F_FILE | F_LOADS)) {
 			char *file = resolve_path(c, v);
 			if (k->flags & F_LOADS) {
@@ -1457,8 +1461,8 @@ apply_table(struct ctx *c, const struct node *map, const struct table *t,
 		}
 		join_path(path, sizeof(path), prefix, k->name);
 		val = map_get(map, k->name);
-		if (val != NULL && k->excl != NULL &&
-		    map_get(map, k->excl) != NULL)
+		if (!node_is_null(val) && k->excl != NULL &&
+		    given(map, k->excl))
 			err_node(c, val, path, "cannot be combined with %s",
 			    k->excl);
 		switch (k->type) {
@@ -1874,6 +1878,24 @@ config_load(const char *path, struct config **out, struct config_errors *errs)
 
 /* ---- dump ---- */
 
+/* Bytes fmt_value() needs for k: a masked URL may double in length and
+ * every byte may become a 4-byte escape. */
+static size_t
+value_size(const struct key *k, const void *base)
+{
+	size_t size = 64 + sizeof(MASK) * 8, i;
+
+	if (k->type == K_STR && *CFIELD(base, k->off, char *) != NULL)
+		size += 8 * strlen(*CFIELD(base, k->off, char *));
+	if (k->type == K_STRLIST) {
+		char *const *v = *(
+		    char **const *)(const void *)((const char *)base + k->off);
+		for (i = 0; i < *CFIELD(base, k->aux, size_t); i++)
+			size += 4 * strlen(v[i]) + 4;
+	}
+	return size;
+}
+
 static int
 file_sibling_set(const struct table *t, const void *base, const char *name)
 {
@@ -1886,7 +1908,6 @@ static void
 dump_table(FILE *fp, const struct table *t, const void *base, int indent,
     const char *first)
 {
-	char val[1024];
 	size_t i, j;
 
 	for (i = 0; i < t->n; i++) {
@@ -1923,11 +1944,16 @@ dump_table(FILE *fp, const struct table *t, const void *base, int indent,
 				    arr + j * k->sub->elem_size, indent + 4,
 				    dash);
 			}
-		} else if (fmt_value(k, base, 1, val, sizeof(val)) == 0) {
-			fprintf(fp, "%s%*s%s: %s\n", lead, pad, "", k->name,
-			    val);
 		} else {
-			continue;
+			size_t size = value_size(k, base);
+			char *val = xmalloc(size);
+			int rc = fmt_value(k, base, 1, val, size);
+			if (rc == 0)
+				fprintf(fp, "%s%*s%s: %s\n", lead, pad, "",
+				    k->name, val);
+			free(val);
+			if (rc != 0)
+				continue;
 		}
 		first = NULL;
 	}

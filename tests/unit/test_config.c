@@ -582,6 +582,11 @@ static const struct row rows[] = {
         "t.yaml:10:7: suppression.overrides[0].count: required key is "
         "missing (action hard_after needs it)",
         NULL},
+    {"empty ca_file", DB MB1 "    ca_file: \"\"\n",
+        "t.yaml:8:14: mailboxes[0].ca_file: is empty", NULL},
+    {"null password next to password_file",
+        DB MBX "    password:\n    password_file: " FIX "password.txt\n", NULL,
+        "mailboxes[0].password=\"********\""},
     {"password and password_file",
         DB MB1 "    password_file: " FIX "password.txt\n",
         "t.yaml:7:15: mailboxes[0].password: cannot be combined with "
@@ -776,6 +781,40 @@ out:
 	config_errors_free(&errs);
 	config_free(&cfg);
 	config_free(&again);
+	test_end();
+}
+
+/* Values longer than any fixed buffer are dumped whole. */
+static void
+t_long_values(void)
+{
+	struct config *cfg = NULL;
+	struct config_errors errs = {NULL, 0};
+	char *name = xcalloc(1, 3001), *text, *d = NULL, *want;
+
+	test_begin("config: long values are dumped whole");
+	memset(name, 'd', 3000);
+	text = xasprintf("database:\n  url: postgresql://u:pw@h/%s\n"
+	                 "extract:\n  extra_headers: [%s, %s]\n" MB1,
+	    name, name + 2924, name + 2924);
+	CHECK_INT(config_from_string("t.yaml", text, strlen(text), &cfg, &errs),
+	    0);
+	if (cfg != NULL) {
+		d = dump_to_string(cfg);
+		want =
+		    xasprintf("url: \"postgresql://u:********@h/%s\"\n", name);
+		CHECK(strstr(d, want) != NULL, "long url cut");
+		free(want);
+		want = xasprintf("extra_headers: [\"%s\", \"%s\"]\n",
+		    name + 2924, name + 2924);
+		CHECK(strstr(d, want) != NULL, "header list cut");
+		free(want);
+	}
+	free(d);
+	free(text);
+	free(name);
+	config_errors_free(&errs);
+	config_free(&cfg);
 	test_end();
 }
 
@@ -1031,6 +1070,7 @@ main(void)
 	t_rows();
 	t_secret_files();
 	t_dump();
+	t_long_values();
 	t_restart_changes();
 	t_files();
 	t_documented_keys();

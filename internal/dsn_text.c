@@ -332,6 +332,49 @@ line_is_header(const char *l, size_t n)
 	return 0;
 }
 
+/* A field line "Name: value" at column 0. */
+static int
+field_line(const char *l, size_t n)
+{
+	size_t k = 0;
+
+	while (k < n && k < 64 &&
+	    (g_ascii_isalnum(l[k]) || l[k] == '-' || l[k] == '_'))
+		k++;
+	return k > 0 && k < n && l[k] == ':';
+}
+
+/* A header block of the original: a common message header at column 0
+ * followed by two more field lines (folded lines allowed between). */
+static int
+header_block_at(const char *s, size_t len, size_t i)
+{
+	static const char *const names[] = {"from:", "to:", "subject:", "date:",
+	    "dkim-signature:", "reply-to:", "x-mailer:", NULL};
+	size_t k, fields = 0, lines = 0;
+	int known = 0;
+
+	for (k = 0; names[k] != NULL; k++)
+		if (len - i > strlen(names[k]) &&
+		    ascii_ncasecmp(s + i, names[k], strlen(names[k])) == 0)
+			known = 1;
+	if (!known)
+		return 0;
+	while (i < len && lines++ < 12 && fields < 3) {
+		const char *l = s + i, *nl = memchr(l, '\n', len - i);
+		size_t ll = nl ? (size_t)(nl - l) : len - i;
+
+		if (ll > 0 && (l[0] == ' ' || l[0] == '\t'))
+			;
+		else if (field_line(l, ll))
+			fields++;
+		else
+			return 0;
+		i += ll + (nl ? 1 : 0);
+	}
+	return fields >= 3;
+}
+
 /* Offset of the first line of the returned message (len if none); *hdr_at
  * gets where its header block begins. */
 static size_t
@@ -345,7 +388,7 @@ returned_start(const char *s, size_t len, size_t *hdr_at)
 		size_t ll = nl ? (size_t)(nl - l) : len - i;
 		size_t next = i + ll + (nl ? 1 : 0);
 
-		if (line_is_header(l, ll)) {
+		if (line_is_header(l, ll) || header_block_at(s, len, i)) {
 			*hdr_at = i;
 			return i;
 		}

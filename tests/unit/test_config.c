@@ -1005,6 +1005,24 @@ t_documented_keys(void)
 	}
 	test_end();
 
+	test_begin("config: README.md documents every key");
+	free(doc);
+	doc = NULL;
+	if (read_file("README.md", CONFIG_MAX_FILE_BYTES, &doc, &len, &err) !=
+	        0 ||
+	    strstr(doc, "## Configuration") == NULL) {
+		test_skip("README.md has no configuration section yet");
+	} else {
+		for (i = 0; names[i] != NULL; i++) {
+			char *want = xasprintf("`%s`", names[i]);
+			if (strstr(doc, want) == NULL)
+				test_fail_at(__FILE__, __LINE__,
+				    "%s not in README.md", want);
+			free(want);
+		}
+	}
+	test_end();
+
 	test_begin("config: config/bouncerd.yaml loads");
 	setenv("BOUNCERD_DATABASE_URL", "postgresql://b:pw@localhost/b", 1);
 	setenv("BOUNCERD_POP3_PASSWORD", "pop3pw", 1);

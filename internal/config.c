@@ -377,9 +377,11 @@ build_tree(struct ctx *c, int *bad)
 				node_add(stack[depth - 1], n);
 			else if (root == NULL)
 				root = n;
-			else
-				node_free(n);
-			if (n->kind != N_SCALAR) {
+			else {
+				node_free(n); /* cannot happen: one document */
+				n = NULL;
+			}
+			if (n != NULL && n->kind != N_SCALAR) {
 				if (depth == MAX_DEPTH) {
 					err_node(c, n, NULL,
 					    "nesting deeper than %d levels",

@@ -429,6 +429,7 @@ struct scan {
 	size_t nexcl;
 	struct cand *c;
 	size_t nc;
+	size_t first_hit; /* offset of the first recipient line */
 };
 
 static void
@@ -659,6 +660,8 @@ scan_section(struct scan *sc, const char *sec, size_t len, int heads_only)
 			if (c == NULL)
 				break;
 			ci = (size_t)(c - sc->c);
+			if (i < sc->first_hit)
+				sc->first_hit = i;
 			if (nh == 0 || hits[nh - 1].line_start != i ||
 			    hits[nh - 1].c != ci) {
 				hits[nh].line_start = i;
@@ -696,7 +699,10 @@ static const char *const bounce_subjects[] = {"undeliver",
     "could not be delivered", "mail system error", "returned to sender",
     "delivery notification", "not delivered", "delivery report", "mail failure",
     "mail error", "delivery failed", "failed delivery", "message not delivered",
-    "unable to deliver", NULL};
+    "unable to deliver", "unzustellbar", "nicht zustellbar", "non remis",
+    "non distribuable", "no se puede entregar", "onbestelbaar",
+    "non recapitabile", "olevererbart", "kan ikke leveres", "niedostarczalna",
+    NULL};
 
 /* Words that make a subject a bounce only with bounce prose in the body. */
 static const char *const weak_subjects[] = {"error", "bounce", "rejected",
@@ -732,11 +738,36 @@ from_daemon(const char *low_from)
 	return strstr(low_from, "mail delivery") != NULL;
 }
 
-static const char *const auto_subjects[] = {"out of office",
+/* Subjects that mark an auto-reply on their own: they must start the
+ * subject (after "Re:"/"AW:"), so "Vacation photos" from a person is not
+ * taken for one. */
+static const char *const auto_prefixes[] = {"out of office",
     "out of the office", "automatic reply", "auto reply", "autoreply",
-    "auto-reply", "auto:", "away from", "on vacation", "vacation",
-    "abwesenheit", "absence", "away until", "autoresponse", "auto response",
-    "automatische antwort", NULL};
+    "auto-reply", "auto:", "auto response", "autoresponse", "abwesenheitsnotiz",
+    "automatische antwort", "réponse automatique", "respuesta automática",
+    "risposta automatica", "automatisch antwoord", "automatisk svar",
+    "autosvar", "on vacation", "away from the office", NULL};
+
+static int
+auto_subject(const char *low_subj)
+{
+	const char *p = low_subj;
+	size_t i;
+
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (strncmp(p, "re:", 3) == 0 || strncmp(p, "aw:", 3) == 0 ||
+		    strncmp(p, "fw:", 3) == 0)
+			p += 3;
+		else
+			break;
+	}
+	for (i = 0; auto_prefixes[i] != NULL; i++)
+		if (strncmp(p, auto_prefixes[i], strlen(auto_prefixes[i])) == 0)
+			return 1;
+	return 0;
+}
 
 static int
 is_autoreply(GMimeObject *top, const char *low_subj)
@@ -753,7 +784,7 @@ is_autoreply(GMimeObject *top, const char *low_subj)
 	v = hdr(top, "Precedence");
 	if (v != NULL && ascii_casestr(v, "auto_reply") != NULL)
 		return 1;
-	return has_any(low_subj, auto_subjects);
+	return auto_subject(low_subj);
 }
 
 static int
@@ -831,6 +862,7 @@ dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
 
 	memset(&sc, 0, sizeof(sc));
 	sc.r = r;
+	sc.first_hit = (size_t)-1;
 	if (text == NULL) {
 		text = "";
 		len = scan_len = 0;
@@ -916,14 +948,22 @@ dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
 
 			if (c->diag.len == 0 ||
 			    weak_diag(c->diag.data, c->diag.len, c->addr) ||
-			    (!has_code(c->diag.data, c->diag.len) &&
-			        has_code(text, sec_len))) {
-				/* the reason is in the lead-in text */
+			    !has_code(c->diag.data, c->diag.len)) {
+				/* the reason may be in the lead-in text
+				 * before the first recipient */
 				struct buf b;
+				size_t lead = sc.first_hit < sec_len
+				    ? sc.first_hit
+				    : sec_len;
+				size_t from =
+				    lead > BLOCK_CAP ? lead - BLOCK_CAP : 0;
 
 				buf_init(&b, DSN_DIAG_CAP);
-				buf_append(&b, text,
-				    sec_len > BLOCK_CAP ? BLOCK_CAP : sec_len);
+				buf_append(&b, text + from, lead - from);
+				if (b.len > 0)
+					buf_append(&b, "\n", 1);
+				buf_append(&b, c->diag.data ? c->diag.data : "",
+				    c->diag.len);
 				add_recipient(r, c->addr, b.data, b.len,
 				    action);
 				buf_free(&b);

@@ -745,7 +745,8 @@ remember(struct pop3 *p, const struct pop3_entry *list, size_t n)
 	p->dele = xcalloc(n ? n : 1, 1);
 	for (i = 0; i < n; i++)
 		p->msgnos[i] = list[i].msgno;
-	qsort(p->msgnos, n, sizeof(*p->msgnos), cmp_u32);
+	if (n > 0)
+		qsort(p->msgnos, n, sizeof(*p->msgnos), cmp_u32);
 	p->n_msgnos = n;
 	p->have_listing = 1;
 }
@@ -827,8 +828,10 @@ pop3_scan(struct pop3 *p, struct pop3_entry **list_out, size_t *n_out,
 		    "UIDL lists %zu messages, LIST %zu", nu, nl);
 		goto out;
 	}
-	qsort(u, nu, sizeof(*u), cmp_entry_msgno);
-	qsort(l, nl, sizeof(*l), cmp_entry_msgno);
+	if (nu > 0) {
+		qsort(u, nu, sizeof(*u), cmp_entry_msgno);
+		qsort(l, nl, sizeof(*l), cmp_entry_msgno);
+	}
 	for (i = 0; i < nu; i++) {
 		if (u[i].msgno != l[i].msgno) {
 			p->broken = 1;

@@ -512,9 +512,17 @@ t_big_message(void)
 	CHECK_INT(len, cap);
 	CHECK(trunc, "not marked truncated");
 	CHECK(memcmp(head, hdr, strlen(hdr)) == 0, "head not kept");
+#if defined(__SANITIZE_ADDRESS__)
+	/* AddressSanitizer's quarantine keeps the TLS record buffers libcurl
+	 * and OpenSSL free, so the peak says nothing about the cap here. */
+	printf("# 20 MB message, 1 MiB cap: peak RSS +%ld KiB (not asserted "
+	       "under AddressSanitizer)\n",
+	    grow);
+#else
 	CHECK(grow < (long)(cap / 1024) + 8 * 1024,
 	    "peak RSS grew by %ld KiB for a %zu KiB cap", grow, cap / 1024);
 	printf("# 20 MB message, 1 MiB cap: peak RSS +%ld KiB\n", grow);
+#endif
 
 	/* the same message without a small cap does grow by ~20 MB: the
 	 * measurement above is meaningful */

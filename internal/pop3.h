@@ -116,8 +116,11 @@ int pop3_scan(struct pop3 *p, struct pop3_entry **list_out, size_t *n_out,
     struct err *err);
 
 /*
- * RETR msgno into out (dot-stuffing undone, the terminating "." removed).
- * out is reset first; its cap is lowered to max_message_bytes if larger.
+ * RETR msgno into out (dot-stuffing undone, the terminating "." removed;
+ * the CRLF of the last line stays, and libcurl hands over an empty message
+ * as a lone CRLF).  out is reset first; its cap is lowered to
+ * max_message_bytes if larger (or set to it if 0).  A reply cut short by
+ * the server closing the connection is an error (kind connect).
  * An over-size message keeps its head and sets out->truncated; the rest is
  * read and discarded so the session goes on.  0 or -1.
  */

@@ -27,6 +27,7 @@ struct conn {
 	struct buf out; /* response being written */
 	size_t off; /* bytes of out already written */
 	int writing;
+	int draining; /* answer sent: read and drop until EOF, then close */
 };
 
 struct http_server {
@@ -160,6 +161,7 @@ conn_close(struct conn *c)
 	buf_free(&c->out);
 	c->off = 0;
 	c->writing = 0;
+	c->draining = 0;
 }
 
 static void
@@ -208,8 +210,6 @@ conn_respond(struct http_server *s, struct conn *c, int status)
 	buf_free(&resp.body);
 	c->off = 0;
 	c->writing = 1;
-	/* stop reading: the request is complete */
-	shutdown(c->fd, SHUT_RD);
 }
 
 static void
@@ -251,7 +251,26 @@ conn_write(struct conn *c)
 		return;
 	}
 	c->off += (size_t)n;
-	if (c->off >= c->out.len)
+	if (c->off >= c->out.len) {
+		/* Closing with unread input would reset the connection and
+		 * could destroy the answer in flight: half-close, then drain
+		 * what the client still sends for a moment. */
+		shutdown(c->fd, SHUT_WR);
+		c->writing = 0;
+		c->draining = 1;
+		c->deadline = now_ms() + 1000;
+	}
+}
+
+static void
+conn_drain(struct conn *c)
+{
+	char tmp[4096];
+	ssize_t n = read(c->fd, tmp, sizeof(tmp));
+
+	if (n == 0 ||
+	    (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+	        errno != EINTR))
 		conn_close(c);
 }
 
@@ -282,6 +301,7 @@ accept_one(struct http_server *s)
 	c->deadline = now_ms() + HTTP_TIMEOUT_MS;
 	buf_init(&c->in, HTTP_MAX_REQUEST);
 	c->writing = 0;
+	c->draining = 0;
 	c->off = 0;
 }
 
@@ -308,6 +328,10 @@ serve(void *arg)
 			if (c->fd < 0)
 				continue;
 			if (now >= c->deadline) {
+				if (c->draining) {
+					conn_close(c);
+					continue;
+				}
 				if (!c->writing) {
 					conn_respond(s, c, 408);
 					c->deadline = now + HTTP_TIMEOUT_MS;
@@ -336,6 +360,8 @@ serve(void *arg)
 				continue;
 			if (c->writing)
 				conn_write(c);
+			else if (c->draining)
+				conn_drain(c);
 			else
 				conn_read(s, c);
 		}

@@ -89,6 +89,10 @@ struct poller {
 	struct mbstate *mb;
 	size_t nmb;
 	volatile sig_atomic_t stop;
+	/* the store's own stop flag: set only when workers overrun the
+	 * shutdown grace, so the current message can still be committed */
+	volatile sig_atomic_t db_stop;
+	int live; /* worker threads running */
 	int once;
 	int64_t started; /* unix */
 	pthread_t *threads;
@@ -236,6 +240,7 @@ struct pass {
 	size_t npend;
 	size_t pend_bytes;
 	int no_dele; /* the POP3 session broke: commit only */
+	int record_only; /* first pass with first_pass: record_only */
 	const char **xh; /* configured header names */
 	size_t nxh;
 };
@@ -334,7 +339,6 @@ fill_bounces(struct pass *ps, struct pending *pd, int64_t now)
 	const struct dsn_report *r = pd->rep;
 	size_t n = dsn_rcpt_count(r), nh = 0;
 	const char *mid = dsn_orig_header(r, "Message-ID");
-	const struct poll_config *pc = &ps->mc->poll;
 	const char *camp = NULL, *list = NULL, *sub = NULL;
 
 	pd->hn = xcalloc(ps->nxh + 1, sizeof(*pd->hn));
@@ -357,7 +361,6 @@ fill_bounces(struct pass *ps, struct pending *pd, int64_t now)
 	for (size_t i = 0; i < n; i++) {
 		const struct dsn_rcpt *rc = dsn_rcpt_at(r, i);
 		struct store_bounce *b = &pd->b[i];
-		int64_t when = rc->date ? rc->date : dsn_date(r);
 
 		b->recipient = rc->recipient;
 		b->recipient_source = rc->recipient_source;
@@ -379,11 +382,6 @@ fill_bounces(struct pass *ps, struct pending *pd, int64_t now)
 		b->header_values = pd->hv;
 		b->nheaders = nh;
 		b->bounced_at = rc->date;
-		if (pc->max_age_ms > 0 && when > 0 &&
-		    when < now - pc->max_age_ms / 1000) {
-			b->not_counted = 1;
-			b->not_counted_because = "max_age";
-		}
 	}
 }
 
@@ -482,6 +480,8 @@ flush(struct pass *ps)
 		sm->raw = pd->raw.data;
 		sm->raw_len = pd->raw.len;
 		sm->bounces = pd->b;
+		sm->record_only = ps->record_only;
+		sm->max_age_s = ps->mc->poll.max_age_ms / 1000;
 		sm->nbounces = dsn_rcpt_count(r);
 		res[i] = STORE_PENDING;
 	}
@@ -653,7 +653,7 @@ open_store(struct poller *p, const struct config *cfg, struct store **stp,
 	o.backoff_max_ms = 5000;
 	o.reconnect_attempts = 8;
 	o.connect_timeout_s = 5;
-	o.stop = &p->stop;
+	o.stop = &p->db_stop;
 	if (store_open(&o, stp, err) != 0)
 		return -1;
 	return 0;
@@ -763,6 +763,13 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 		goto out;
 	}
 	ps.gen = store_generation(ps.st);
+	if (ps.mc->poll.first_pass == CONFIG_FIRST_RECORD_ONLY &&
+	    store_mailbox_first_pass(ps.st, ps.mailbox_id, &ps.record_only,
+	        &err) != 0) {
+		pass_error(&ps, METRICS_ERR_DATABASE, "database error",
+		    err.msg);
+		goto out;
+	}
 	if ((ps.pop = open_pop3(&ps, &token, &err)) == NULL) {
 		pass_error(&ps, METRICS_ERR_OTHER, "mailbox settings", err.msg);
 		goto out;
@@ -855,6 +862,14 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 	if (store_prune(ps.st, ps.mailbox_id, uidls, nent, -1, NULL, &err) !=
 	    0) {
 		pass_error(&ps, METRICS_ERR_DATABASE, "prune failed", err.msg);
+		db_broken = 1;
+		goto out;
+	}
+	/* first_pass: record_only ends once the backlog has been seen */
+	if (ps.record_only && !p->stop && ps.fetched + ps.failed >= ntodo &&
+	    store_mailbox_first_pass_done(ps.st, ps.mailbox_id, &err) != 0) {
+		pass_error(&ps, METRICS_ERR_DATABASE, "database error",
+		    err.msg);
 		db_broken = 1;
 		goto out;
 	}
@@ -990,7 +1005,10 @@ worker(void *arg)
 			s->running = 0;
 			s->done = 1;
 			s->ok = res != PASS_FAILED;
-			if (res == PASS_FAILED) {
+			if (res == PASS_FAILED && ref != p->cur) {
+				/* the config changed meanwhile: try it now */
+				s->next_run = now_ms();
+			} else if (res == PASS_FAILED) {
 				s->failures++;
 				s->next_run = now_ms() +
 				    poller_backoff_ms(s->failures, iv);
@@ -1006,6 +1024,8 @@ worker(void *arg)
 		free(name);
 		pthread_cond_broadcast(&p->cv);
 	}
+	p->live--;
+	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	store_free(&st);
 	return NULL;
@@ -1020,7 +1040,13 @@ start_threads(struct poller *p, struct err *err)
 		n = (int)p->nmb;
 	p->threads = xcalloc((size_t)n, sizeof(*p->threads));
 	for (int i = 0; i < n; i++) {
+		pthread_mutex_lock(&p->mu);
+		p->live++;
+		pthread_mutex_unlock(&p->mu);
 		if (pthread_create(&p->threads[i], NULL, worker, p) != 0) {
+			pthread_mutex_lock(&p->mu);
+			p->live--;
+			pthread_mutex_unlock(&p->mu);
 			err_set(err, "cannot start worker thread");
 			p->stop = 1;
 			return -1;
@@ -1030,9 +1056,34 @@ start_threads(struct poller *p, struct err *err)
 	return 0;
 }
 
+/* Grace for workers to commit and QUIT after a stop request before
+ * database waits are cut short. */
+#define STOP_GRACE_MS 3000
+
 void
 poller_join(struct poller *p)
 {
+	int64_t deadline = now_ms() + STOP_GRACE_MS;
+
+	pthread_mutex_lock(&p->mu);
+	while (p->live > 0) {
+		struct timespec ts;
+
+		if (!p->stop)
+			deadline = now_ms() + STOP_GRACE_MS;
+		else if (now_ms() >= deadline) {
+			p->db_stop = 1;
+			break;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+	}
+	pthread_mutex_unlock(&p->mu);
 	for (int i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
 	p->nthreads = 0;
@@ -1087,6 +1138,10 @@ poller_reload(struct poller *p, struct config *cfg)
 	cfg_release_locked(p->cur);
 	p->cur = r;
 	sync_mailboxes(p, cfg);
+	/* failing mailboxes get a fresh try with the new settings */
+	for (size_t i = 0; i < p->nmb; i++)
+		if (p->mb[i].failures > 0)
+			p->mb[i].next_run = 0;
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 }

@@ -44,6 +44,7 @@ cleanup_lib() {
 	if [ -n "$DBNAME" ]; then
 		psql "$BOUNCER_TEST_PG_ADMIN" -qAt -c "DROP DATABASE IF EXISTS $DBNAME WITH (FORCE)" >/dev/null 2>&1 || true
 	fi
+	[ -n "${KEEP_TMP:-}" ] && cp -r "$TMP" "$KEEP_TMP"
 	rm -rf "$TMP"
 }
 trap cleanup_lib EXIT
@@ -142,7 +143,11 @@ write_config() {	# FILE HTTP_LISTEN WORKERS INTERVAL MAILBOX...
 			echo "    tls: implicit"
 			echo "    ca_file: $BOUNCER_TEST_POP3_CA"
 			echo "    username: $(pop_user "$n")"
-			echo "    password: \"$(pop_pass "$n")\""
+			if [ "${BAD_PASSWORD:-}" = "$n" ]; then
+				echo "    password: \"not-the-password\""
+			else
+				echo "    password: \"$(pop_pass "$n")\""
+			fi
 			echo "    after_processing: $mode"
 			[ "$mode" = keep ] && echo "    keep_days: ${KEEP_DAYS:-7}"
 		done
@@ -160,6 +165,16 @@ wait_for() {	# SECONDS CMD...
 	while ((SECONDS < end)); do
 		"$@" && return 0
 		sleep 0.2
+	done
+	return 1
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+	local p i
+	for i in $(seq 1 100); do
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
 	done
 	return 1
 }

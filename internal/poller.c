@@ -729,7 +729,7 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 	int locked = 0, pop_broken = 0, db_broken = 0, lock_lost = 0;
 	int64_t t0 = now_ms(), now = now_unix();
 	int del;
-	char nums[8][24];
+	char nums[10][24];
 
 	memset(&ps, 0, sizeof(ps));
 	ps.p = p;
@@ -909,11 +909,14 @@ out:
 		snprintf(nums[5], sizeof(nums[5]), "%.3f", secs);
 		snprintf(nums[6], sizeof(nums[6]), "%zu", ps.skipped_q);
 		snprintf(nums[7], sizeof(nums[7]), "%zu", nent);
+		snprintf(nums[8], sizeof(nums[8]), "%zu", ps.quarantined);
+		snprintf(nums[9], sizeof(nums[9]), "%zu", ps.replayed);
 		log_kv(res == PASS_OK ? LOG_INFO : LOG_WARN,
 		    res == PASS_OK ? "pass done" : "pass failed", "mailbox",
 		    name, "listed", nums[7], "fetched", nums[0], "recorded",
 		    nums[1], "deleted", nums[2], "bounces", nums[3], "failed",
-		    nums[4], "quarantined", nums[6], "seconds", nums[5], NULL);
+		    nums[4], "quarantined", nums[8], "skipped_quarantined",
+		    nums[6], "replayed", nums[9], "seconds", nums[5], NULL);
 	}
 	for (size_t i = 0; i < ps.ndele; i++)
 		free(ps.dele[i]);

@@ -1175,10 +1175,54 @@ dsn_kind_name(enum dsn_kind kind)
 	return "unknown";
 }
 
-static const char *
-top_header(GMimeObject *top, const char *name)
+static const char *const top_names[DH_COUNT] = {
+    [DH_FROM] = "From",
+    [DH_TO] = "To",
+    [DH_CC] = "Cc",
+    [DH_SUBJECT] = "Subject",
+    [DH_DATE] = "Date",
+    [DH_REPLY_TO] = "Reply-To",
+    [DH_RETURN_PATH] = "Return-Path",
+    [DH_SENDER] = "Sender",
+    [DH_X_FAILED_RECIPIENTS] = "X-Failed-Recipients",
+    [DH_AUTO_SUBMITTED] = "Auto-Submitted",
+    [DH_X_AUTOREPLY] = "X-Autoreply",
+    [DH_X_AUTORESPOND] = "X-Autorespond",
+    [DH_X_AUTORESPONDER] = "X-Autoresponder",
+    [DH_PRECEDENCE] = "Precedence",
+};
+
+/* One pass over the bounce's header list (the first of each name wins). */
+static void
+read_top(GMimeObject *obj, struct dsn_top *t)
 {
-	return g_mime_object_get_header(top, name);
+	GMimeHeaderList *hl = g_mime_object_get_header_list(obj);
+	int i, n = hl ? g_mime_header_list_get_count(hl) : 0;
+
+	memset(t, 0, sizeof(*t));
+	for (i = 0; i < n && i < 1024; i++) {
+		GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
+		const char *name = g_mime_header_get_name(h), *v;
+		int k;
+
+		if (name == NULL)
+			continue;
+		for (k = 0; k < DH_COUNT; k++) {
+			if (t->v[k] != NULL ||
+			    g_ascii_tolower(name[0]) !=
+			        g_ascii_tolower(top_names[k][0]) ||
+			    ascii_casecmp(name, top_names[k]) != 0)
+				continue;
+			v = g_mime_header_get_raw_value(h);
+			if (v == NULL)
+				break;
+			while (
+			    *v == ' ' || *v == '\t' || *v == '\r' || *v == '\n')
+				v++;
+			t->v[k] = v;
+			break;
+		}
+	}
 }
 
 /* Sets recipient/recipient_source, reply code, status fallback, date and
@@ -1303,6 +1347,7 @@ dsn_parse(const char *msg, size_t len, int truncated,
 	GMimeParser *parser = NULL;
 	GMimeMessage *m = NULL;
 	GMimeObject *top;
+	struct dsn_top th;
 	struct walk w;
 	const char *v;
 	int rc = -1;
@@ -1340,14 +1385,15 @@ dsn_parse(const char *msg, size_t len, int truncated,
 	}
 	top = GMIME_OBJECT(m);
 	body_off = body_offset(msg, len);
-	v = top_header(top, "Subject");
+	read_top(top, &th);
+	v = th.v[DH_SUBJECT];
 	if (v != NULL) {
 		char *dec = g_mime_utils_header_decode_text(NULL, v);
 
 		r->subject = dsn_keep_clean(r, dec, strlen(dec));
 		g_free(dec);
 	}
-	v = top_header(top, "Date");
+	v = th.v[DH_DATE];
 	if (v != NULL)
 		r->date = dsn_parse_date(v);
 	if (opt != NULL && opt->verp_pattern != NULL)
@@ -1436,11 +1482,11 @@ dsn_parse(const char *msg, size_t len, int truncated,
 		r->kind = failed ? DSN_KIND_BOUNCE
 		    : delayed    ? DSN_KIND_DELAYED
 		                 : DSN_KIND_DELIVERED;
-		dsn_text_enrich(r, top, w.text.data, w.text.len);
+		dsn_text_enrich(r, &th, w.text.data, w.text.len);
 		rc = 0;
 		goto classify_out;
 	}
-	dsn_text_scan(r, opt, top, w.text.data, w.text.len,
+	dsn_text_scan(r, opt, &th, w.text.data, w.text.len,
 	    w.orig != NULL || w.orighdr.len > 0);
 	rc = 0;
 classify_out:

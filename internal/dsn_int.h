@@ -41,6 +41,30 @@ struct dsn_report {
 	size_t npool, apool;
 };
 
+/* The bounce's own headers the decoder reads, found in one pass over the
+ * header list (raw values, leading white space skipped; NULL if absent). */
+enum dsn_top_hdr {
+	DH_FROM,
+	DH_TO,
+	DH_CC,
+	DH_SUBJECT,
+	DH_DATE,
+	DH_REPLY_TO,
+	DH_RETURN_PATH,
+	DH_SENDER,
+	DH_X_FAILED_RECIPIENTS,
+	DH_AUTO_SUBMITTED,
+	DH_X_AUTOREPLY,
+	DH_X_AUTORESPOND,
+	DH_X_AUTORESPONDER,
+	DH_PRECEDENCE,
+	DH_COUNT
+};
+
+struct dsn_top {
+	const char *v[DH_COUNT];
+};
+
 /* Takes ownership of s (xmalloc'd); returns it. */
 const char *dsn_keep(struct dsn_report *r, char *s);
 /* Single-line valid UTF-8 copy of s[0..n) (xmalloc'd). */
@@ -69,11 +93,11 @@ char *dsn_part_text(GMimeObject *obj, size_t cap, size_t *len_out);
  * no delivery-status part (or an auto-reply / provider notification).
  * has_orig: the returned original was found as a MIME part. */
 void dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
-    GMimeObject *top, const char *text, size_t len, int has_orig);
+    const struct dsn_top *top, const char *text, size_t len, int has_orig);
 /* dsn_text.c: the SMTP command a failure text names last, or NULL. */
 const char *dsn_find_command(const char *s, size_t n);
 /* dsn_text.c: MTA family and missing diagnostics for a parsed DSN. */
-void dsn_text_enrich(struct dsn_report *r, GMimeObject *top, const char *text,
-    size_t len);
+void dsn_text_enrich(struct dsn_report *r, const struct dsn_top *top,
+    const char *text, size_t len);
 
 #endif

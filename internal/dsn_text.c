@@ -12,6 +12,7 @@
 #include <string.h>
 
 #define SCAN_CAP (64 * 1024)
+#define HEAD_CAP (8 * 1024) /* where bounce prose markers are looked for */
 #define BLOCK_CAP 1024
 #define MAX_CAND 256
 
@@ -41,12 +42,6 @@ has_any(const char *low, const char *const *needles)
 		if (strstr(low, needles[i]) != NULL)
 			return 1;
 	return 0;
-}
-
-static const char *
-hdr(GMimeObject *top, const char *name)
-{
-	return g_mime_object_get_header(top, name);
 }
 
 /* ---- MTA family ---- */
@@ -770,18 +765,18 @@ auto_subject(const char *low_subj)
 }
 
 static int
-is_autoreply(GMimeObject *top, const char *low_subj)
+is_autoreply(const struct dsn_top *top, const char *low_subj)
 {
 	const char *v;
 
-	v = hdr(top, "Auto-Submitted");
+	v = top->v[DH_AUTO_SUBMITTED];
 	if (v != NULL && ascii_ncasecmp(v, "auto-replied", 12) == 0)
 		return 1;
-	if (hdr(top, "X-Autoreply") != NULL ||
-	    hdr(top, "X-Autorespond") != NULL ||
-	    hdr(top, "X-Autoresponder") != NULL)
+	if (top->v[DH_X_AUTOREPLY] != NULL ||
+	    top->v[DH_X_AUTORESPOND] != NULL ||
+	    top->v[DH_X_AUTORESPONDER] != NULL)
 		return 1;
-	v = hdr(top, "Precedence");
+	v = top->v[DH_PRECEDENCE];
 	if (v != NULL && ascii_casestr(v, "auto_reply") != NULL)
 		return 1;
 	return auto_subject(low_subj);
@@ -850,10 +845,10 @@ weak_diag(const char *d, size_t n, const char *addr)
 
 void
 dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
-    GMimeObject *top, const char *text, size_t len, int has_orig)
+    const struct dsn_top *top, const char *text, size_t len, int has_orig)
 {
 	struct scan sc;
-	const char *from = hdr(top, "From"), *subj = hdr(top, "Subject");
+	const char *from = top->v[DH_FROM], *subj = top->v[DH_SUBJECT];
 	char *low_from = lower_dup(from ? from : "", from ? strlen(from) : 0);
 	char *low_subj = NULL, *low_text = NULL, *dsubj = NULL;
 	size_t scan_len = len > SCAN_CAP ? SCAN_CAP : len, sec_len, hdr_at, i;
@@ -869,7 +864,8 @@ dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
 	}
 	dsubj = subj ? g_mime_utils_header_decode_text(NULL, subj) : NULL;
 	low_subj = lower_dup(dsubj ? dsubj : "", dsubj ? strlen(dsubj) : 0);
-	low_text = lower_dup(text, scan_len);
+	/* the markers of bounce prose sit near the top of the text */
+	low_text = lower_dup(text, scan_len > HEAD_CAP ? HEAD_CAP : scan_len);
 	detect_mta(r, low_from, low_text);
 
 	/* Amazon SES / SNS notification */
@@ -878,9 +874,9 @@ dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
 		goto out;
 
 	daemon = from_daemon(low_from);
-	xfailed = hdr(top, "X-Failed-Recipients") != NULL;
+	xfailed = top->v[DH_X_FAILED_RECIPIENTS] != NULL;
 	{
-		const char *rp = hdr(top, "Return-Path");
+		const char *rp = top->v[DH_RETURN_PATH];
 		int null_rp = rp != NULL && strstr(rp, "<>") != NULL;
 		int body = has_any(low_text, bounce_body);
 
@@ -912,16 +908,16 @@ dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
 	}
 
 	add_excl_from(&sc, from);
-	add_excl_from(&sc, hdr(top, "To"));
-	add_excl_from(&sc, hdr(top, "Cc"));
-	add_excl_from(&sc, hdr(top, "Reply-To"));
-	add_excl_from(&sc, hdr(top, "Return-Path"));
-	add_excl_from(&sc, hdr(top, "Sender"));
+	add_excl_from(&sc, top->v[DH_TO]);
+	add_excl_from(&sc, top->v[DH_CC]);
+	add_excl_from(&sc, top->v[DH_REPLY_TO]);
+	add_excl_from(&sc, top->v[DH_RETURN_PATH]);
+	add_excl_from(&sc, top->v[DH_SENDER]);
 	add_excl_from(&sc, dsn_orig_header(r, "From"));
 
 	if (xfailed) {
 		/* Exim names the failed addresses in a header */
-		const char *v = hdr(top, "X-Failed-Recipients");
+		const char *v = top->v[DH_X_FAILED_RECIPIENTS];
 		size_t pos = 0, st, vl = strlen(v);
 		char a[DSN_ADDR_MAX];
 
@@ -1016,66 +1012,75 @@ out:
 
 /* ---- the SMTP command a failure answered ---- */
 
+#define CMD(n, c) \
+	{ \
+		n, sizeof(n) - 1, c \
+	}
 static const struct cmd_marker {
-	const char *needle;
+	const char *needle; /* lower-case */
+	size_t len;
 	const char *cmd;
 } cmd_markers[] = {
-    {"in reply to rcpt to", "RCPT"},
-    {"in reply to end of data", "DATA"},
-    {"in reply to data", "DATA"},
-    {"in reply to mail from", "MAIL"},
-    {"in reply to helo", "HELO"},
-    {"in reply to ehlo", "HELO"},
-    {"refused to talk to me", "CONN"},
-    {">>> data", "DATA"},
-    {">>> rcpt to", "RCPT"},
-    {">>> mail from", "MAIL"},
-    {">>> ehlo", "HELO"},
-    {">>> helo", "HELO"},
-    {"after rcpt to", "RCPT"},
-    {"after rcpt command", "RCPT"},
-    {"after end of data", "DATA"},
-    {"after pipelined data", "DATA"},
-    {"after data", "DATA"},
-    {"after mail from", "MAIL"},
-    {"after initial connection", "CONN"},
-    {"after helo", "HELO"},
-    {"after ehlo", "HELO"},
-    {"did not like our rcpt to", "RCPT"},
-    {"did not like our final data", "DATA"},
-    {"did not like our data", "DATA"},
-    {"did not like our mail from", "MAIL"},
-    {"rcpt to response", "RCPT"},
-    {"[rcpt_to]", "RCPT"},
-    {"[end_of_data]", "DATA"},
-    {NULL, NULL},
+    CMD("in reply to rcpt to", "RCPT"),
+    CMD("in reply to end of data", "DATA"),
+    CMD("in reply to data", "DATA"),
+    CMD("in reply to mail from", "MAIL"),
+    CMD("in reply to helo", "HELO"),
+    CMD("in reply to ehlo", "HELO"),
+    CMD("refused to talk to me", "CONN"),
+    CMD(">>> data", "DATA"),
+    CMD(">>> rcpt to", "RCPT"),
+    CMD(">>> mail from", "MAIL"),
+    CMD(">>> ehlo", "HELO"),
+    CMD(">>> helo", "HELO"),
+    CMD("after rcpt to", "RCPT"),
+    CMD("after rcpt command", "RCPT"),
+    CMD("after end of data", "DATA"),
+    CMD("after pipelined data", "DATA"),
+    CMD("after data", "DATA"),
+    CMD("after mail from", "MAIL"),
+    CMD("after initial connection", "CONN"),
+    CMD("after helo", "HELO"),
+    CMD("after ehlo", "HELO"),
+    CMD("did not like our rcpt to", "RCPT"),
+    CMD("did not like our final data", "DATA"),
+    CMD("did not like our data", "DATA"),
+    CMD("did not like our mail from", "MAIL"),
+    CMD("rcpt to response", "RCPT"),
+    CMD("[rcpt_to]", "RCPT"),
+    CMD("[end_of_data]", "DATA"),
+    {NULL, 0, NULL},
 };
+#undef CMD
 
 /* The command named last in s[0..n) (a transcript's last command is the
- * one the error answered), or NULL. */
+ * one the error answered), or NULL.  Only positions whose byte starts some
+ * marker are compared. */
 const char *
 dsn_find_command(const char *s, size_t n)
 {
 	const char *best = NULL;
-	size_t i, at = 0, k;
+	size_t i, k;
 
 	if (s == NULL)
 		return NULL;
 	for (i = 0; i < n; i++) {
 		char c = s[i];
 
-		if (c != 'i' && c != 'I' && c != '>' && c != 'a' && c != 'A' &&
-		    c != 'd' && c != 'D' && c != 'r' && c != 'R' && c != '[')
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if (c != 'i' && c != '>' && c != 'a' && c != 'd' && c != 'r' &&
+		    c != '[')
+			continue;
+		/* the words start a word */
+		if (c != '>' && c != '[' && i > 0 && g_ascii_isalnum(s[i - 1]))
 			continue;
 		for (k = 0; cmd_markers[k].needle != NULL; k++) {
-			size_t nl = strlen(cmd_markers[k].needle);
+			const struct cmd_marker *m = &cmd_markers[k];
 
-			if (n - i >= nl &&
-			    ascii_ncasecmp(s + i, cmd_markers[k].needle, nl) ==
-			        0 &&
-			    (best == NULL || i >= at)) {
-				best = cmd_markers[k].cmd;
-				at = i;
+			if (m->needle[0] == c && n - i >= m->len &&
+			    ascii_ncasecmp(s + i, m->needle, m->len) == 0) {
+				best = m->cmd;
 				break;
 			}
 		}
@@ -1084,16 +1089,21 @@ dsn_find_command(const char *s, size_t n)
 }
 
 void
-dsn_text_enrich(struct dsn_report *r, GMimeObject *top, const char *text,
-    size_t len)
+dsn_text_enrich(struct dsn_report *r, const struct dsn_top *top,
+    const char *text, size_t len)
 {
-	const char *from = hdr(top, "From");
+	const char *from = top->v[DH_FROM];
 	char *low_from = lower_dup(from ? from : "", from ? strlen(from) : 0);
 	size_t scan_len = len > SCAN_CAP ? SCAN_CAP : len;
 	char *low_text = lower_dup(text ? text : "", text ? scan_len : 0);
+	char saved;
 	size_t i;
 
+	/* the family markers sit near the top of the text */
+	saved = low_text[scan_len > HEAD_CAP ? HEAD_CAP : scan_len];
+	low_text[scan_len > HEAD_CAP ? HEAD_CAP : scan_len] = '\0';
 	detect_mta(r, low_from, low_text);
+	low_text[scan_len > HEAD_CAP ? HEAD_CAP : scan_len] = saved;
 	/* a recipient without Diagnostic-Code: the text around its address */
 	for (i = 0; text != NULL && i < r->nrcpt; i++) {
 		struct dsn_rcpt *rc = &r->rcpts[i];
@@ -1123,7 +1133,8 @@ dsn_text_enrich(struct dsn_report *r, GMimeObject *top, const char *text,
 			rc->smtp_command = dsn_find_command(text + ps, pe - ps);
 		}
 		if (rc->smtp_command == NULL && r->nrcpt == 1)
-			rc->smtp_command = dsn_find_command(text, scan_len);
+			rc->smtp_command = dsn_find_command(text,
+			    scan_len > HEAD_CAP ? HEAD_CAP : scan_len);
 		if (rc->diagnostic != NULL)
 			continue;
 		if (p == NULL) {

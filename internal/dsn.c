@@ -1264,7 +1264,14 @@ finish(struct dsn_report *r, const struct dsn_options *opt)
 		if (rc->date == 0)
 			rc->date = r->date;
 		rc->recipient = NULL;
-		if (r->verp != NULL && r->kind != DSN_KIND_AUTOREPLY) {
+		/* a VERP address names one recipient: with several in the
+		 * report it applies to the one it matches */
+		if (r->verp != NULL && r->kind != DSN_KIND_AUTOREPLY &&
+		    (r->nrcpt == 1 ||
+		        (rc->final_recipient != NULL &&
+		            strcmp(rc->final_recipient, r->verp) == 0) ||
+		        (rc->original_recipient != NULL &&
+		            strcmp(rc->original_recipient, r->verp) == 0))) {
 			rc->recipient = r->verp;
 			rc->recipient_source = "verp";
 		}
@@ -1456,8 +1463,6 @@ dsn_parse(const char *msg, size_t len, int truncated,
 			x->final_recipient = fc.rcpts[i];
 			x->feedback_type = fc.type ? fc.type : "other";
 			x->date = fc.arrival;
-			x->action = "failed";
-			x->action = NULL;
 		}
 		rc = 0;
 		goto classify_out;

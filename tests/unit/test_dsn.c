@@ -449,6 +449,31 @@ t_attribution(void)
 	CHECK_STR(dsn_rcpt_at(r, 0)->recipient_source, "original_recipient");
 	dsn_free(&r);
 
+	/* two recipients: the VERP address names the one it matches */
+	{
+		static const char m3[] =
+		    "From: MAILER-DAEMON@mx.example\nTo: "
+		    "b+al=ex.org@s.example\n"
+		    "Subject: Undelivered\nMIME-Version: 1.0\nContent-Type: "
+		    "multipart/report; report-type=delivery-status; "
+		    "boundary=\"X\"\n\n--X\nContent-Type: "
+		    "message/delivery-status\n\nFinal-Recipient: rfc822; "
+		    "other@ex.org\nAction: failed\n\nFinal-Recipient: rfc822; "
+		    "al@ex.org\nAction: failed\n\n--X--\n";
+
+		o.verp_pattern = "b+{local}={domain}@s.example";
+		r = parse_str(m3, sizeof(m3) - 1, &o);
+		CHECK_INT(dsn_rcpt_count(r), 2);
+		if (dsn_rcpt_count(r) == 2) {
+			CHECK_STR(dsn_rcpt_at(r, 0)->recipient, "other@ex.org");
+			CHECK_STR(dsn_rcpt_at(r, 0)->recipient_source,
+			    "final_recipient");
+			CHECK_STR(dsn_rcpt_at(r, 1)->recipient, "al@ex.org");
+			CHECK_STR(dsn_rcpt_at(r, 1)->recipient_source, "verp");
+		}
+		dsn_free(&r);
+	}
+
 	o.verp_pattern = "bounces-{domain}={local}@s.example";
 	{
 		static const char m2[] =

@@ -50,6 +50,7 @@ static const struct mta_marker {
 	const char *needle;
 	const char *mta;
 } mta_markers[] = {
+    {"groups.google.com", "googlegroups"},
     {"qmail-send program", "qmail"},
     {"this is the qmail", "qmail"},
     {"created automatically by mail delivery software", "exim"},

@@ -1345,9 +1345,45 @@ dsn_rcpt_address(const struct dsn_rcpt *rc)
 	return rc->recipient;
 }
 
+/* Moves the recipients, headers and strings of an inner report (a bounce
+ * forwarded as an attachment) into r; frees the inner shell. */
+static void
+adopt(struct dsn_report *r, struct dsn_report *in)
+{
+	size_t i;
+
+	r->kind = in->kind;
+	r->mta = in->mta;
+	r->reporting_mta = in->reporting_mta;
+	free(r->rcpts);
+	r->rcpts = in->rcpts;
+	r->nrcpt = in->nrcpt;
+	r->arcpt = in->arcpt;
+	free(r->hdrs);
+	r->hdrs = in->hdrs;
+	r->nhdr = in->nhdr;
+	r->ahdr = in->ahdr;
+	for (i = 0; i < in->npool; i++)
+		dsn_keep(r, in->pool[i]);
+	free(in->pool);
+	free(in);
+}
+
+static int parse_depth(const char *msg, size_t len, int truncated,
+    const struct dsn_options *opt, struct dsn_report **out, struct err *err,
+    int depth);
+
 int
 dsn_parse(const char *msg, size_t len, int truncated,
     const struct dsn_options *opt, struct dsn_report **out, struct err *err)
+{
+	return parse_depth(msg, len, truncated, opt, out, err, 0);
+}
+
+static int
+parse_depth(const char *msg, size_t len, int truncated,
+    const struct dsn_options *opt, struct dsn_report **out, struct err *err,
+    int depth)
 {
 	struct dsn_report *r = NULL;
 	GMimeStream *stream = NULL;
@@ -1493,6 +1529,26 @@ dsn_parse(const char *msg, size_t len, int truncated,
 	}
 	dsn_text_scan(r, opt, &th, w.text.data, w.text.len,
 	    w.orig != NULL || w.orighdr.len > 0);
+	if (r->nrcpt == 0 && r->kind == DSN_KIND_UNKNOWN && depth == 0 &&
+	    w.orig != NULL) {
+		/* a bounce forwarded as an attachment (a list manager's
+		 * "uncaught bounce" notice, a user's "Fwd:") */
+		char *inner =
+		    g_mime_object_to_string(GMIME_OBJECT(w.orig), NULL);
+		struct dsn_report *ir = NULL;
+
+		if (inner != NULL &&
+		    parse_depth(inner, strlen(inner), truncated, opt, &ir, NULL,
+		        depth + 1) == 0 &&
+		    (ir->kind == DSN_KIND_BOUNCE ||
+		        ir->kind == DSN_KIND_DELAYED) &&
+		    ir->nrcpt > 0) {
+			adopt(r, ir);
+			ir = NULL;
+		}
+		dsn_free(&ir);
+		g_free(inner);
+	}
 	rc = 0;
 classify_out:
 	if (r->nrcpt == 0 && r->kind != DSN_KIND_COMPLAINT)

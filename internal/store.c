@@ -320,20 +320,30 @@ drop_conn(struct store *s)
 static int
 connect_once(struct store *s, struct err *err)
 {
-	const char *keys[5], *vals[5];
+	const char *keys[10], *vals[10];
 	char timeout[16];
 	int k = 0;
 
 	drop_conn(s);
 	snprintf(timeout, sizeof(timeout), "%d", s->connect_timeout_s);
-	keys[k] = "dbname";
-	vals[k++] = s->conninfo;
+	/* defaults first: the caller's conninfo (expanded last) wins */
 	keys[k] = "application_name";
 	vals[k++] = s->appname;
 	keys[k] = "connect_timeout";
 	vals[k++] = timeout;
 	keys[k] = "client_encoding";
 	vals[k++] = "UTF8";
+	/* a server that vanishes without a reset is noticed in ~1 min */
+	keys[k] = "keepalives";
+	vals[k++] = "1";
+	keys[k] = "keepalives_idle";
+	vals[k++] = "30";
+	keys[k] = "keepalives_interval";
+	vals[k++] = "10";
+	keys[k] = "keepalives_count";
+	vals[k++] = "3";
+	keys[k] = "dbname";
+	vals[k++] = s->conninfo;
 	keys[k] = NULL;
 	vals[k] = NULL;
 	s->conn = PQconnectdbParams(keys, vals, 1);

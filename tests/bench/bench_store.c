@@ -4,7 +4,8 @@
  * email) recorded in batches (batch_size 50, one transaction each) and one
  * email per transaction, next to psql \copy of the same rows as the
  * ceiling, all against the PostgreSQL of tests/services.sh in one run.
- * BENCH_STORE_MESSAGES changes the number of emails.  Prints figures only.
+ * BENCH_STORE_MESSAGES changes the number of emails, BENCH_STORE_ONLY=
+ * batched|single|copy runs one of the three.  Prints figures only.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -257,6 +258,7 @@ main(void)
 	int64_t mb[3];
 	size_t n = 50000;
 	const char *env = getenv("BENCH_STORE_MESSAGES");
+	const char *only = getenv("BENCH_STORE_ONLY"); /* batched|single|copy */
 
 	if (getenv("BOUNCER_TEST_PG") == NULL) {
 		printf("bench_store: BOUNCER_TEST_PG not set, skipped\n");
@@ -282,9 +284,14 @@ main(void)
 	printf("bench_store: %zu bounce emails x %d recipients, 600 raw bytes "
 	       "each; NOTIFY trigger on\n",
 	    n, NB);
-	run_store(uri, 50, mb[0], n, "b", "store, batches of 50 emails");
-	run_store(uri, 1, mb[1], n, "s", "store, one email per transaction");
-	run_copy(uri, db, mb[2], n);
+	if (only == NULL || strcmp(only, "batched") == 0)
+		run_store(uri, 50, mb[0], n, "b",
+		    "store, batches of 50 emails");
+	if (only == NULL || strcmp(only, "single") == 0)
+		run_store(uri, 1, mb[1], n, "s",
+		    "store, one email per transaction");
+	if (only == NULL || strcmp(only, "copy") == 0)
+		run_copy(uri, db, mb[2], n);
 	printf("bench_store: rows in bounces: %lld\n",
 	    tdb_count(db, "SELECT count(*) FROM bounces"));
 	PQfinish(db);

@@ -241,6 +241,8 @@ struct pass {
 	size_t pend_bytes;
 	int no_dele; /* the POP3 session broke: commit only */
 	int record_only; /* first pass with first_pass: record_only */
+	/* where the time went, ms (logged at debug level) */
+	int64_t t_retr, t_decode, t_store, t_dele;
 	const char **xh; /* configured header names */
 	size_t nxh;
 };
@@ -324,7 +326,11 @@ do_dele(struct pass *ps, uint32_t msgno, const char *uidl)
 {
 	struct err err = {{0}};
 
-	if (pop3_dele(ps->pop, msgno, &err) != 0) {
+	int64_t t = now_ms();
+	int rc = pop3_dele(ps->pop, msgno, &err);
+
+	ps->t_dele += now_ms() - t;
+	if (rc != 0) {
 		pass_error(ps, pop3_kind(pop3_error_kind(ps->pop)),
 		    "DELE failed", err.msg);
 		return -1;
@@ -450,6 +456,8 @@ flush(struct pass *ps)
 	struct err err = {{0}};
 	int rc = -1, del = ps->mc->poll.after_processing == CONFIG_AFTER_DELETE;
 	uint64_t nrec = 0;
+	int64_t t0;
+	int rc_ok;
 	struct {
 		char mid[512], subj[512];
 	} *ids = NULL;
@@ -485,7 +493,12 @@ flush(struct pass *ps)
 		sm->nbounces = dsn_rcpt_count(r);
 		res[i] = STORE_PENDING;
 	}
-	if (store_record_batch(ps->st, msgs, ps->npend, res, &err) != 0) {
+	t0 = now_ms();
+	rc = store_record_batch(ps->st, msgs, ps->npend, res, &err);
+	ps->t_store += now_ms() - t0;
+	rc_ok = rc == 0;
+	rc = -1;
+	if (!rc_ok) {
 		set_db(ps->p, 0);
 		pass_error(ps, METRICS_ERR_DATABASE, "recording failed",
 		    err.msg);
@@ -572,7 +585,11 @@ process_one(struct pass *ps, const struct pop3_entry *e)
 	    ps->mc->poll.max_message_bytes > 0
 	        ? (size_t)ps->mc->poll.max_message_bytes
 	        : (size_t)32 << 20);
-	if (pop3_retr(ps->pop, e->msgno, &pd.raw, &err) != 0) {
+	int64_t t0 = now_ms();
+	int rrc = pop3_retr(ps->pop, e->msgno, &pd.raw, &err);
+
+	ps->t_retr += now_ms() - t0;
+	if (rrc != 0) {
 		pass_error(ps, pop3_kind(pop3_error_kind(ps->pop)),
 		    "RETR failed", err.msg);
 		buf_free(&pd.raw);
@@ -591,8 +608,11 @@ process_one(struct pass *ps, const struct pop3_entry *e)
 	opt.verp_pattern = ps->cfg->verp_pattern && *ps->cfg->verp_pattern
 	    ? ps->cfg->verp_pattern
 	    : NULL;
-	if (dsn_parse(pd.raw.data ? pd.raw.data : "", pd.raw.len,
-	        pd.raw.truncated, &opt, &pd.rep, &err) != 0) {
+	t0 = now_ms();
+	rrc = dsn_parse(pd.raw.data ? pd.raw.data : "", pd.raw.len,
+	    pd.raw.truncated, &opt, &pd.rep, &err);
+	ps->t_decode += now_ms() - t0;
+	if (rrc != 0) {
 		struct store_failure f = {
 		    .mailbox_id = ps->mailbox_id,
 		    .uidl = e->uidl,
@@ -911,6 +931,21 @@ out:
 		snprintf(nums[7], sizeof(nums[7]), "%zu", nent);
 		snprintf(nums[8], sizeof(nums[8]), "%zu", ps.quarantined);
 		snprintf(nums[9], sizeof(nums[9]), "%zu", ps.replayed);
+		{
+			char tm[4][24];
+
+			snprintf(tm[0], sizeof(tm[0]), "%lld",
+			    (long long)ps.t_retr);
+			snprintf(tm[1], sizeof(tm[1]), "%lld",
+			    (long long)ps.t_decode);
+			snprintf(tm[2], sizeof(tm[2]), "%lld",
+			    (long long)ps.t_store);
+			snprintf(tm[3], sizeof(tm[3]), "%lld",
+			    (long long)ps.t_dele);
+			log_debug("pass timing", "mailbox", name, "retr_ms",
+			    tm[0], "decode_ms", tm[1], "store_ms", tm[2],
+			    "dele_ms", tm[3], NULL);
+		}
 		log_kv(res == PASS_OK ? LOG_INFO : LOG_WARN,
 		    res == PASS_OK ? "pass done" : "pass failed", "mailbox",
 		    name, "listed", nums[7], "fetched", nums[0], "recorded",

@@ -241,6 +241,8 @@ struct pass {
 	size_t pend_bytes;
 	int no_dele; /* the POP3 session broke: commit only */
 	int record_only; /* first pass with first_pass: record_only */
+	struct committer *com; /* started with the first batch */
+	int db_failed; /* a batch could not be recorded */
 	/* where the time went, ms (logged at debug level) */
 	int64_t t_retr, t_decode, t_store, t_dele;
 	const char **xh; /* configured header names */
@@ -446,73 +448,177 @@ head_field(const char *raw, size_t len, const char *name, char *out,
 	}
 }
 
-/* Commits the pending batch, DELEs what is committed (delete mode),
- * records refusals.  -1 when the database stayed unreachable. */
-static int
-flush(struct pass *ps)
-{
-	struct store_message *msgs = NULL;
-	enum store_result *res = NULL;
-	struct err err = {{0}};
-	int rc = -1, del = ps->mc->poll.after_processing == CONFIG_AFTER_DELETE;
-	uint64_t nrec = 0;
-	int64_t t0;
-	int rc_ok;
+/* A batch of decoded messages on its way to the database.  Built on the
+ * pass thread, committed by a committer thread, finished (DELE, failures,
+ * metrics) back on the pass thread, which alone talks POP3. */
+struct batch {
+	struct pending *pend;
+	size_t n;
+	struct store_message *msgs;
+	enum store_result *res;
 	struct {
 		char mid[512], subj[512];
-	} *ids = NULL;
+	} * ids;
+	int rc;
+	struct err err;
+	int64_t ms; /* time spent in the store */
+	struct batch *next;
+};
 
-	if (ps->npend == 0)
-		return 0;
-	msgs = xcalloc(ps->npend, sizeof(*msgs));
-	ids = xcalloc(ps->npend, sizeof(*ids));
-	res = xcalloc(ps->npend, sizeof(*res));
-	for (size_t i = 0; i < ps->npend; i++) {
-		struct pending *pd = &ps->pend[i];
-		struct store_message *sm = &msgs[i];
-		const struct dsn_report *r = pd->rep;
+static void
+batch_free(struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		pending_clear(&b->pend[i]);
+	free(b->pend);
+	free(b->msgs);
+	free(b->res);
+	free(b->ids);
+	free(b);
+}
 
-		sm->mailbox_id = ps->mailbox_id;
-		sm->uidl = pd->uidl;
-		sm->kind = dsn_kind(r);
-		head_field(pd->raw.data ? pd->raw.data : "", pd->raw.len,
-		    "Message-ID", ids[i].mid, sizeof(ids[i].mid));
-		head_field(pd->raw.data ? pd->raw.data : "", pd->raw.len,
-		    "Subject", ids[i].subj, sizeof(ids[i].subj));
-		sm->email_message_id = ids[i].mid[0] ? ids[i].mid : NULL;
-		sm->subject = ids[i].subj[0] ? ids[i].subj : NULL;
-		sm->reporting_mta = dsn_reporting_mta(r);
-		sm->reported_at = dsn_date(r);
-		sm->size = (int64_t)pd->raw.len;
-		sm->truncated = pd->raw.truncated;
-		sm->raw = pd->raw.data;
-		sm->raw_len = pd->raw.len;
-		sm->bounces = pd->b;
-		sm->record_only = ps->record_only;
-		sm->max_age_s = ps->mc->poll.max_age_ms / 1000;
-		sm->nbounces = dsn_rcpt_count(r);
-		res[i] = STORE_PENDING;
+/* Committer threads: COMMITTERS store connections per pass, so that
+ * recording overlaps retrieval and decoding, and several transactions run
+ * at once.  At most 2 x COMMITTERS batches are in flight. */
+#define COMMITTERS 3
+
+struct committer {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct batch *todo, *todo_tail, *done;
+	int inflight;
+	int quit;
+	int nthreads;
+	pthread_t th[COMMITTERS];
+	struct store *st[COMMITTERS];
+	struct poller *p;
+	const struct config *cfg;
+	int64_t mailbox_id;
+};
+
+struct committer_arg {
+	struct committer *c;
+	int slot;
+};
+
+static int open_store(struct poller *p, const struct config *cfg,
+    struct store **stp, struct err *err);
+
+static void *
+committer_main(void *argp)
+{
+	struct committer_arg *a = argp;
+	struct committer *c = a->c;
+	struct store **st = &c->st[a->slot];
+
+	free(a);
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		struct batch *b;
+		int64_t t0;
+
+		while (c->todo == NULL && !c->quit)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (c->todo == NULL)
+			break;
+		b = c->todo;
+		c->todo = b->next;
+		if (c->todo == NULL)
+			c->todo_tail = NULL;
+		pthread_mutex_unlock(&c->mu);
+
+		t0 = now_ms();
+		b->rc = open_store(c->p, c->cfg, st, &b->err);
+		if (b->rc == 0)
+			b->rc = store_record_batch(*st, b->msgs, b->n, b->res,
+			    &b->err);
+		b->ms = now_ms() - t0;
+
+		pthread_mutex_lock(&c->mu);
+		b->next = c->done;
+		c->done = b;
+		c->inflight--;
+		pthread_cond_broadcast(&c->cv);
 	}
-	t0 = now_ms();
-	rc = store_record_batch(ps->st, msgs, ps->npend, res, &err);
-	ps->t_store += now_ms() - t0;
-	rc_ok = rc == 0;
-	rc = -1;
-	if (!rc_ok) {
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+static struct committer *
+committer_new(struct poller *p, const struct config *cfg, int64_t mailbox_id)
+{
+	struct committer *c = xcalloc(1, sizeof(*c));
+
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	c->p = p;
+	c->cfg = cfg;
+	c->mailbox_id = mailbox_id;
+	for (int i = 0; i < COMMITTERS; i++) {
+		struct committer_arg *a = xcalloc(1, sizeof(*a));
+
+		a->c = c;
+		a->slot = i;
+		if (pthread_create(&c->th[i], NULL, committer_main, a) != 0) {
+			free(a);
+			break;
+		}
+		c->nthreads++;
+	}
+	return c;
+}
+
+/* Waits for the threads (every batch must have been reaped). */
+static void
+committer_free(struct committer **cp)
+{
+	struct committer *c = *cp;
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->quit = 1;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	for (int i = 0; i < c->nthreads; i++)
+		pthread_join(c->th[i], NULL);
+	for (int i = 0; i < COMMITTERS; i++)
+		store_free(&c->st[i]);
+	while (c->done != NULL) {
+		struct batch *b = c->done;
+
+		c->done = b->next;
+		batch_free(b);
+	}
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+	*cp = NULL;
+}
+
+/* DELE what is committed (delete mode), record refusals, count.  -1 when
+ * the database stayed unreachable. */
+static int
+batch_finish(struct pass *ps, struct batch *b)
+{
+	int del = ps->mc->poll.after_processing == CONFIG_AFTER_DELETE;
+	uint64_t nrec = 0;
+	int rc = -1;
+
+	ps->t_store += b->ms;
+	if (b->rc != 0) {
 		set_db(ps->p, 0);
 		pass_error(ps, METRICS_ERR_DATABASE, "recording failed",
-		    err.msg);
+		    b->err.msg);
 		goto out;
 	}
 	set_db(ps->p, 1);
-	if (relock(ps) != 0)
-		goto out;
-	for (size_t i = 0; i < ps->npend; i++) {
-		struct pending *pd = &ps->pend[i];
+	for (size_t i = 0; i < b->n; i++) {
+		struct pending *pd = &b->pend[i];
 
-		if (res[i] == STORE_WRITTEN || res[i] == STORE_REPLAYED) {
-			if (res[i] == STORE_WRITTEN) {
-				size_t nb = msgs[i].nbounces;
+		if (b->res[i] == STORE_WRITTEN || b->res[i] == STORE_REPLAYED) {
+			if (b->res[i] == STORE_WRITTEN) {
+				size_t nb = b->msgs[i].nbounces;
 
 				ps->recorded++;
 				nrec++;
@@ -527,11 +633,11 @@ flush(struct pass *ps)
 			if (del && !ps->no_dele &&
 			    do_dele(ps, pd->msgno, pd->uidl) != 0)
 				ps->no_dele = 1; /* next pass DELEs it */
-		} else if (res[i] == STORE_REFUSED) {
+		} else if (b->res[i] == STORE_REFUSED) {
 			struct store_failure f = {
 			    .mailbox_id = ps->mailbox_id,
 			    .uidl = pd->uidl,
-			    .error = err.msg,
+			    .error = b->err.msg,
 			    .size = (int64_t)pd->raw.len,
 			    .truncated = pd->raw.truncated,
 			    .raw = pd->raw.data,
@@ -541,7 +647,7 @@ flush(struct pass *ps)
 			struct err e2 = {{0}};
 
 			pass_error(ps, METRICS_ERR_REFUSED,
-			    "database refused message", err.msg);
+			    "database refused message", b->err.msg);
 			if (store_record_failure(ps->st, &f, &q, &e2) != 0) {
 				pass_error(ps, METRICS_ERR_DATABASE,
 				    "recording failure failed", e2.msg);
@@ -558,19 +664,104 @@ flush(struct pass *ps)
 	rc = 0;
 out:
 	metrics_add_recorded(ps->p->m, ps->midx, nrec);
-	for (size_t i = 0; i < ps->npend; i++)
-		pending_clear(&ps->pend[i]);
+	batch_free(b);
+	return rc;
+}
+
+/* Finishes the batches the committers are done with; with wait, all of
+ * them.  -1 when one failed (the pass must not go on). */
+static int
+reap(struct pass *ps, int wait)
+{
+	struct committer *c = ps->com;
+	struct batch *done;
+	int rc = 0;
+
+	if (c == NULL)
+		return 0;
+	pthread_mutex_lock(&c->mu);
+	while (wait && c->inflight > 0)
+		pthread_cond_wait(&c->cv, &c->mu);
+	done = c->done;
+	c->done = NULL;
+	pthread_mutex_unlock(&c->mu);
+	while (done != NULL) {
+		struct batch *b = done;
+
+		done = b->next;
+		if (batch_finish(ps, b) != 0)
+			rc = -1;
+	}
+	if (rc != 0)
+		ps->db_failed = 1;
+	return ps->db_failed ? -1 : 0;
+}
+
+/* Hands the pending messages to the committers as one batch (waiting
+ * while too many are in flight), then finishes whatever is done.  -1 when
+ * the database failed. */
+static int
+flush(struct pass *ps)
+{
+	struct batch *b;
+
+	if (ps->npend == 0)
+		return reap(ps, 0);
+	if (ps->com == NULL)
+		ps->com = committer_new(ps->p, ps->cfg, ps->mailbox_id);
+	b = xcalloc(1, sizeof(*b));
+	b->pend = ps->pend;
+	b->n = ps->npend;
+	ps->pend = NULL;
 	ps->npend = 0;
 	ps->pend_bytes = 0;
-	free(msgs);
-	free(ids);
-	free(res);
-	return rc;
+	b->msgs = xcalloc(b->n, sizeof(*b->msgs));
+	b->ids = xcalloc(b->n, sizeof(*b->ids));
+	b->res = xcalloc(b->n, sizeof(*b->res));
+	for (size_t i = 0; i < b->n; i++) {
+		struct pending *pd = &b->pend[i];
+		struct store_message *sm = &b->msgs[i];
+		const struct dsn_report *r = pd->rep;
+		const char *raw = pd->raw.data ? pd->raw.data : "";
+
+		sm->mailbox_id = ps->mailbox_id;
+		sm->uidl = pd->uidl;
+		sm->kind = dsn_kind(r);
+		head_field(raw, pd->raw.len, "Message-ID", b->ids[i].mid,
+		    sizeof(b->ids[i].mid));
+		head_field(raw, pd->raw.len, "Subject", b->ids[i].subj,
+		    sizeof(b->ids[i].subj));
+		sm->email_message_id = b->ids[i].mid[0] ? b->ids[i].mid : NULL;
+		sm->subject = b->ids[i].subj[0] ? b->ids[i].subj : NULL;
+		sm->reporting_mta = dsn_reporting_mta(r);
+		sm->reported_at = dsn_date(r);
+		sm->size = (int64_t)pd->raw.len;
+		sm->truncated = pd->raw.truncated;
+		sm->raw = pd->raw.data;
+		sm->raw_len = pd->raw.len;
+		sm->bounces = pd->b;
+		sm->nbounces = dsn_rcpt_count(r);
+		sm->record_only = ps->record_only;
+		sm->max_age_s = ps->mc->poll.max_age_ms / 1000;
+		b->res[i] = STORE_PENDING;
+	}
+	pthread_mutex_lock(&ps->com->mu);
+	while (ps->com->inflight >= 2 * COMMITTERS)
+		pthread_cond_wait(&ps->com->cv, &ps->com->mu);
+	if (ps->com->todo_tail != NULL)
+		ps->com->todo_tail->next = b;
+	else
+		ps->com->todo = b;
+	ps->com->todo_tail = b;
+	ps->com->inflight++;
+	pthread_cond_broadcast(&ps->com->cv);
+	pthread_mutex_unlock(&ps->com->mu);
+	return reap(ps, 0);
 }
 
 /* Raw bytes of all pending messages above which the batch is committed
  * early, so memory stays bounded whatever batch_size says. */
-#define PEND_BYTES_MAX (8u << 20)
+#define PEND_BYTES_MAX (4u << 20)
 
 /* RETR, decode, queue for recording.  -1 when the POP3 session broke. */
 static int
@@ -858,6 +1049,10 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 	ps.no_dele = pop_broken;
 	if (!db_broken && flush(&ps) != 0)
 		db_broken = 1;
+	/* every batch in flight: committed ones are DELEd even if another
+	 * failed */
+	if (reap(&ps, 1) != 0)
+		db_broken = 1;
 	if (store_generation(ps.st) != ps.gen && relock(&ps) != 0)
 		lock_lost = 1;
 	if (pop_broken || db_broken || lock_lost)
@@ -901,9 +1096,11 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 	if (p->stop && res == PASS_FAILED)
 		log_info("pass interrupted by shutdown", "mailbox", name, NULL);
 out:
-	ps.no_dele = ps.no_dele || pop_broken;
+	ps.no_dele = ps.no_dele || pop_broken || lock_lost;
 	if (ps.npend > 0 && ps.st != NULL && !db_broken)
 		flush(&ps);
+	reap(&ps, 1);
+	committer_free(&ps.com);
 	for (size_t i = 0; i < ps.npend; i++)
 		pending_clear(&ps.pend[i]);
 	if (ps.pop != NULL) {

@@ -735,16 +735,44 @@ apply_migration(struct store *s, const struct store_migration_src *m,
 	return rc;
 }
 
+/* Counts the pending migrations without locking or creating anything. */
+static int
+count_pending(struct store *s, struct migrate_arg *a, struct err *err)
+{
+	PGresult *r;
+	size_t i;
+	int rc;
+
+	r = PQexec(s->conn, "SELECT to_regclass('schema_migrations') IS NULL");
+	rc = check(s, r, PGRES_TUPLES_OK, "schema_migrations", err);
+	if (rc == 0 && strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
+		a->pending = (int)store_migration_nsrcs;
+		PQclear(r);
+		return 0;
+	}
+	PQclear(r);
+	for (i = 0; rc == 0 && i < store_migration_nsrcs; i++) {
+		rc = migration_applied(s, &store_migration_srcs[i], err);
+		if (rc == 0)
+			a->pending++;
+		else if (rc == 1)
+			rc = 0;
+	}
+	return rc;
+}
+
 static int
 op_migrate(struct store *s, void *argp, struct err *err)
 {
 	struct migrate_arg *a = argp;
 	char sql[128];
 	size_t i;
-	int rc, locked = 0;
+	int rc;
 
 	a->applied = 0;
 	a->pending = 0;
+	if (a->dry)
+		return count_pending(s, a, err);
 	s->prepared = 0; /* statements may refer to tables created here */
 	PQclear(PQexec(s->conn, "DEALLOCATE ALL"));
 	snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%" PRId64 ")",
@@ -757,13 +785,28 @@ op_migrate(struct store *s, void *argp, struct err *err)
 	}
 	if (rc != 0)
 		return rc;
-	locked = 1;
 	rc = exec_simple(s,
 	    "CREATE TABLE IF NOT EXISTS schema_migrations ("
 	    " version integer PRIMARY KEY, name text NOT NULL,"
 	    " checksum text NOT NULL,"
 	    " applied_at timestamptz NOT NULL DEFAULT now())",
 	    err);
+	if (rc == 0)
+		rc = exec_simple(s,
+		    "COMMENT ON TABLE schema_migrations IS 'Schema migrations "
+		    "applied by bouncerd: version and name of each "
+		    "schema/NNN_name.sql file, md5 of its text, and when it "
+		    "was applied.'; "
+		    "COMMENT ON COLUMN schema_migrations.version IS "
+		    "'NNN of the file name.'; "
+		    "COMMENT ON COLUMN schema_migrations.name IS "
+		    "'The file name.'; "
+		    "COMMENT ON COLUMN schema_migrations.checksum IS "
+		    "'md5 of the file''s text: an applied file must not "
+		    "change.'; "
+		    "COMMENT ON COLUMN schema_migrations.applied_at IS "
+		    "'When it was applied.'",
+		    err);
 	for (i = 0; rc == 0 && i < store_migration_nsrcs; i++) {
 		const struct store_migration_src *m = &store_migration_srcs[i];
 
@@ -775,13 +818,11 @@ op_migrate(struct store *s, void *argp, struct err *err)
 		if (rc != 0)
 			break;
 		a->pending++;
-		if (a->dry)
-			continue;
 		rc = apply_migration(s, m, err);
 		if (rc == 0)
 			a->applied++;
 	}
-	if (locked && rc != RETRY) {
+	if (rc != RETRY) {
 		snprintf(sql, sizeof(sql),
 		    "SELECT pg_advisory_unlock(%" PRId64 ")", MIGRATE_LOCK_KEY);
 		PQclear(PQexec(s->conn, sql));

@@ -109,7 +109,7 @@ iso(int64_t t, char out[40])
 static void
 report(const char *what, size_t rows, int64_t ms)
 {
-	printf("%-44s %7zu records %8.2f s %9.0f records/s\n", what, rows,
+	printf("%-50s %7zu records %8.2f s %9.0f records/s\n", what, rows,
 	    (double)ms / 1000.0,
 	    ms > 0 ? (double)rows * 1000.0 / (double)ms : 0);
 	fflush(stdout);
@@ -159,7 +159,8 @@ run_store(const char *uri, int batch, int64_t mailbox, size_t n,
 /* The same rows through psql \copy: messages first, then bounces with
  * the ids the messages got (sequential in one COPY). */
 static int
-run_copy(const char *uri, PGconn *db, int64_t mailbox, size_t n)
+run_copy(const char *uri, PGconn *db, int64_t mailbox, size_t n,
+    const char *tag, const char *label)
 {
 	char mpath[] = "/tmp/bench_store_mXXXXXX";
 	char bpath[] = "/tmp/bench_store_bXXXXXX";
@@ -170,7 +171,7 @@ run_copy(const char *uri, PGconn *db, int64_t mailbox, size_t n)
 	char *cmd = NULL, *v, hex[2 * 600 + 1], ts[40];
 	struct data d;
 
-	fill(&d, n, mailbox, "c");
+	fill(&d, n, mailbox, tag);
 	for (i = 0; i < sizeof(d.raw); i++)
 		snprintf(hex + 2 * i, 3, "%02x", (unsigned char)d.raw[i]);
 	fd = mkstemp(mpath);
@@ -200,7 +201,12 @@ run_copy(const char *uri, PGconn *db, int64_t mailbox, size_t n)
 		goto out;
 	}
 	ms = now_ms() - t0;
-	v = tdb_value(db, "SELECT min(id) FROM messages WHERE uidl LIKE 'c%'");
+	cmd = xasprintf("SELECT min(id) FROM messages WHERE mailbox_id = "
+	                "%" PRId64,
+	    mailbox);
+	v = tdb_value(db, cmd);
+	free(cmd);
+	cmd = NULL;
 	first = strtoll(v, NULL, 10);
 	free(v);
 	fd = mkstemp(bpath);
@@ -237,7 +243,7 @@ run_copy(const char *uri, PGconn *db, int64_t mailbox, size_t n)
 		goto out;
 	}
 	ms += now_ms() - t0;
-	report("psql \\copy, same rows (ceiling)", n * NB, ms);
+	report(label, n * NB, ms);
 	rc = 0;
 out:
 	free(cmd);
@@ -255,7 +261,8 @@ main(void)
 	struct err err = {""};
 	char *uri;
 	PGconn *db;
-	int64_t mb[3];
+	int64_t mb[6];
+	int round;
 	size_t n = 50000;
 	const char *env = getenv("BENCH_STORE_MESSAGES");
 	const char *only = getenv("BENCH_STORE_ONLY"); /* batched|single|copy */
@@ -273,25 +280,62 @@ main(void)
 	db = tdb_connect(uri);
 	o = tdb_options(uri);
 	if (db == NULL || store_open(&o, &s, &err) != 0 ||
-	    store_migrate(s, NULL, &err) != 0 ||
-	    store_mailbox_id(s, "batched", NULL, NULL, &mb[0], &err) != 0 ||
-	    store_mailbox_id(s, "single", NULL, NULL, &mb[1], &err) != 0 ||
-	    store_mailbox_id(s, "copy", NULL, NULL, &mb[2], &err) != 0) {
+	    store_migrate(s, NULL, &err) != 0) {
 		printf("bench_store: setup: %s\n", err.msg);
 		return 1;
 	}
+	for (round = 0; round < 6; round++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "bench%d", round);
+		if (store_mailbox_id(s, name, NULL, NULL, &mb[round], &err)) {
+			printf("bench_store: setup: %s\n", err.msg);
+			return 1;
+		}
+	}
 	store_free(&s);
 	printf("bench_store: %zu bounce emails x %d recipients, 600 raw bytes "
-	       "each; NOTIFY trigger on\n",
+	       "each\n",
 	    n, NB);
-	if (only == NULL || strcmp(only, "batched") == 0)
-		run_store(uri, 50, mb[0], n, "b",
-		    "store, batches of 50 emails");
-	if (only == NULL || strcmp(only, "single") == 0)
-		run_store(uri, 1, mb[1], n, "s",
-		    "store, one email per transaction");
-	if (only == NULL || strcmp(only, "copy") == 0)
-		run_copy(uri, db, mb[2], n);
+	{
+		char *f = tdb_value(db,
+		    "SELECT current_setting('fsync') || '/' "
+		    "|| current_setting('synchronous_commit')");
+
+		printf("bench_store: server fsync/synchronous_commit: %s%s\n",
+		    f,
+		    strncmp(f, "off", 3) == 0
+		        ? " (a COMMIT costs no disk flush here: with fsync "
+		          "on, one email per transaction pays one per email)"
+		        : "");
+		free(f);
+	}
+	/* first with the suppression NOTIFY trigger (what bouncerd does),
+	 * then the storage alone */
+	for (round = 0; round < 2; round++) {
+		const char *t = round ? "trigger off" : "trigger on";
+		char l1[80], l2[80], l3[80], tag[3][4];
+		int k;
+
+		if (round == 1 &&
+		    tdb_exec(db,
+		        "ALTER TABLE bounces DISABLE TRIGGER "
+		        "bounces_notify_suppression") != 0)
+			break;
+		for (k = 0; k < 3; k++)
+			snprintf(tag[k], sizeof(tag[k]), "%c%d", "bsc"[k],
+			    round);
+		snprintf(l1, sizeof(l1), "store, batches of 50 emails, %s", t);
+		snprintf(l2, sizeof(l2), "store, one email per transaction, %s",
+		    t);
+		snprintf(l3, sizeof(l3), "psql \\copy of the same rows, %s", t);
+		if (only == NULL || strcmp(only, "batched") == 0)
+			run_store(uri, 50, mb[3 * round], n, tag[0], l1);
+		if (only == NULL || strcmp(only, "single") == 0)
+			run_store(uri, 1, mb[3 * round + 1], n, tag[1], l2);
+		if (only == NULL || strcmp(only, "copy") == 0)
+			run_copy(uri, db, mb[3 * round + 2], n, tag[2], l3);
+	}
 	printf("bench_store: rows in bounces: %lld\n",
 	    tdb_count(db, "SELECT count(*) FROM bounces"));
 	PQfinish(db);

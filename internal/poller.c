@@ -214,11 +214,15 @@ enum pass_result { PASS_OK, PASS_FAILED, PASS_SKIPPED };
 struct pending {
 	uint32_t msgno;
 	char *uidl;
+	int64_t size; /* from LIST, -1 unknown */
 	struct buf raw;
 	struct dsn_report *rep;
 	struct store_bounce *b;
-	char **hnames_unused;
 	const char **hn, **hv;
+	/* decoding failed: recorded with store_record_failure() */
+	int dfail;
+	char derr[300];
+	int fail_rc, fail_q;
 };
 
 struct pass {
@@ -342,7 +346,7 @@ do_dele(struct pass *ps, uint32_t msgno, const char *uidl)
 }
 
 static void
-fill_bounces(struct pass *ps, struct pending *pd, int64_t now)
+fill_bounces(const struct pass *ps, struct pending *pd)
 {
 	const struct dsn_report *r = pd->rep;
 	size_t n = dsn_rcpt_count(r), nh = 0;
@@ -461,7 +465,7 @@ struct batch {
 	} * ids;
 	int rc;
 	struct err err;
-	int64_t ms; /* time spent in the store */
+	int64_t ms, dms; /* time spent in the store, in decoding */
 	struct batch *next;
 };
 
@@ -480,7 +484,7 @@ batch_free(struct batch *b)
 /* Committer threads: COMMITTERS store connections per pass, so that
  * recording overlaps retrieval and decoding, and several transactions run
  * at once.  At most 2 x COMMITTERS batches are in flight. */
-#define COMMITTERS 3
+#define COMMITTERS 2
 
 struct committer {
 	pthread_mutex_t mu;
@@ -493,7 +497,7 @@ struct committer {
 	struct store *st[COMMITTERS];
 	struct poller *p;
 	const struct config *cfg;
-	int64_t mailbox_id;
+	const struct pass *ps; /* read-only fields only */
 };
 
 struct committer_arg {
@@ -503,6 +507,109 @@ struct committer_arg {
 
 static int open_store(struct poller *p, const struct config *cfg,
     struct store **stp, struct err *err);
+
+/* Decodes every message of a batch (committer thread). */
+static void
+batch_decode(const struct pass *ps, struct batch *b)
+{
+	struct dsn_options opt;
+
+	memset(&opt, 0, sizeof(opt));
+	opt.headers = ps->xh;
+	opt.nheaders = ps->nxh;
+	opt.verp_pattern = ps->cfg->verp_pattern && *ps->cfg->verp_pattern
+	    ? ps->cfg->verp_pattern
+	    : NULL;
+	for (size_t i = 0; i < b->n; i++) {
+		struct pending *pd = &b->pend[i];
+		struct err err = {{0}};
+
+		if (dsn_parse(pd->raw.data ? pd->raw.data : "", pd->raw.len,
+		        pd->raw.truncated, &opt, &pd->rep, &err) != 0) {
+			pd->dfail = 1;
+			snprintf(pd->derr, sizeof(pd->derr), "decode: %s",
+			    err.msg);
+			continue;
+		}
+		fill_bounces(ps, pd);
+	}
+}
+
+/* Records a decoded batch (committer thread): the decoded messages in
+ * batch transactions, the undecodable ones as failures.  0 or -1 (the
+ * database stayed unreachable). */
+static int
+batch_record(const struct pass *ps, struct store *st, struct batch *b)
+{
+	size_t *map = xcalloc(b->n + 1, sizeof(*map));
+	enum store_result *res = xcalloc(b->n + 1, sizeof(*res));
+	size_t k = 0;
+	int rc = 0;
+
+	b->msgs = xcalloc(b->n + 1, sizeof(*b->msgs));
+	b->ids = xcalloc(b->n + 1, sizeof(*b->ids));
+	b->res = xcalloc(b->n + 1, sizeof(*b->res));
+	for (size_t i = 0; i < b->n; i++) {
+		struct pending *pd = &b->pend[i];
+		struct store_message *sm = &b->msgs[k];
+		const struct dsn_report *r = pd->rep;
+		const char *raw = pd->raw.data ? pd->raw.data : "";
+
+		b->res[i] = STORE_PENDING;
+		if (pd->dfail)
+			continue;
+		sm->mailbox_id = ps->mailbox_id;
+		sm->uidl = pd->uidl;
+		sm->kind = dsn_kind(r);
+		head_field(raw, pd->raw.len, "Message-ID", b->ids[k].mid,
+		    sizeof(b->ids[k].mid));
+		head_field(raw, pd->raw.len, "Subject", b->ids[k].subj,
+		    sizeof(b->ids[k].subj));
+		sm->email_message_id = b->ids[k].mid[0] ? b->ids[k].mid : NULL;
+		sm->subject = b->ids[k].subj[0] ? b->ids[k].subj : NULL;
+		sm->reporting_mta = dsn_reporting_mta(r);
+		sm->reported_at = dsn_date(r);
+		sm->size = pd->size >= 0 ? pd->size : (int64_t)pd->raw.len;
+		sm->truncated = pd->raw.truncated;
+		sm->raw = pd->raw.data;
+		sm->raw_len = pd->raw.len;
+		sm->bounces = pd->b;
+		sm->nbounces = dsn_rcpt_count(r);
+		sm->record_only = ps->record_only;
+		sm->max_age_s = ps->mc->poll.max_age_ms / 1000;
+		res[k] = STORE_PENDING;
+		map[k++] = i;
+	}
+	if (k > 0) {
+		rc = store_record_batch(st, b->msgs, k, res, &b->err);
+		for (size_t j = 0; j < k; j++)
+			b->res[map[j]] = res[j];
+	}
+	for (size_t i = 0; i < b->n && rc == 0; i++) {
+		struct pending *pd = &b->pend[i];
+		struct store_failure f = {
+		    .mailbox_id = ps->mailbox_id,
+		    .uidl = pd->uidl,
+		    .error = pd->derr,
+		    .size = pd->size >= 0 ? pd->size : (int64_t)pd->raw.len,
+		    .truncated = pd->raw.truncated,
+		    .raw = pd->raw.data,
+		    .raw_len = pd->raw.len,
+		};
+		struct err e2 = {{0}};
+
+		if (!pd->dfail)
+			continue;
+		pd->fail_rc = store_record_failure(st, &f, &pd->fail_q, &e2);
+		if (pd->fail_rc != 0) {
+			b->err = e2;
+			rc = -1;
+		}
+	}
+	free(map);
+	free(res);
+	return rc;
+}
 
 static void *
 committer_main(void *argp)
@@ -528,10 +635,12 @@ committer_main(void *argp)
 		pthread_mutex_unlock(&c->mu);
 
 		t0 = now_ms();
+		batch_decode(c->ps, b);
+		b->dms = now_ms() - t0;
+		t0 = now_ms();
 		b->rc = open_store(c->p, c->cfg, st, &b->err);
 		if (b->rc == 0)
-			b->rc = store_record_batch(*st, b->msgs, b->n, b->res,
-			    &b->err);
+			b->rc = batch_record(c->ps, *st, b);
 		b->ms = now_ms() - t0;
 
 		pthread_mutex_lock(&c->mu);
@@ -545,15 +654,15 @@ committer_main(void *argp)
 }
 
 static struct committer *
-committer_new(struct poller *p, const struct config *cfg, int64_t mailbox_id)
+committer_new(const struct pass *ps)
 {
 	struct committer *c = xcalloc(1, sizeof(*c));
 
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
-	c->p = p;
-	c->cfg = cfg;
-	c->mailbox_id = mailbox_id;
+	c->p = ps->p;
+	c->cfg = ps->cfg;
+	c->ps = ps;
 	for (int i = 0; i < COMMITTERS; i++) {
 		struct committer_arg *a = xcalloc(1, sizeof(*a));
 
@@ -606,6 +715,7 @@ batch_finish(struct pass *ps, struct batch *b)
 	int rc = -1;
 
 	ps->t_store += b->ms;
+	ps->t_decode += b->dms;
 	if (b->rc != 0) {
 		set_db(ps->p, 0);
 		pass_error(ps, METRICS_ERR_DATABASE, "recording failed",
@@ -616,9 +726,21 @@ batch_finish(struct pass *ps, struct batch *b)
 	for (size_t i = 0; i < b->n; i++) {
 		struct pending *pd = &b->pend[i];
 
+		if (pd->dfail) {
+			pass_error(ps, METRICS_ERR_DECODE,
+			    "cannot decode message", pd->derr);
+			ps->failed++;
+			if (pd->fail_q) {
+				ps->quarantined++;
+				metrics_add_error(ps->p->m, ps->midx,
+				    METRICS_ERR_QUARANTINE);
+			}
+			continue;
+		}
+
 		if (b->res[i] == STORE_WRITTEN || b->res[i] == STORE_REPLAYED) {
 			if (b->res[i] == STORE_WRITTEN) {
-				size_t nb = b->msgs[i].nbounces;
+				size_t nb = dsn_rcpt_count(pd->rep);
 
 				ps->recorded++;
 				nrec++;
@@ -708,43 +830,13 @@ flush(struct pass *ps)
 	if (ps->npend == 0)
 		return reap(ps, 0);
 	if (ps->com == NULL)
-		ps->com = committer_new(ps->p, ps->cfg, ps->mailbox_id);
+		ps->com = committer_new(ps);
 	b = xcalloc(1, sizeof(*b));
 	b->pend = ps->pend;
 	b->n = ps->npend;
 	ps->pend = NULL;
 	ps->npend = 0;
 	ps->pend_bytes = 0;
-	b->msgs = xcalloc(b->n, sizeof(*b->msgs));
-	b->ids = xcalloc(b->n, sizeof(*b->ids));
-	b->res = xcalloc(b->n, sizeof(*b->res));
-	for (size_t i = 0; i < b->n; i++) {
-		struct pending *pd = &b->pend[i];
-		struct store_message *sm = &b->msgs[i];
-		const struct dsn_report *r = pd->rep;
-		const char *raw = pd->raw.data ? pd->raw.data : "";
-
-		sm->mailbox_id = ps->mailbox_id;
-		sm->uidl = pd->uidl;
-		sm->kind = dsn_kind(r);
-		head_field(raw, pd->raw.len, "Message-ID", b->ids[i].mid,
-		    sizeof(b->ids[i].mid));
-		head_field(raw, pd->raw.len, "Subject", b->ids[i].subj,
-		    sizeof(b->ids[i].subj));
-		sm->email_message_id = b->ids[i].mid[0] ? b->ids[i].mid : NULL;
-		sm->subject = b->ids[i].subj[0] ? b->ids[i].subj : NULL;
-		sm->reporting_mta = dsn_reporting_mta(r);
-		sm->reported_at = dsn_date(r);
-		sm->size = (int64_t)pd->raw.len;
-		sm->truncated = pd->raw.truncated;
-		sm->raw = pd->raw.data;
-		sm->raw_len = pd->raw.len;
-		sm->bounces = pd->b;
-		sm->nbounces = dsn_rcpt_count(r);
-		sm->record_only = ps->record_only;
-		sm->max_age_s = ps->mc->poll.max_age_ms / 1000;
-		b->res[i] = STORE_PENDING;
-	}
 	pthread_mutex_lock(&ps->com->mu);
 	while (ps->com->inflight >= 2 * COMMITTERS)
 		pthread_cond_wait(&ps->com->cv, &ps->com->mu);
@@ -769,7 +861,6 @@ process_one(struct pass *ps, const struct pop3_entry *e)
 {
 	struct err err = {{0}};
 	struct pending pd;
-	struct dsn_options opt;
 
 	memset(&pd, 0, sizeof(pd));
 	buf_init(&pd.raw,
@@ -793,51 +884,9 @@ process_one(struct pass *ps, const struct pop3_entry *e)
 		log_warn("message over max_message_bytes: decoding its head",
 		    "mailbox", ps->mc->name, "uidl", e->uidl, NULL);
 	}
-	memset(&opt, 0, sizeof(opt));
-	opt.headers = ps->xh;
-	opt.nheaders = ps->nxh;
-	opt.verp_pattern = ps->cfg->verp_pattern && *ps->cfg->verp_pattern
-	    ? ps->cfg->verp_pattern
-	    : NULL;
-	t0 = now_ms();
-	rrc = dsn_parse(pd.raw.data ? pd.raw.data : "", pd.raw.len,
-	    pd.raw.truncated, &opt, &pd.rep, &err);
-	ps->t_decode += now_ms() - t0;
-	if (rrc != 0) {
-		struct store_failure f = {
-		    .mailbox_id = ps->mailbox_id,
-		    .uidl = e->uidl,
-		    .size = e->size >= 0 ? e->size : (int64_t)pd.raw.len,
-		    .truncated = pd.raw.truncated,
-		    .raw = pd.raw.data,
-		    .raw_len = pd.raw.len,
-		};
-		char msg[300];
-		struct err e2 = {{0}};
-		int q = 0, rc = 0;
-
-		snprintf(msg, sizeof(msg), "decode: %s", err.msg);
-		f.error = msg;
-		pass_error(ps, METRICS_ERR_DECODE, "cannot decode message",
-		    msg);
-		if (store_record_failure(ps->st, &f, &q, &e2) != 0) {
-			pass_error(ps, METRICS_ERR_DATABASE,
-			    "recording failure failed", e2.msg);
-			rc = -2;
-		} else {
-			ps->failed++;
-			if (q) {
-				ps->quarantined++;
-				metrics_add_error(ps->p->m, ps->midx,
-				    METRICS_ERR_QUARANTINE);
-			}
-		}
-		buf_free(&pd.raw);
-		return rc;
-	}
 	pd.msgno = e->msgno;
 	pd.uidl = xstrdup(e->uidl);
-	fill_bounces(ps, &pd, now_unix());
+	pd.size = e->size;
 	ps->pend = xrealloc(ps->pend, (ps->npend + 1) * sizeof(*ps->pend));
 	ps->pend[ps->npend++] = pd;
 	ps->pend_bytes += pd.raw.len;

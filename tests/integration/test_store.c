@@ -89,6 +89,8 @@ t_migrate_fresh_and_rerun(void)
 	CHECK(n >= 2, "embedded migrations: %d", n);
 	CHECK(store_pending_migrations(s, &pending, &err) == 0, "%s", err.msg);
 	CHECK_INT(pending, n);
+	/* counting pending migrations creates nothing */
+	CHECK_SQL(db, "SELECT to_regclass('schema_migrations') IS NULL", "t");
 	CHECK(store_migrate(s, &applied, &err) == 0, "%s", err.msg);
 	CHECK_INT(applied, n);
 	CHECK(store_pending_migrations(s, &pending, &err) == 0, "%s", err.msg);

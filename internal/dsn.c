@@ -790,12 +790,19 @@ orig_set(struct dsn_report *r, const struct dsn_options *opt, const char *name,
 	if (canon == NULL || dsn_orig_header(r, canon) != NULL)
 		return;
 	{
-		char *raw = xstrndup(v, vlen > 4096 ? 4096 : vlen);
-		char *dec = g_mime_utils_header_decode_text(NULL, raw);
-		const char *kept = dsn_keep_clean(r, dec, strlen(dec));
+		size_t cap = vlen > 4096 ? 4096 : vlen;
+		const char *kept;
 
-		g_free(dec);
-		free(raw);
+		if (memmem(v, cap, "=?", 2) != NULL) {
+			/* RFC 2047 encoded words */
+			char *raw = xstrndup(v, cap);
+			char *dec = g_mime_utils_header_decode_text(NULL, raw);
+
+			kept = dsn_keep_clean(r, dec, strlen(dec));
+			g_free(dec);
+			free(raw);
+		} else
+			kept = dsn_keep_clean(r, v, cap);
 		if (kept == NULL)
 			return;
 		if ((size_t)rank >= nstd)
@@ -1430,12 +1437,13 @@ parse_depth(const char *msg, size_t len, int truncated,
 	body_off = body_offset(msg, len);
 	read_top(top, &th);
 	v = th.v[DH_SUBJECT];
-	if (v != NULL) {
+	if (v != NULL && strstr(v, "=?") != NULL) {
 		char *dec = g_mime_utils_header_decode_text(NULL, v);
 
 		r->subject = dsn_keep_clean(r, dec, strlen(dec));
 		g_free(dec);
-	}
+	} else if (v != NULL)
+		r->subject = dsn_keep_clean(r, v, strlen(v));
 	v = th.v[DH_DATE];
 	if (v != NULL)
 		r->date = dsn_parse_date(v);

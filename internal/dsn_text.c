@@ -851,7 +851,8 @@ dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
 	struct scan sc;
 	const char *from = top->v[DH_FROM], *subj = top->v[DH_SUBJECT];
 	char *low_from = lower_dup(from ? from : "", from ? strlen(from) : 0);
-	char *low_subj = NULL, *low_text = NULL, *dsubj = NULL;
+	char *low_subj = NULL, *low_text = NULL;
+	const char *dsubj = NULL;
 	size_t scan_len = len > SCAN_CAP ? SCAN_CAP : len, sec_len, hdr_at, i;
 	int bounce, daemon, xfailed;
 	const char *action = "failed";
@@ -863,7 +864,8 @@ dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
 		text = "";
 		len = scan_len = 0;
 	}
-	dsubj = subj ? g_mime_utils_header_decode_text(NULL, subj) : NULL;
+	(void)subj;
+	dsubj = r->subject; /* decoded by dsn_parse */
 	low_subj = lower_dup(dsubj ? dsubj : "", dsubj ? strlen(dsubj) : 0);
 	/* the markers of bounce prose sit near the top of the text */
 	low_text = lower_dup(text, scan_len > HEAD_CAP ? HEAD_CAP : scan_len);
@@ -994,9 +996,7 @@ autoreply:
 		    (rc = dsn_add_rcpt(r)) != NULL) {
 			rc->final_recipient = dsn_keep(r, xstrdup(a));
 			rc->recipient_source = "body_text";
-			if (dsubj != NULL)
-				rc->diagnostic =
-				    dsn_keep_clean(r, dsubj, strlen(dsubj));
+			rc->diagnostic = dsubj; /* owned by the report */
 			r->kind = DSN_KIND_AUTOREPLY;
 			r->mta = "rfc3834";
 		}
@@ -1005,7 +1005,6 @@ out:
 	for (i = 0; i < sc.nc; i++)
 		buf_free(&sc.c[i].diag);
 	free(sc.c);
-	g_free(dsubj);
 	free(low_from);
 	free(low_subj);
 	free(low_text);

@@ -843,6 +843,83 @@ t_restart_during_writes(void)
 	store_free(&s);
 }
 
+/* A child terminates the store's backend every 40 ms while the parent
+ * records 2000 messages: each kill aborts a transaction in flight; every
+ * message still ends up recorded once, with all its rows. */
+static void
+t_backend_killed_mid_batch(void)
+{
+	struct store *s;
+	struct store_options o = tdb_options(uri);
+	struct err err = {""};
+	struct msgbuf *mb;
+	struct store_message *msgs;
+	enum store_result *res;
+	size_t i, n = 2000;
+	pid_t kid;
+	int st = 0, done = 0, rc = 0;
+
+	o.batch_size = 25;
+	o.application_name = "store-kill-test";
+	o.backoff_initial_ms = 10;
+	if (store_open(&o, &s, &err) != 0) {
+		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+		return;
+	}
+	mb = xcalloc(n, sizeof(*mb));
+	msgs = xcalloc(n, sizeof(*msgs));
+	res = xcalloc(n, sizeof(*res));
+	for (i = 0; i < n; i++) {
+		char u[32];
+
+		snprintf(u, sizeof(u), "k-%04zu", i);
+		make_msg(&mb[i], mbox, u, 1 + (int)(i % 3));
+		msgs[i] = mb[i].m;
+		msgs[i].bounces = mb[i].b;
+	}
+	kid = fork();
+	if (kid == 0) {
+		PGconn *c = tdb_connect(uri);
+		int k;
+
+		for (k = 0; c != NULL && k < 40; k++) {
+			usleep(40000);
+			PQclear(PQexec(c,
+			    "SELECT pg_terminate_backend(pid) "
+			    "FROM pg_stat_activity WHERE "
+			    "application_name = "
+			    "'store-kill-test'"));
+		}
+		PQfinish(c);
+		_exit(0);
+	}
+	for (i = 0; i < n && rc == 0; i += 50)
+		rc = store_record_batch(s, msgs + i, 50, res + i, &err);
+	waitpid(kid, &st, 0);
+	CHECK(rc == 0, "%s", err.msg);
+	for (i = 0; i < n; i++)
+		done += res[i] == STORE_WRITTEN || res[i] == STORE_REPLAYED;
+	CHECK_INT(done, n);
+	CHECK(store_generation(s) >= 2, "no backend was killed (gen %llu)",
+	    (unsigned long long)store_generation(s));
+	printf("# reconnects: %llu\n",
+	    (unsigned long long)store_generation(s) - 1);
+	CHECK_INT(tdb_count(db,
+	              "SELECT count(*) FROM messages "
+	              "WHERE uidl LIKE 'k-%'"),
+	    n);
+	CHECK_INT(tdb_count(db,
+	              "SELECT count(*) FROM messages m WHERE uidl LIKE 'k-%' "
+	              "AND (SELECT count(*) FROM bounces b "
+	              "WHERE b.message_id = m.id) <> "
+	              "1 + substr(uidl, 3)::int % 3"),
+	    0);
+	free(mb);
+	free(msgs);
+	free(res);
+	store_free(&s);
+}
+
 /* The server stays down: the store gives up after its attempts, and a stop
  * flag ends the wait early. */
 static void
@@ -901,6 +978,7 @@ main(void)
 	RUN(t_mark_deleted_and_prune);
 	RUN(t_mailbox_locks);
 	RUN(t_settings);
+	RUN(t_backend_killed_mid_batch);
 	RUN(t_restart_between_writes);
 	RUN(t_restart_during_writes);
 	PQfinish(db);

@@ -39,20 +39,22 @@ seed_500() {
 	seed_many "$U" plain 401 500
 }
 
-invariants() {	# PREFIX
+invariants() {	# PREFIX MESSAGES BOUNCE_ROWS
 	check "$1: mailbox emptied" 0 "$(mail_count "$U")"
-	check "$1: one ledger row per message" "500|500|500" \
+	check "$1: one ledger row per message" "$2|$2|$2" \
 	    "$(sql "SELECT count(*), count(DISTINCT uidl), count(DISTINCT email_message_id) FROM messages")"
-	check "$1: all recorded, all marked deleted" "500|500" \
+	check "$1: all recorded, all marked deleted" "$2|$2" \
 	    "$(sql "SELECT count(*) FILTER (WHERE outcome = 'recorded'), count(deleted_at) FROM messages")"
-	check "$1: one set of bounce rows per message" "500|0" \
+	check "$1: one set of bounce rows per message" "$3|0" \
 	    "$(sql "SELECT count(*), (SELECT count(*) FROM (SELECT recipient FROM bounces GROUP BY recipient HAVING count(*) > 1) d) FROM bounces")"
 }
 
 # --- PostgreSQL restarted mid-pass -----------------------------------------
 fresh_db pgrestart
-seed_500
-BATCH_SIZE=5 write_config "$TMP/c.yaml" "" 1 10s 5:delete
+# a pass long enough to restart the server inside it
+clear_mailbox "$U"
+seed_many "$U" dsn-hard 1 3000
+MAX_MESSAGES=3000 BATCH_SIZE=5 write_config "$TMP/c.yaml" "" 1 10s 5:delete
 "$BIN" -c "$TMP/c.yaml" --migrate 2>>"$TMP/log" || fail "migrate" "exit $?"
 "$BIN" -c "$TMP/c.yaml" 2>>"$TMP/log.pg" &
 pid=$!
@@ -60,18 +62,18 @@ PIDS+=("$pid")
 wait_for 20 ledger_ge 20
 before=$(sql "SELECT count(*) FROM messages")
 pg_restart || fail "pg restart" "pg_ctl restart failed"
-echo "# PostgreSQL restarted with $before of 500 messages recorded"
-if [ "$before" -lt 500 ]; then pass "restart landed mid-pass"; else
+echo "# PostgreSQL restarted with $before of 3000 messages recorded"
+if [ "$before" -lt 3000 ]; then pass "restart landed mid-pass"; else
 	fail "restart landed mid-pass" "all 500 were done before the restart"; fi
 # the daemon reconnects by itself: the next pass (10 s later) finishes
 if wait_for 90 mailbox_empty; then pass "daemon finished after the restart"; else
 	fail "daemon finished after the restart" "$(mail_count "$U") left"; fi
 # ledger rows marked deleted after QUIT may lag by a pass: give it one
-wait_for 30 deleted_is 500
+wait_for 30 deleted_is 3000
 kill -TERM "$pid"
 wait "$pid"
 check "pg: SIGTERM exit status" 0 $?
-invariants pg
+invariants pg 3000 3000
 grep -q 'pass done' "$TMP/log.pg" && pass "pg: passes logged" || fail "pg: passes logged" "none"
 
 # --- Dovecot stopped mid-pass (and down for a pass) ----------------------------------------------
@@ -105,7 +107,7 @@ for i in $(seq 1 20); do
 	sleep 0.3
 	"$BIN" -c "$TMP/c.yaml" --once 2>>"$TMP/log.dc"
 done
-invariants dovecot
+invariants dovecot 500 500
 check "dovecot: the first pass after the restart replayed nothing" 0 \
     "$(grep -c 'database refused' "$TMP/log.dc")"
 [ "$FAILS" = 0 ]

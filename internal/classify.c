@@ -1013,26 +1013,44 @@ smtp_command(const struct classify_input *in, const char *text)
 	     i++)
 		if (strstr(text, command_phrases[i].phrase) != NULL)
 			return command_phrases[i].command;
+	/* Yahoo's bounces quote the reply to RCPT TO for each address. */
+	if (str_eq(in->mta, "yahoo"))
+		return "RCPT";
 	return NULL;
 }
 
 /* Replies that state that the account does not exist, which stand even
- * when given after DATA. */
-static const char *const no_account_phrases[] = {
-    "user doesn't have a",
-    "user does not have a",
-    "invalid recipient",
+ * when the SMTP stage is unknown or was DATA: a server's own wording for
+ * "no such account" rather than a filter's generic "user unknown".  mta:
+ * only for bounces of that family (NULL: any). */
+static const struct {
+	const char *mta;
+	const char *phrase;
+} no_account_phrases[] = {
+    {NULL, "user doesn't have a"}, {NULL, "user does not have a"},
+    {NULL, "invalid recipient"},
+    {NULL, "recipient name is not recognized"}, /* Exchange 5.5 / 2003 */
+    {NULL, "(000c05a6)"}, /* Exchange: Unknown Recipient */
+    {NULL, "invalid final delivery userid"}, /* IMail */
+    {NULL, "not listed in public name & address book"}, /* Domino */
+    {NULL, "not listed in domino directory"},
+    {NULL, "recipientnotfound"}, /* Exchange Online resolver */
+    {NULL, "recipient not found by smtp address lookup"},
+    {NULL, "address couldn't be found"}, /* Gmail */
+    {"outlook", "mailbox unavailable"}, /* Outlook.com / Hotmail */
 };
 
 static int
-explicit_no_account(const char *text)
+explicit_no_account(const struct classify_input *in, const char *text)
 {
 	size_t i;
 
 	for (i = 0;
 	     i < sizeof(no_account_phrases) / sizeof(no_account_phrases[0]);
 	     i++)
-		if (strstr(text, no_account_phrases[i]) != NULL)
+		if ((no_account_phrases[i].mta == NULL ||
+		        str_eq(in->mta, no_account_phrases[i].mta)) &&
+		    strstr(text, no_account_phrases[i].phrase) != NULL)
 			return 1;
 	return 0;
 }
@@ -1159,13 +1177,28 @@ classify(const struct classify_input *in, struct classify_result *out)
 	else
 		r = R_UNDEFINED;
 
+	/* A missing-mailbox phrase proves a missing mailbox only when the
+	 * status code says so (x.1.1) or when the reply answered RCPT TO;
+	 * the same words from a filtering gateway at any other stage (or at
+	 * an unknown one) are the filter's verdict on the message. */
+	if (r == R_USERUNKNOWN &&
+	    !(sr >= 0 && status_rules[sr].reason == R_USERUNKNOWN)) {
+		cmd = smtp_command(in, text);
+		if (explicit_no_account(in, text))
+			; /* the server's own words: no such account */
+		else if (str_eq(cmd, "MAIL"))
+			r = R_REJECTED;
+		else if (!str_eq(cmd, "RCPT"))
+			r = R_FILTERED;
+	}
+
 	/* "User unknown" in answer to the message data is a filter's verdict
 	 * on the content, not proof that the mailbox is missing, unless the
 	 * reply says in so many words that there is no such account. */
 	if (r == R_USERUNKNOWN &&
 	    !(sr >= 0 && status_rules[sr].reason == R_USERUNKNOWN) &&
 	    str_eq(smtp_command(in, text), "DATA") &&
-	    !explicit_no_account(text))
+	    !explicit_no_account(in, text))
 		r = R_FILTERED;
 
 	/* Under a policy code the recipient was refused by a filter, not

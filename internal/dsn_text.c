@@ -83,6 +83,11 @@ detect_mta(struct dsn_report *r, const char *low_from, const char *low_text)
 
 	if (r->mta != NULL)
 		return;
+	/* Outlook.com (Hotmail) writes its own DSN wording */
+	if (strstr(low_from, "@hotmail.") != NULL) {
+		r->mta = "outlook";
+		return;
+	}
 	for (i = 0; mta_markers[i].needle != NULL; i++)
 		if (strstr(low_text, mta_markers[i].needle) != NULL) {
 			r->mta = mta_markers[i].mta;
@@ -1014,13 +1019,13 @@ out:
 
 #define CMD(n, c) \
 	{ \
-		n, sizeof(n) - 1, c \
+		n, c \
 	}
 static const struct cmd_marker {
-	const char *needle; /* lower-case */
-	size_t len;
+	const char *needle; /* lower-case; a space matches any white space */
 	const char *cmd;
 } cmd_markers[] = {
+    /* Postfix */
     CMD("in reply to rcpt to", "RCPT"),
     CMD("in reply to end of data", "DATA"),
     CMD("in reply to data", "DATA"),
@@ -1028,11 +1033,13 @@ static const struct cmd_marker {
     CMD("in reply to helo", "HELO"),
     CMD("in reply to ehlo", "HELO"),
     CMD("refused to talk to me", "CONN"),
+    /* Sendmail, Courier, Lotus Domino, ... transcripts */
     CMD(">>> data", "DATA"),
     CMD(">>> rcpt to", "RCPT"),
     CMD(">>> mail from", "MAIL"),
     CMD(">>> ehlo", "HELO"),
     CMD(">>> helo", "HELO"),
+    /* Exim, Courier, Yahoo, ... */
     CMD("after rcpt to", "RCPT"),
     CMD("after rcpt command", "RCPT"),
     CMD("after end of data", "DATA"),
@@ -1042,16 +1049,51 @@ static const struct cmd_marker {
     CMD("after initial connection", "CONN"),
     CMD("after helo", "HELO"),
     CMD("after ehlo", "HELO"),
+    /* DragonFly, OpenSMTPD */
     CMD("did not like our rcpt to", "RCPT"),
     CMD("did not like our final data", "DATA"),
     CMD("did not like our data", "DATA"),
     CMD("did not like our mail from", "MAIL"),
+    /* qmail and its offspring */
+    CMD("does not like recipient", "RCPT"),
+    CMD("sender was rejected", "MAIL"),
+    CMD("my name was rejected", "HELO"),
+    CMD("greeting failed", "CONN"),
+    CMD("failed after i sent the message", "DATA"),
+    /* Amazon SES / WorkMail, Exchange, Verizon, Notes: a bare command */
+    /* Gmail says so only of an address refused at RCPT TO */
+    CMD("because the address couldn't be found", "RCPT"),
     CMD("rcpt to response", "RCPT"),
     CMD("[rcpt_to]", "RCPT"),
     CMD("[end_of_data]", "DATA"),
-    {NULL, 0, NULL},
+    CMD("rcpt to:", "RCPT"),
+    CMD("rcpt to <", "RCPT"),
+    CMD("mail from:", "MAIL"),
+    {NULL, NULL},
 };
 #undef CMD
+
+/* 1 if needle (lower-case; a space matches one or more white-space bytes,
+ * "\r\n" included) starts s[0..n). */
+static int
+cmd_match(const char *s, size_t n, const char *needle)
+{
+	size_t i = 0;
+
+	for (; *needle != '\0'; needle++) {
+		if (*needle == ' ') {
+			if (i >= n || !g_ascii_isspace(s[i]))
+				return 0;
+			while (i < n && g_ascii_isspace(s[i]))
+				i++;
+			continue;
+		}
+		if (i >= n || g_ascii_tolower(s[i]) != *needle)
+			return 0;
+		i++;
+	}
+	return 1;
+}
 
 /* The command named last in s[0..n) (a transcript's last command is the
  * one the error answered), or NULL.  Only positions whose byte starts some
@@ -1065,12 +1107,11 @@ dsn_find_command(const char *s, size_t n)
 	if (s == NULL)
 		return NULL;
 	for (i = 0; i < n; i++) {
-		char c = s[i];
+		char c = g_ascii_tolower(s[i]);
 
-		if (c >= 'A' && c <= 'Z')
-			c = (char)(c - 'A' + 'a');
 		if (c != 'i' && c != '>' && c != 'a' && c != 'd' && c != 'r' &&
-		    c != '[')
+		    c != '[' && c != 's' && c != 'm' && c != 'g' && c != 'f' &&
+		    c != 'b')
 			continue;
 		/* the words start a word */
 		if (c != '>' && c != '[' && i > 0 && g_ascii_isalnum(s[i - 1]))
@@ -1078,8 +1119,8 @@ dsn_find_command(const char *s, size_t n)
 		for (k = 0; cmd_markers[k].needle != NULL; k++) {
 			const struct cmd_marker *m = &cmd_markers[k];
 
-			if (m->needle[0] == c && n - i >= m->len &&
-			    ascii_ncasecmp(s + i, m->needle, m->len) == 0) {
+			if (m->needle[0] == c &&
+			    cmd_match(s + i, n - i, m->needle)) {
 				best = m->cmd;
 				break;
 			}

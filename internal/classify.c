@@ -611,6 +611,8 @@ static const struct phrase_rule {
     {"could not send message for", R_EXPIRED},
     {"cannot send message for", R_EXPIRED},
     {"after a long failure period", R_EXPIRED},
+    {"was aborted after", R_EXPIRED},
+    {"host not reachable", R_EXPIRED},
     {"expired", R_EXPIRED},
 
     /* Network and routing. */
@@ -623,11 +625,12 @@ static const struct phrase_rule {
     {"network error", R_NETWORKERROR},
     {"network is unreachable", R_NETWORKERROR},
     {"no route to host", R_NETWORKERROR},
-    {"connection timed out", R_NETWORKERROR},
+    {"connection timed out", R_EXPIRED},
     {"connection refused", R_NETWORKERROR},
     {"connection reset", R_NETWORKERROR},
     {"lost connection", R_NETWORKERROR},
     {"temporary lookup failure", R_NETWORKERROR},
+    {"host name lookup failure", R_NETWORKERROR},
     {"dns lookup", R_NETWORKERROR},
     {"name server", R_NETWORKERROR},
     {"could not connect", R_NETWORKERROR},
@@ -1071,6 +1074,55 @@ exit_status_only(const char *text)
 	    p[d + (p[d] != '\0')] == '\0';
 }
 
+/* The text is the complaint of a local delivery program ("procmail:
+ * Couldn't create ...", "maildrop: ..."): whatever it says about the user,
+ * the program failed. */
+static const char *const local_agents[] = {
+    " procmail:",
+    " maildrop:",
+    " mail.local:",
+    " dovecot-lda:",
+    " deliver:",
+};
+
+static int
+local_agent_text(const char *text)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(local_agents) / sizeof(local_agents[0]); i++)
+		if (strncmp(text, local_agents[i], strlen(local_agents[i])) ==
+		    0)
+			return 1;
+	return 0;
+}
+
+/* Network faults that explain a message's expiry better than the expiry
+ * itself (a refused or timed-out connection does not: it is the usual
+ * story of any expired message). */
+static const char *const network_faults[] = {
+    "host name lookup failure",
+    "name server",
+    "no route to host",
+    "host is unreachable",
+    "network is unreachable",
+    "hop count exceeded",
+    "too many hops",
+    "unrouteable",
+    "routing loop",
+};
+
+static int
+names_network_fault(const char *text)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(network_faults) / sizeof(network_faults[0]); i++)
+		if (strstr(text, network_faults[i]) != NULL)
+			return 1;
+	return 0;
+}
+
 /* The first phrase rule matching the bounce's Subject, or -1. */
 static int
 subject_phrase(const char *subject)
@@ -1151,6 +1203,8 @@ classify(const struct classify_input *in, struct classify_result *out)
 
 	if (sr >= 0 && status_rules[sr].decides)
 		r = status_rules[sr].reason;
+	else if (local_agent_text(text))
+		r = R_MAILERERROR;
 	else if (sr >= 0 && (seen >> status_rules[sr].reason & 1))
 		r = status_rules[sr].reason; /* the text confirms the code */
 	else if (pr >= 0 &&
@@ -1176,6 +1230,16 @@ classify(const struct classify_input *in, struct classify_result *out)
 		r = R_ONHOLD;
 	else
 		r = R_UNDEFINED;
+
+	/* A status that only says the queue time ran out gives way to the
+	 * cause the text names: a refused connection or a network failure
+	 * (Sisimai tries blocked and networkerror before expired). */
+	if (r == R_EXPIRED && sr >= 0 && status_rules[sr].reason == R_EXPIRED) {
+		if (seen >> R_BLOCKED & 1)
+			r = R_BLOCKED;
+		else if (names_network_fault(text))
+			r = R_NETWORKERROR;
+	}
 
 	/* A missing-mailbox phrase proves a missing mailbox only when the
 	 * status code says so (x.1.1) or when the reply answered RCPT TO;

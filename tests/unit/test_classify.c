@@ -70,6 +70,23 @@ static const struct row {
         "expired", CLASS_SOFT},
     {"expired by 4.4.7 over a vague phrase", "4.4.7", 0, "failed", "bounce",
         NULL, "Connection refused", "expired", CLASS_SOFT},
+    {"expiry explained by a lookup failure", "4.4.7", 0, "failed", "bounce",
+        NULL,
+        "Deferred: Name server: example.jp.: host name lookup failure "
+        "Message could not be delivered for 5 days",
+        "networkerror", CLASS_SOFT},
+    {"expiry explained by a refused connection", "4.4.7", 0, "failed", "bounce",
+        NULL,
+        "Deferred: Connection refused by mx.example.jp. Message could not be "
+        "delivered for 5 days",
+        "blocked", CLASS_SOFT},
+    {"connection timed out is an expiry", NULL, 421, "failed", "bounce", NULL,
+        "421 example.com (smtp)... Deferred: Connection timed out during user "
+        "open with example.com",
+        "expired", CLASS_SOFT},
+    {"local delivery program failed", "5.1.1", 0, "failed", "bounce", NULL,
+        "procmail: Couldn't create \"/var/spool/mail/u\" id: u: No such user",
+        "mailererror", CLASS_SOFT},
     {"expired delayed without text", NULL, 0, "delayed", "delayed", NULL, NULL,
         "expired", CLASS_SOFT},
     {"failedstarttls", "5.7.10", 530, "failed", "bounce", NULL,

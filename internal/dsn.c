@@ -1197,6 +1197,7 @@ static const char *const top_names[DH_COUNT] = {
     [DH_X_AUTORESPOND] = "X-Autorespond",
     [DH_X_AUTORESPONDER] = "X-Autoresponder",
     [DH_PRECEDENCE] = "Precedence",
+    [DH_X_APPLE_UNSUBSCRIBE] = "X-Apple-Unsubscribe",
 };
 
 /* One pass over the bounce's header list (the first of each name wins). */

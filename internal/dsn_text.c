@@ -993,6 +993,24 @@ dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
 		goto out;
 	}
 autoreply:
+	/* Apple Mail's one-click unsubscribe: a message from the subscriber
+	 * asking to be removed, an opt-out complaint (not an auto-reply,
+	 * although it is marked auto-replied) */
+	if (!daemon && top->v[DH_X_APPLE_UNSUBSCRIBE] != NULL &&
+	    ascii_ncasecmp(top->v[DH_X_APPLE_UNSUBSCRIBE], "true", 4) == 0) {
+		char a[DSN_ADDR_MAX];
+		struct dsn_rcpt *rc;
+
+		if (from != NULL && dsn_first_addr(from, strlen(from), a) &&
+		    (rc = dsn_add_rcpt(r)) != NULL) {
+			rc->final_recipient = dsn_keep(r, xstrdup(a));
+			rc->recipient_source = "body_text";
+			rc->feedback_type = "opt-out";
+			r->kind = DSN_KIND_COMPLAINT;
+			r->mta = "apple-unsubscribe";
+		}
+		goto out;
+	}
 	if (!daemon && is_autoreply(top, low_subj)) {
 		char a[DSN_ADDR_MAX];
 		struct dsn_rcpt *rc;

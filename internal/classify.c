@@ -1035,6 +1035,7 @@ static const struct {
     {NULL, "recipient name is not recognized"}, /* Exchange 5.5 / 2003 */
     {NULL, "(000c05a6)"}, /* Exchange: Unknown Recipient */
     {NULL, "invalid final delivery userid"}, /* IMail */
+    {NULL, "mail.local: unknown user"}, /* Sendmail's local mailer */
     {NULL, "not listed in public name & address book"}, /* Domino */
     {NULL, "not listed in domino directory"},
     {NULL, "recipientnotfound"}, /* Exchange Online resolver */
@@ -1080,9 +1081,6 @@ exit_status_only(const char *text)
 static const char *const local_agents[] = {
     " procmail:",
     " maildrop:",
-    " mail.local:",
-    " dovecot-lda:",
-    " deliver:",
 };
 
 static int

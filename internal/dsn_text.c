@@ -1147,6 +1147,31 @@ dsn_find_command(const char *s, size_t n)
 	return best;
 }
 
+/* The start of the lines that lead up to the line at st in its paragraph
+ * (a transcript's "mail.local: unknown user: x" above the reply naming
+ * the address): at most 3 lines, none naming an address, so that one
+ * recipient's block never takes another's text. */
+static size_t
+lines_before(const char *text, size_t st)
+{
+	size_t k, ls, best = st;
+	int n;
+
+	for (n = 0; n < 3 && best > 1 && text[best - 1] == '\n'; n++) {
+		k = best - 1; /* the '\n' ending the previous line */
+		if (k > 0 && text[k - 1] == '\r')
+			k--;
+		ls = k;
+		while (ls > 0 && text[ls - 1] != '\n')
+			ls--;
+		if (ls == k || memchr(text + ls, '@', k - ls) != NULL ||
+		    (k - ls == 1 && text[ls] == '\r'))
+			break; /* a blank line or another address */
+		best = ls;
+	}
+	return best;
+}
+
 void
 dsn_text_enrich(struct dsn_report *r, const struct dsn_top *top,
     const char *text, size_t len)
@@ -1211,6 +1236,7 @@ dsn_text_enrich(struct dsn_report *r, const struct dsn_top *top,
 				st = (size_t)(p - low_text);
 				while (st > 0 && text[st - 1] != '\n')
 					st--;
+				st = lines_before(text, st);
 				en = st;
 				while (en < scan_len && en - st < 512) {
 					if (text[en] == '\n' &&

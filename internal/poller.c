@@ -85,6 +85,8 @@ struct poller {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct cfgref *cur;
+	/* database.url needs a restart: every connection uses the first */
+	char *db_url;
 	struct metrics *m;
 	struct mbstate *mb;
 	size_t nmb;
@@ -172,6 +174,7 @@ poller_new(struct config *cfg, struct metrics *m)
 	p->cur = xcalloc(1, sizeof(*p->cur));
 	p->cur->cfg = cfg;
 	p->cur->refs = 1;
+	p->db_url = xstrdup(cfg->database_url ? cfg->database_url : "");
 	p->m = m;
 	p->started = now_unix();
 	p->rnd = (unsigned)now_ms() ^ (unsigned)getpid();
@@ -191,6 +194,7 @@ poller_free(struct poller **pp)
 		free(p->mb[i].name);
 	free(p->mb);
 	free(p->threads);
+	free(p->db_url);
 	cfg_release_locked(p->cur);
 	store_free(&p->hstore);
 	pthread_mutex_destroy(&p->hmu);
@@ -906,7 +910,7 @@ open_store(struct poller *p, const struct config *cfg, struct store **stp,
 	if (*stp != NULL)
 		return 0;
 	memset(&o, 0, sizeof(o));
-	o.conninfo = cfg->database_url;
+	o.conninfo = p->db_url;
 	o.batch_size = cfg->batch_size;
 	o.raw_max_bytes = (int64_t)cfg->raw_max_bytes;
 	o.backoff_initial_ms = 200;
@@ -1446,7 +1450,7 @@ db_probe(struct poller *p, const struct config *cfg, char *why, size_t n)
 		struct store_options o;
 
 		memset(&o, 0, sizeof(o));
-		o.conninfo = cfg->database_url;
+		o.conninfo = p->db_url;
 		o.reconnect_attempts = 1;
 		o.backoff_initial_ms = 50;
 		o.backoff_max_ms = 100;

@@ -1226,6 +1226,8 @@ classify(const struct classify_input *in, struct classify_result *out)
 		r = R_EXPIRED;
 	else if (st[0] != '\0' || reply >= 400)
 		r = R_ONHOLD;
+	else if (str_eq(in->mta, "notes") && n > 2)
+		r = R_ONHOLD; /* Notes gave a failure reason we cannot read */
 	else
 		r = R_UNDEFINED;
 

@@ -66,6 +66,7 @@ static const struct mta_marker {
     {"dragonfly mail agent", "dragonfly"},
     {"sorry, we were unable to deliver your message", "yahoo"},
     {"lotus domino", "domino"},
+    {"------- failure reasons", "notes"},
     {"courier mail server", "courier"},
     {"this is the courier", "courier"},
     {"opensmtpd", "opensmtpd"},

@@ -691,10 +691,62 @@ t_class_names(void)
 	test_end();
 }
 
+/* Rules that depend on the MTA family the decoder detected. */
+static const struct mta_row {
+	const char *name;
+	const char *mta;
+	const char *status;
+	int reply;
+	const char *diag;
+	const char *reason;
+	enum bounce_class cls;
+} mta_rows[] = {
+    {"outlook.com: mailbox unavailable is no such account", "outlook", "5.5.0",
+        550, "550 Requested action not taken: mailbox unavailable",
+        "userunknown", CLASS_HARD},
+    {"elsewhere mailbox unavailable at an unknown stage", NULL, "5.5.0", 550,
+        "550 Requested action not taken: mailbox unavailable", "filtered",
+        CLASS_SOFT},
+    {"yahoo quotes the reply to RCPT TO", "yahoo", NULL, 550,
+        "550: <u@example.jp>: User unknown", "userunknown", CLASS_HARD},
+    {"notes: an unreadable failure reason is onhold", "notes", NULL, 0,
+        "------- Failure Reasons -------- Fehler beim Zustellen", "onhold",
+        CLASS_SOFT},
+    {"without a family an unreadable text is undefined", NULL, NULL, 0,
+        "Fehler beim Zustellen", "undefined", CLASS_SOFT},
+};
+
+static void
+t_mta_rows(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(mta_rows) / sizeof(mta_rows[0]); i++) {
+		const struct mta_row *w = &mta_rows[i];
+		struct classify_input in;
+		struct classify_result out;
+
+		test_begin("classify family %s", w->name);
+		memset(&in, 0, sizeof(in));
+		in.status = w->status;
+		in.reply_code = w->reply;
+		in.action = "failed";
+		in.kind = "bounce";
+		in.mta = w->mta;
+		in.diagnostic = w->diag;
+		classify(&in, &out);
+		CHECK_STR(out.reason, w->reason);
+		CHECK(out.cls == w->cls, "class %s, want %s",
+		    classify_class_name(out.cls), classify_class_name(w->cls));
+		test_end();
+	}
+}
+
 int
 main(void)
 {
 	t_rows();
+	t_mta_rows();
 	t_every_reason_tested();
 	t_reason_list();
 	t_reasons_md();

@@ -133,6 +133,7 @@ write_config() {	# FILE HTTP_LISTEN WORKERS INTERVAL MAILBOX...
 		echo "  max_messages: ${MAX_MESSAGES:-500}"
 		echo "  connect_timeout: 5s"
 		echo "  command_timeout: 10s"
+		[ -n "${FIRST_PASS:-}" ] && echo "  first_pass: $FIRST_PASS"
 		echo "mailboxes:"
 		for spec in "$@"; do
 			n=${spec%%:*}

@@ -1231,6 +1231,13 @@ classify(const struct classify_input *in, struct classify_result *out)
 	else
 		r = R_UNDEFINED;
 
+	/* A local delivery program's report (Diagnostic-Code: x-unix) with
+	 * words: the program failed, whatever it says, unless the mailbox
+	 * was full. */
+	if (str_eq(in->diagnostic_type, "x-unix") && !exit_status_only(text) &&
+	    r != R_MAILBOXFULL)
+		r = R_MAILERERROR;
+
 	/* A status that only says the queue time ran out gives way to the
 	 * cause the text names: a refused connection or a network failure
 	 * (Sisimai tries blocked and networkerror before expired). */

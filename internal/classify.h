@@ -36,6 +36,9 @@ struct classify_input {
 	/* Optional (NULL = unknown): the SMTP command the reply answered:
 	 * "CONN", "HELO", "MAIL", "RCPT" or "DATA" (also for end of data). */
 	const char *smtp_command;
+	/* Optional (NULL = unknown): the Diagnostic-Code type, "smtp",
+	 * "x-unix" (a local delivery program's report), ... any case. */
+	const char *diagnostic_type;
 };
 
 struct classify_result {

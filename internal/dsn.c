@@ -575,6 +575,12 @@ ds_field(void *vctx, const char *name, size_t nlen, const char *v, size_t vlen)
 
 		if (semi != NULL && semi - v < 16 &&
 		    memchr(v, ' ', (size_t)(semi - v)) == NULL) {
+			if (c->cur->diagnostic_type == NULL && semi > v) {
+				char *t = dsn_clean(v, (size_t)(semi - v));
+
+				ascii_lower(t);
+				c->cur->diagnostic_type = dsn_keep(r, t);
+			}
 			vlen -= (size_t)(semi + 1 - v);
 			v = semi + 1;
 		}
@@ -1335,6 +1341,7 @@ finish(struct dsn_report *r, const struct dsn_options *opt)
 			rc->smtp_command = dsn_find_command(rc->diagnostic,
 			    strlen(rc->diagnostic));
 		in.smtp_command = rc->smtp_command;
+		in.diagnostic_type = rc->diagnostic_type;
 		memset(&res, 0, sizeof(res));
 		classify(&in, &res);
 		rc->reason = res.reason ? res.reason : "undefined";

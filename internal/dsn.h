@@ -54,6 +54,8 @@ struct dsn_rcpt {
 	const char *smtp_command;
 	const char *reason; /* from classify() */
 	enum bounce_class cls;
+	/* Diagnostic-Code type, lower-case ("smtp", "x-unix", ...), or NULL */
+	const char *diagnostic_type;
 };
 
 struct dsn_report;

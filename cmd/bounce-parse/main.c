@@ -188,6 +188,8 @@ print_json(const char *base, const struct dsn_report *r)
 		json_str(rc->feedback_type);
 		fputs(",\"smtp_command\":", stdout);
 		json_str(rc->smtp_command);
+		fputs(",\"diagnostic_type\":", stdout);
+		json_str(rc->diagnostic_type);
 		fputs(",\"reason\":", stdout);
 		json_str(rc->reason);
 		fputs(",\"class\":", stdout);

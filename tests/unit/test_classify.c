@@ -742,11 +742,48 @@ t_mta_rows(void)
 	}
 }
 
+/* Diagnostic-Code: x-unix is a local delivery program's report. */
+static void
+t_diagnostic_type(void)
+{
+	static const struct {
+		const char *type, *status, *diag, *reason;
+	} t[] = {
+	    {"x-unix", "4.3.0", "temporary failure", "mailererror"},
+	    {"X-Unix", "5.1.1", "maildrop: no such user", "mailererror"},
+	    {"x-unix", "4.3.0", "Quota exceeded message delivery failed",
+	        "mailboxfull"},
+	    {"x-unix", "5.3.0", "77", "systemerror"},
+	    {"smtp", "4.3.0", "temporary failure", "systemerror"},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct classify_input in;
+		struct classify_result out;
+
+		test_begin("classify diagnostic type %s: %s", t[i].type,
+		    t[i].diag);
+		memset(&in, 0, sizeof(in));
+		in.status = t[i].status;
+		in.action = "failed";
+		in.kind = "bounce";
+		in.diagnostic_type = t[i].type;
+		in.diagnostic = t[i].diag;
+		classify(&in, &out);
+		CHECK_STR(out.reason, t[i].reason);
+		CHECK(out.cls == CLASS_SOFT, "class %s",
+		    classify_class_name(out.cls));
+		test_end();
+	}
+}
+
 int
 main(void)
 {
 	t_rows();
 	t_mta_rows();
+	t_diagnostic_type();
 	t_every_reason_tested();
 	t_reason_list();
 	t_reasons_md();

@@ -130,6 +130,10 @@ static const struct phrase_rule {
     {"no mx found", R_NOTACCEPT},
     {"couldn't find a mail exchanger", R_NOTACCEPT},
 
+    /* cPanel Exim's text for an unrouteable address (it goes on to
+     * mention blacklists as a possible cause). */
+    {"the account or domain may not exist", R_HOSTUNKNOWN},
+
     /* Spam verdicts that go on to explain SPF or DNS set-up. */
     {"spam classification", R_SPAMDETECTED},
 
@@ -351,6 +355,7 @@ static const struct phrase_rule {
     {"sorbs", R_BLOCKED},
     {"barracudacentral", R_BLOCKED},
     {"blacklist", R_BLOCKED},
+    {"(bl)", R_BLOCKED}, /* Cloudmark: "A problem occurred. ... (BL)" */
     {"black list", R_BLOCKED},
     {"blocklist", R_BLOCKED},
     {"block list", R_BLOCKED},

@@ -87,6 +87,15 @@ static const struct row {
     {"local delivery program failed", "5.1.1", 0, "failed", "bounce", NULL,
         "procmail: Couldn't create \"/var/spool/mail/u\" id: u: No such user",
         "mailererror", CLASS_SOFT},
+    {"cpanel exim unrouteable address", NULL, 0, "failed", "bounce", NULL,
+        "The mail server could not deliver mail to u@example.net. The "
+        "account or domain may not exist, they may be blacklisted, or "
+        "missing the proper dns entries.",
+        "hostunknown", CLASS_HARD},
+    {"cloudmark blocklist tag", "5.5.0", 554, "failed", "bounce", NULL,
+        "554 IP=192.0.2.1 - A problem occurred. (Ask your postmaster for "
+        "help or to contact abuse@example.net to clarify.) (BL)",
+        "blocked", CLASS_SOFT},
     {"expired delayed without text", NULL, 0, "delayed", "delayed", NULL, NULL,
         "expired", CLASS_SOFT},
     {"failedstarttls", "5.7.10", 530, "failed", "bounce", NULL,

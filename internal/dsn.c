@@ -1268,7 +1268,11 @@ finish(struct dsn_report *r, const struct dsn_options *opt)
 					rc->status = dsn_keep(r, xstrdup(st));
 			}
 
-			if (rc->reply_code == 0)
+			/* an x-unix diagnostic holds a program's exit
+			 * status ("255"), never an SMTP reply */
+			if (rc->reply_code == 0 &&
+			    !(rc->diagnostic_type != NULL &&
+			        strcmp(rc->diagnostic_type, "x-unix") == 0))
 				rc->reply_code =
 				    dsn_find_reply(rc->diagnostic, dl);
 			if (rc->status == NULL &&

@@ -1344,6 +1344,9 @@ finish(struct dsn_report *r, const struct dsn_options *opt)
 		if (rc->smtp_command == NULL && rc->diagnostic != NULL)
 			rc->smtp_command = dsn_find_command(rc->diagnostic,
 			    strlen(rc->diagnostic));
+		if (rc->smtp_command == NULL && rc->diagnostic != NULL)
+			rc->smtp_command = dsn_find_command_word(rc->diagnostic,
+			    strlen(rc->diagnostic));
 		in.smtp_command = rc->smtp_command;
 		in.diagnostic_type = rc->diagnostic_type;
 		memset(&res, 0, sizeof(res));

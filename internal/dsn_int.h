@@ -97,6 +97,8 @@ void dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
     const struct dsn_top *top, const char *text, size_t len, int has_orig);
 /* dsn_text.c: the SMTP command a failure text names last, or NULL. */
 const char *dsn_find_command(const char *s, size_t n);
+/* Last resort: a command named in capitals as a word ("RCPT", "DATA"). */
+const char *dsn_find_command_word(const char *s, size_t n);
 /* dsn_text.c: MTA family and missing diagnostics for a parsed DSN. */
 void dsn_text_enrich(struct dsn_report *r, const struct dsn_top *top,
     const char *text, size_t len);

@@ -1173,6 +1173,51 @@ lines_before(const char *text, size_t st)
 	return best;
 }
 
+/* An SMTP command named in capitals as a word of its own ("... RCPT TO
+ * ...", "... after DATA"), the way a server or relay quotes the command it
+ * answered; the latest stage named wins.  NULL when none. */
+const char *
+dsn_find_command_word(const char *s, size_t n)
+{
+	static const struct {
+		const char *w;
+		size_t len;
+		const char *cmd;
+	} words[] = {
+	    {"HELO", 4, "HELO"},
+	    {"EHLO", 4, "HELO"},
+	    {"MAIL FROM", 9, "MAIL"},
+	    {"RCPT", 4, "RCPT"},
+	    {"DATA", 4, "DATA"},
+	};
+	int best = -1;
+	size_t i, k;
+
+	if (s == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (s[i] != 'H' && s[i] != 'E' && s[i] != 'M' && s[i] != 'R' &&
+		    s[i] != 'D')
+			continue;
+		if (i > 0 && s[i - 1] != ' ' && s[i - 1] != '\t' &&
+		    s[i - 1] != '\n' && s[i - 1] != '(' && s[i - 1] != '"' &&
+		    s[i - 1] != '\'')
+			continue;
+		for (k = 0; k < sizeof(words) / sizeof(words[0]); k++) {
+			size_t e = i + words[k].len;
+
+			if (e > n ||
+			    memcmp(s + i, words[k].w, words[k].len) != 0)
+				continue;
+			if (e < n && (g_ascii_isalnum(s[e]) || s[e] == '_'))
+				continue;
+			if ((int)k > best)
+				best = (int)k;
+		}
+	}
+	return best < 0 ? NULL : words[best].cmd;
+}
+
 void
 dsn_text_enrich(struct dsn_report *r, const struct dsn_top *top,
     const char *text, size_t len)

@@ -130,6 +130,9 @@ static const struct phrase_rule {
     {"no mx found", R_NOTACCEPT},
     {"couldn't find a mail exchanger", R_NOTACCEPT},
 
+    /* au (EZweb): its receiving filter refused the message. */
+    {"recipients was rejected by a remote mail server", R_FILTERED},
+
     /* cPanel Exim's text for an unrouteable address (it goes on to
      * mention blacklists as a possible cause). */
     {"the account or domain may not exist", R_HOSTUNKNOWN},

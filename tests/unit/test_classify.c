@@ -92,6 +92,10 @@ static const struct row {
         "account or domain may not exist, they may be blacklisted, or "
         "missing the proper dns entries.",
         "hostunknown", CLASS_HARD},
+    {"ezweb receiving filter", NULL, 0, "failed", "bounce", NULL,
+        "<u@example.jp> Each of the following recipients was rejected by a "
+        "remote mail server.",
+        "filtered", CLASS_SOFT},
     {"cloudmark blocklist tag", "5.5.0", 554, "failed", "bounce", NULL,
         "554 IP=192.0.2.1 - A problem occurred. (Ask your postmaster for "
         "help or to contact abuse@example.net to clarify.) (BL)",

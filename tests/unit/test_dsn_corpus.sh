@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test_dsn_corpus.sh - regression check of the decoder on the shared bounce
 # corpus: bounce-parse over $BOUNCER_SHARED/corpus/eml, scored by the
-# corpus's score.py; recipient recall and precision must stay >= 97 %.
-# The reason and hard/soft figures are printed for information.
+# corpus's score.py; recipient recall and precision must stay >= 97 %,
+# the reason accuracy >= 93 % and the hard/soft accuracy >= 97 % (of the
+# matched recipients).
 set -uo pipefail
 SRC=${BOUNCER_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${BOUNCER_BUILD:-$SRC/build}
@@ -12,6 +13,8 @@ BP=$BUILD/bin/bounce-parse
 if [ ! -f "$C/expected.tsv" ] || [ ! -d "$C/eml" ] || ! command -v python3 >/dev/null; then
 	echo "SKIP dsn_corpus_recall: corpus or python3 not available"
 	echo "SKIP dsn_corpus_precision: corpus or python3 not available"
+	echo "SKIP dsn_corpus_reason: corpus or python3 not available"
+	echo "SKIP dsn_corpus_hard_soft: corpus or python3 not available"
 	exit 0
 fi
 if [ ! -x "$BP" ]; then
@@ -28,6 +31,8 @@ echo "PASS dsn_corpus_run"
 python3 "$C/score.py" "$C/expected.tsv" "$tmp/pred.tsv" --show 0 >"$tmp/score" 2>&1
 sed 's/^/# /' "$tmp/score"
 read -r recall precision < <(sed -n 's/^recipients: .*recall \([0-9.]*\)%  precision \([0-9.]*\)%.*/\1 \2/p' "$tmp/score")
+reason=$(sed -n 's/^reason: .*correct (\([0-9.]*\)%).*/\1/p' "$tmp/score")
+hardsoft=$(sed -n 's/^hard\/soft: .*correct (\([0-9.]*\)%).*/\1/p' "$tmp/score")
 rc=0
 check() { # name value threshold
 	if [ -z "$2" ]; then
@@ -40,4 +45,6 @@ check() { # name value threshold
 }
 check dsn_corpus_recall "${recall:-}" 97
 check dsn_corpus_precision "${precision:-}" 97
+check dsn_corpus_reason "${reason:-}" 93
+check dsn_corpus_hard_soft "${hardsoft:-}" 97
 exit $rc

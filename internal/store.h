@@ -67,7 +67,8 @@ void store_free(struct store **s);
  * each migration once.  A migration already applied whose text has changed
  * is an error.  *applied_out (may be NULL) gets the number applied. */
 int store_migrate(struct store *s, int *applied_out, struct err *err);
-/* Number of embedded migrations not yet applied (0 when up to date). */
+/* Number of embedded migrations not yet applied (0 when up to date);
+ * takes no lock and creates nothing (safe for health checks). */
 int store_pending_migrations(struct store *s, int *pending_out,
     struct err *err);
 /* Highest embedded migration version. */
@@ -131,7 +132,9 @@ struct store_uidl_info {
 };
 
 /* One query: the ledger state of each UIDL of a mailbox, in input order
- * (info_out has n entries). */
+ * (info_out has n entries).  A UIDL the ledger cannot hold (empty, longer
+ * than STORE_UIDL_MAX or not UTF-8) is reported QUARANTINED: never
+ * fetched, never deleted. */
 int store_uidl_states(struct store *s, int64_t mailbox_id,
     const char *const *uidls, size_t n, struct store_uidl_info *info_out,
     struct err *err);

@@ -88,7 +88,7 @@ check "healthz names it" 1 "$(grep -c '"failing":\["mb2"\]' "$TMP/h")"
 
 # SIGHUP with a good config fixing the password, and a third mailbox
 seed "$U3" dsn-hard 8
-write_config "$CONF" "127.0.0.1:$PORT" 2 10s 1:delete 2:delete 3:keep
+MAX_MESSAGES=5000 write_config "$CONF" "127.0.0.1:$PORT" 2 10s 1:delete 2:delete 3:keep
 kill -HUP "$PID"
 wait_for 5 grep -q 'configuration reloaded' "$TMP/log" && pass "good reload logged" ||
     fail "good reload logged" "no log line"
@@ -100,7 +100,7 @@ check "healthz 200 again" 200 "$(curl -s -o "$TMP/h" -w '%{http_code}' "$URL/hea
 
 # SIGTERM in the middle of a pass
 ledger_ge() { [ "$(ledger_count "$1")" -ge "$2" ]; }
-seed_many "$U1" dsn-hard 1000 1499
+seed_many "$U1" dsn-hard 10000 12999
 if wait_for 30 ledger_ge mb1 30; then
 	kill -TERM "$PID"
 	t=$SECONDS
@@ -110,11 +110,11 @@ if wait_for 30 ledger_ge mb1 30; then
 	if ((SECONDS - t <= 5)); then pass "SIGTERM exits within 5 s"; else
 		fail "SIGTERM exits within 5 s" "$((SECONDS - t)) s"; fi
 	n=$(ledger_count mb1)
-	echo "# SIGTERM after $n of 506 mb1 messages were recorded"
-	if [ "$n" -lt 506 ]; then pass "SIGTERM landed mid-pass"; else
+	echo "# SIGTERM after $n of 3006 mb1 messages were recorded"
+	if [ "$n" -lt 3006 ]; then pass "SIGTERM landed mid-pass"; else
 		fail "SIGTERM landed mid-pass" "all done"; fi
 	# committed ones are deleted and marked, the rest is still there
-	check "SIGTERM: server + recorded = all" 506 \
+	check "SIGTERM: server + recorded = all" 3006 \
 	    "$(($(mail_count "$U1") + $(sql "SELECT count(deleted_at) FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.name = 'mb1'")))"
 	check "SIGTERM: every recorded one deleted" 0 \
 	    "$(sql "SELECT count(*) FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.name = 'mb1' AND deleted_at IS NULL")"
@@ -128,7 +128,7 @@ for i in 1 2 3 4 5; do
 	[ "$(mail_count "$U1")" = 0 ] && break
 	"$BIN" -c "$CONF" --once 2>>"$TMP/log"
 done
-check "after restart: all 506 once" "506|506|0" \
+check "after restart: all 3006 once" "3006|3006|0" \
     "$(sql "SELECT count(*), count(DISTINCT uidl), $(mail_count "$U1") FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.name = 'mb1'")"
-check "after restart: bounce rows" 506 "$(sql "SELECT count(*) FROM bounces x JOIN messages m ON m.id = x.message_id JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.name = 'mb1'")"
+check "after restart: bounce rows" 3006 "$(sql "SELECT count(*) FROM bounces x JOIN messages m ON m.id = x.message_id JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.name = 'mb1'")"
 [ "$FAILS" = 0 ]

@@ -171,6 +171,7 @@ one_pass(void)
 		return -1;
 	}
 	free(text);
+	config_errors_free(&errs);
 	m = metrics_new("test");
 	p = poller_new(cfg, m);
 	rc = poller_run_once(p);

@@ -163,23 +163,36 @@ tdb_options(const char *uri)
 	return o;
 }
 
-/* Restarts the test PostgreSQL (fast shutdown); 0 on success. */
+/* Restarts the test PostgreSQL (fast shutdown); 0 on success.  The
+ * postmaster's PID changes: the "pg" line of $BOUNCER_TEST_DIR/pids is
+ * updated so that tests/services.sh stop still stops the server. */
 static __attribute__((unused)) int
 tdb_restart_pg(void)
 {
 	const char *data = getenv("BOUNCER_TEST_PG_DATA");
 	const char *bin = getenv("BOUNCER_TEST_PG_BIN");
+	const char *dir = getenv("BOUNCER_TEST_DIR");
 	char *cmd;
 	int rc;
 
 	if (data == NULL || bin == NULL)
 		return -1;
-	cmd = xasprintf(
-	    "cd /tmp && runuser -u postgres -- %s/pg_ctl -D %s "
-	    "-l %s/../postgres.log -m fast -w -t 60 restart >/dev/null 2>&1",
+	cmd = xasprintf("cd /tmp && runuser -u postgres -- %s/pg_ctl -D %s "
+	                "-l %s/../postgres.log -m fast -w -t 60 restart "
+	                ">/dev/null 2>&1",
 	    bin, data, data);
 	rc = system(cmd);
 	free(cmd);
+	if (rc == 0 && dir != NULL) {
+		cmd =
+		    xasprintf("f='%s/pids'; p=$(head -n 1 '%s/postmaster.pid')"
+		              " && [ -f \"$f\" ] && sed -i \"s/^pg .*/pg $p/\" "
+		              "\"$f\"",
+		        dir, data);
+		if (system(cmd) != 0)
+			rc = -1;
+		free(cmd);
+	}
 	return rc == 0 ? 0 : -1;
 }
 

@@ -241,7 +241,13 @@ cmd_stop() {
 	while read -r name pid; do
 		case $name in
 		dovecot) stop_pid dovecot "$pid" TERM ;;
-		pg) stop_pid postgres "$pid" INT ;;
+		pg)
+			# a test may have restarted the server: its current
+			# PID is in postmaster.pid, not the one saved at start
+			if [ -r "$DIR/pg/data/postmaster.pid" ]; then
+				stop_pid postgres "$(head -n 1 "$DIR/pg/data/postmaster.pid")" INT
+			fi
+			stop_pid postgres "$pid" INT ;;
 		esac
 	done < <(tac "$DIR/pids")
 	# Any stray process still running from DIR (a dovecot child, a backend)

@@ -1,19 +1,31 @@
 /*
- * bouncerd - command line: options, configuration check, version.
+ * bouncerd - command line, signals and the main loop.
  * bouncerd -c FILE --check-config validates FILE and prints the effective
  * configuration with secrets masked (exit 0) or every error (exit 1).
- * Exit status 2 means a usage error.
+ * bouncerd -c FILE runs the daemon until SIGTERM/SIGINT (exit 0); --once
+ * polls every mailbox once (exit 0 only if every pass succeeded);
+ * --migrate applies the database migrations and exits.  Signal handlers
+ * only set flags; SIGHUP reloads the file, keeping the old configuration
+ * when the new one is invalid.  Exit status 2 means a usage error.
  */
 #include <curl/curl.h>
 #include <getopt.h>
 #include <gmime/gmime.h>
 #include <libpq-fe.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <yaml.h>
 
 #include "config.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "poller.h"
+#include "store.h"
+#include "util.h"
 
 #define DEFAULT_CONFIG "/etc/bouncerd/bouncerd.yaml"
 
@@ -85,6 +97,252 @@ check_config(const char *path)
 	return 0;
 }
 
+/* ---- the daemon ------------------------------------------------------ */
+
+static volatile sig_atomic_t got_term, got_hup;
+static struct poller *running_poller;
+
+static void
+on_term(int sig)
+{
+	(void)sig;
+	got_term = 1;
+	if (running_poller != NULL)
+		poller_request_stop(running_poller); /* sets a flag */
+}
+
+static void
+on_hup(int sig)
+{
+	(void)sig;
+	got_hup = 1;
+}
+
+static void
+setup_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_hup;
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
+struct http_ctx {
+	struct poller *p;
+	struct metrics *m;
+};
+
+static void
+http_route(void *arg, const char *path, struct http_response *resp)
+{
+	struct http_ctx *c = arg;
+
+	if (strcmp(path, "/healthz") == 0) {
+		resp->content_type = "application/json";
+		resp->status = poller_health(c->p, &resp->body);
+	} else if (strcmp(path, "/metrics") == 0) {
+		resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+		metrics_render(c->m, &resp->body);
+	} else
+		resp->status = 404;
+}
+
+static int
+load_or_report(const char *path, struct config **out, int at_start)
+{
+	struct config_errors errs = {NULL, 0};
+
+	if (config_load(path, out, &errs) == 0) {
+		config_errors_free(&errs);
+		return 0;
+	}
+	for (size_t i = 0; i < errs.count; i++) {
+		if (at_start)
+			fprintf(stderr, "%s\n", errs.items[i]);
+		else
+			log_error("reload: configuration error", "error",
+			    errs.items[i], NULL);
+	}
+	config_errors_free(&errs);
+	return -1;
+}
+
+/* Migrations and settings, on a short-lived connection.  0 or -1. */
+static int
+prepare_database(const struct config *cfg, const char *url, int migrate,
+    int quiet_pending)
+{
+	struct store_options o;
+	struct store *st = NULL;
+	struct store_settings set;
+	struct store_override *ov = NULL;
+	struct err err = {{0}};
+	int applied = 0, pending = 0, rc = -1;
+	char num[16];
+
+	memset(&o, 0, sizeof(o));
+	o.conninfo = url;
+	o.reconnect_attempts = 5;
+	o.stop = &got_term;
+	if (store_open(&o, &st, &err) != 0) {
+		log_error("database unreachable", "cause", err.msg, NULL);
+		goto out;
+	}
+	if (migrate) {
+		if (store_migrate(st, &applied, &err) != 0) {
+			log_error("migration failed", "cause", err.msg, NULL);
+			goto out;
+		}
+		snprintf(num, sizeof(num), "%d", applied);
+		log_info("database schema up to date", "applied", num, NULL);
+	} else {
+		if (store_pending_migrations(st, &pending, &err) != 0) {
+			log_error("cannot read the schema version", "cause",
+			    err.msg, NULL);
+			goto out;
+		}
+		if (pending > 0 && !quiet_pending) {
+			snprintf(num, sizeof(num), "%d", pending);
+			log_error("database schema is not up to date: run "
+			          "bouncerd --migrate",
+			    "pending", num, NULL);
+			goto out;
+		}
+	}
+	memset(&set, 0, sizeof(set));
+	set.soft_threshold = cfg->soft_threshold;
+	set.soft_window_s = cfg->soft_window_ms / 1000;
+	if (cfg->n_overrides > 0) {
+		ov = xcalloc(cfg->n_overrides, sizeof(*ov));
+		for (size_t i = 0; i < cfg->n_overrides; i++) {
+			ov[i].reason = cfg->overrides[i].reason;
+			ov[i].never =
+			    cfg->overrides[i].action == CONFIG_OVERRIDE_NEVER;
+			ov[i].hard_after = cfg->overrides[i].count;
+		}
+		set.overrides = ov;
+		set.noverrides = cfg->n_overrides;
+	}
+	if (store_apply_settings(st, &set, &err) != 0) {
+		log_error("cannot write suppression settings", "cause", err.msg,
+		    NULL);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(ov);
+	store_free(&st);
+	return rc;
+}
+
+static void
+reload(const char *path, const char *url, struct poller *p,
+    const struct config **cur)
+{
+	struct config *next = NULL;
+	struct config_errors errs = {NULL, 0};
+
+	if (load_or_report(path, &next, 0) != 0) {
+		log_error("reload failed: keeping the old configuration",
+		    "path", path, NULL);
+		return;
+	}
+	if (config_restart_changes(*cur, next, &errs) > 0)
+		for (size_t i = 0; i < errs.count; i++)
+			log_warn("reload: not applied until restart", "key",
+			    errs.items[i], NULL);
+	config_errors_free(&errs);
+	if (prepare_database(next, url, 0, 1) != 0)
+		log_warn("reload: suppression settings not written", NULL);
+	*cur = next;
+	poller_reload(p, next); /* the old config is freed when unused */
+	log_info("configuration reloaded", "path", path, NULL);
+}
+
+static int
+run_daemon(const char *path, int once, int migrate_only, int no_migrate)
+{
+	struct config *cfg = NULL;
+	const struct config *cur;
+	struct metrics *m = NULL;
+	struct poller *p = NULL;
+	struct http_server *hs = NULL;
+	struct http_ctx hctx;
+	struct err err = {{0}};
+	char *url = NULL; /* database.url needs a restart: the first one */
+	int rc = 1;
+
+	if (load_or_report(path, &cfg, 1) != 0)
+		return 1;
+	log_setup(cfg->log_level, cfg->log_format);
+	setup_signals();
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	url = xstrdup(cfg->database_url ? cfg->database_url : "");
+	if (prepare_database(cfg, url,
+	        migrate_only || (cfg->migrate && !no_migrate), 0) != 0)
+		goto out;
+	if (migrate_only) {
+		rc = 0;
+		goto out;
+	}
+	m = metrics_new(BOUNCERD_VERSION);
+	cur = cfg;
+	p = poller_new(cfg, m);
+	cfg = NULL; /* owned by the poller */
+	running_poller = p;
+	if (cur->http_listen != NULL && *cur->http_listen) {
+		hctx.p = p;
+		hctx.m = m;
+		if (http_start(cur->http_listen, http_route, &hctx, &hs,
+		        &err) != 0) {
+			log_error("http listener", "cause", err.msg, NULL);
+			goto out;
+		}
+		log_info("http listening", "listen", cur->http_listen, NULL);
+	}
+	if (once) {
+		rc = poller_run_once(p);
+		if (got_term)
+			log_info("stopped by signal", NULL);
+		goto out;
+	}
+	if (poller_start(p, &err) != 0) {
+		log_error("cannot start", "cause", err.msg, NULL);
+		goto out;
+	}
+	log_info("bouncerd started", "version", BOUNCERD_VERSION, "config",
+	    path, NULL);
+	while (!got_term) {
+		struct timespec ts = {0, 100 * 1000 * 1000};
+
+		nanosleep(&ts, NULL);
+		if (got_hup) {
+			got_hup = 0;
+			reload(path, url, p, &cur);
+		}
+	}
+	log_info("shutting down: finishing the current message", NULL);
+	poller_request_stop(p);
+	poller_join(p);
+	log_info("bouncerd stopped", NULL);
+	rc = 0;
+out:
+	http_stop(&hs);
+	running_poller = NULL;
+	poller_free(&p);
+	metrics_free(&m);
+	config_free(&cfg);
+	free(url);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -99,7 +357,10 @@ main(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *path = DEFAULT_CONFIG;
-	const char *unavailable = NULL;
+	/* the last of --once/--migrate/--no-migrate, for the message when
+	 * combined with --check-config */
+	const char *action = NULL;
+	int once = 0, migrate = 0, no_migrate = 0;
 	int c, check = 0;
 
 	opterr = 0;
@@ -112,13 +373,16 @@ main(int argc, char **argv)
 			check = 1;
 			break;
 		case OPT_ONCE:
-			unavailable = "--once";
+			once = 1;
+			action = "--once";
 			break;
 		case OPT_MIGRATE:
-			unavailable = "--migrate";
+			migrate = 1;
+			action = "--migrate";
 			break;
 		case OPT_NO_MIGRATE:
-			unavailable = "--no-migrate";
+			no_migrate = 1;
+			action = "--no-migrate";
 			break;
 		case 'h':
 			usage(stdout);
@@ -144,17 +408,19 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (check && unavailable != NULL) {
+	if (check && action != NULL) {
 		fprintf(stderr,
 		    "bouncerd: --check-config cannot be combined with %s\n",
-		    unavailable);
+		    action);
 		return 2;
 	}
 	if (check)
 		return check_config(path);
-	if (unavailable == NULL)
-		unavailable = "running the daemon";
-	fprintf(stderr, "bouncerd: %s: not available in this build\n",
-	    unavailable);
-	return 2;
+	if (once && migrate) {
+		fprintf(stderr,
+		    "bouncerd: --once cannot be combined with "
+		    "--migrate\n");
+		return 2;
+	}
+	return run_daemon(path, once, migrate, no_migrate);
 }

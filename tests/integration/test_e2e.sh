@@ -19,7 +19,17 @@ seed "$U3" dsn-hard 121; seed "$U3" dsn-multi 221; seed "$U3" arf 321
 seed "$U3" autoreply 421; seed "$U3" plain 521
 
 write_config "$TMP/c.yaml" "" 3 1m 1:delete 2:delete 3:keep
-"$BIN" -c "$TMP/c.yaml" --once 2>"$TMP/log1"
+# --no-migrate refuses an empty schema; --migrate applies it and exits
+"$BIN" -c "$TMP/c.yaml" --once --no-migrate 2>"$TMP/log0"
+check "--no-migrate on an empty database fails" 1 $?
+check "--no-migrate says what to do" 1 "$(grep -c 'bouncerd --migrate' "$TMP/log0")"
+check "nothing fetched without a schema" 6 "$(mail_count "$U1")"
+"$BIN" -c "$TMP/c.yaml" --once --migrate 2>/dev/null
+check "--once with --migrate is a usage error" 2 $?
+"$BIN" -c "$TMP/c.yaml" --migrate 2>"$TMP/log0"
+check "--migrate exit status" 0 $?
+check "--migrate fetches nothing" 6 "$(mail_count "$U1")"
+"$BIN" -c "$TMP/c.yaml" --once --no-migrate 2>"$TMP/log1"
 check "once exit status" 0 $?
 
 check "mb1 ledger rows" 6 "$(ledger_count mb1)"

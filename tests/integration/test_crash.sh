@@ -18,7 +18,7 @@ seed_many "$U" autoreply 351 400
 seed_many "$U" plain 401 500
 check "seeded" 500 "$(mail_count "$U")"
 
-BATCH_SIZE=7 MAX_MESSAGES=30 write_config "$TMP/c.yaml" "" 1 10s 4:delete
+BATCH_SIZE=7 MAX_MESSAGES=20 write_config "$TMP/c.yaml" "" 1 10s 4:delete
 # schema first, so that kills land in passes rather than in migrations
 "$BIN" -c "$TMP/c.yaml" --migrate 2>>"$TMP/log" || fail "migrate" "exit $?"
 
@@ -26,9 +26,9 @@ kills=0
 for i in $(seq 1 20); do
 	"$BIN" -c "$TMP/c.yaml" 2>>"$TMP/log" &
 	pid=$!
-	# 10..500 ms: at start-up, inside passes (a pass of 30 takes about
-	# 100-300 ms here), after them
-	sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.3f", 0.01 + (r % 490) / 1000 }')"
+	# 10..250 ms: at start-up, inside passes (a pass of 20 takes about
+	# 50-150 ms here), after them
+	sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.3f", 0.01 + (r % 240) / 1000 }')"
 	kill -KILL "$pid" 2>/dev/null && kills=$((kills + 1))
 	wait "$pid" 2>/dev/null
 done

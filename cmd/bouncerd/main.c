@@ -242,6 +242,18 @@ out:
 	return rc;
 }
 
+/* Plain POP3 is allowed only when configured; say so at every load. */
+static void
+warn_plaintext(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_mailboxes; i++)
+		if (cfg->mailboxes[i].tls == CONFIG_TLS_NONE)
+			log_warn("mailbox uses plaintext POP3 (tls: none): "
+			         "the password and the mail cross the network "
+			         "unencrypted",
+			    "mailbox", cfg->mailboxes[i].name, NULL);
+}
+
 static void
 reload(const char *path, const char *url, struct poller *p,
     const struct config **cur)
@@ -259,6 +271,7 @@ reload(const char *path, const char *url, struct poller *p,
 			log_warn("reload: not applied until restart", "key",
 			    errs.items[i], NULL);
 	config_errors_free(&errs);
+	warn_plaintext(next);
 	if (prepare_database(next, url, 0, 1) != 0)
 		log_warn("reload: suppression settings not written", NULL);
 	*cur = next;
@@ -282,6 +295,7 @@ run_daemon(const char *path, int once, int migrate_only, int no_migrate)
 	if (load_or_report(path, &cfg, 1) != 0)
 		return 1;
 	log_setup(cfg->log_level, cfg->log_format);
+	warn_plaintext(cfg);
 	setup_signals();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	url = xstrdup(cfg->database_url ? cfg->database_url : "");

@@ -136,3 +136,18 @@ run "$n" 2 "$BIN" -c && has "$n" "$TMP/err" "-c needs an argument" && ok "$n"
 
 n="stray argument"
 run "$n" 2 "$BIN" -c "$FIX/full.yaml" extra && has "$n" "$TMP/err" "unexpected argument extra" && ok "$n"
+
+n="tls: none is logged as a warning"
+cat >"$TMP/plain.yaml" <<'YAML'
+database:
+  url: "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1"
+mailboxes:
+  - name: plain
+    host: 127.0.0.1
+    tls: none
+    username: u
+    password: p
+YAML
+run "$n" 1 "$BIN" -c "$TMP/plain.yaml" --once &&
+    has "$n" "$TMP/err" "warn mailbox uses plaintext POP3 (tls: none)" "mailbox=plain" &&
+    ! grep -qF -- 'password: p' "$TMP/err" && ok "$n"

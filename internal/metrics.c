@@ -38,6 +38,7 @@ struct mb_stats {
 	uint64_t fetched, recorded, deleted;
 	uint64_t errors[METRICS_ERR__COUNT];
 	uint64_t passes_ok, passes_failed;
+	uint64_t token_refreshes, token_failures; /* OAuth token endpoint */
 	uint64_t hist[NBUCKETS + 1]; /* last: +Inf */
 	double dur_sum;
 	uint64_t dur_count;
@@ -162,6 +163,23 @@ ADD_FIELD(metrics_add_deleted, deleted)
 GET_FIELD(metrics_get_fetched, fetched)
 GET_FIELD(metrics_get_recorded, recorded)
 GET_FIELD(metrics_get_deleted, deleted)
+GET_FIELD(metrics_get_token_refreshes, token_refreshes)
+GET_FIELD(metrics_get_token_failures, token_failures)
+
+void
+metrics_add_token(struct metrics *m, int mb, int ok)
+{
+	struct mb_stats *s;
+
+	pthread_mutex_lock(&m->mu);
+	if ((s = mbs(m, mb)) != NULL) {
+		if (ok)
+			s->token_refreshes++;
+		else
+			s->token_failures++;
+	}
+	pthread_mutex_unlock(&m->mu);
+}
 
 uint64_t
 metrics_get_errors(struct metrics *m, int mb, enum metrics_err_kind kind)
@@ -374,6 +392,12 @@ metrics_render(struct metrics *m, struct buf *b)
 	put_mb_counter(b, m, "bouncerd_messages_deleted_total",
 	    "Messages deleted from the POP3 server after commit.",
 	    offsetof(struct mb_stats, deleted));
+	put_mb_counter(b, m, "bouncerd_oauth_token_refreshes_total",
+	    "Access tokens obtained from an OAuth token endpoint.",
+	    offsetof(struct mb_stats, token_refreshes));
+	put_mb_counter(b, m, "bouncerd_oauth_token_failures_total",
+	    "Failed requests to an OAuth token endpoint.",
+	    offsetof(struct mb_stats, token_failures));
 	put(b,
 	    "# HELP bouncerd_bounces_total Bounce records written, by class "
 	    "and reason.\n# TYPE bouncerd_bounces_total counter\n");

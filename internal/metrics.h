@@ -59,6 +59,12 @@ void metrics_pass(struct metrics *m, int mb, double seconds, int ok,
 /* Unix time of the last successful pass, 0 when none. */
 int64_t metrics_last_success(struct metrics *m, int mb);
 void metrics_set_db_up(struct metrics *m, int up);
+/* One request to an OAuth token endpoint for mailbox mb: ok counts a
+ * token obtained (bouncerd_oauth_token_refreshes_total), !ok a failed
+ * request (bouncerd_oauth_token_failures_total). */
+void metrics_add_token(struct metrics *m, int mb, int ok);
+uint64_t metrics_get_token_refreshes(struct metrics *m, int mb);
+uint64_t metrics_get_token_failures(struct metrics *m, int mb);
 
 /* Reads a counter (tests and logs): fetched/recorded/deleted. */
 uint64_t metrics_get_fetched(struct metrics *m, int mb);

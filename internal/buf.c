@@ -4,6 +4,7 @@
  */
 #include "buf.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +57,39 @@ size_t
 buf_append_str(struct buf *b, const char *s)
 {
 	return buf_append(b, s, strlen(s));
+}
+
+void
+buf_append_json_str(struct buf *b, const char *s)
+{
+	char esc[8];
+
+	if (s == NULL) {
+		buf_append_str(b, "null");
+		return;
+	}
+	buf_append(b, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			buf_append(b, esc, 2);
+		} else if (c == '\n') {
+			buf_append(b, "\\n", 2);
+		} else if (c == '\r') {
+			buf_append(b, "\\r", 2);
+		} else if (c == '\t') {
+			buf_append(b, "\\t", 2);
+		} else if (c < 0x20 || c == 0x7f) {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			buf_append(b, esc, 6);
+		} else {
+			buf_append(b, s, 1);
+		}
+	}
+	buf_append(b, "\"", 1);
 }
 
 void

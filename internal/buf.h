@@ -22,6 +22,10 @@ void buf_init(struct buf *b, size_t cap);
 /* Appends; returns the number of bytes kept (< n when truncated). */
 size_t buf_append(struct buf *b, const void *p, size_t n);
 size_t buf_append_str(struct buf *b, const char *s);
+/* Appends s as a JSON string literal: quoted, with '"', '\\' and control
+ * bytes escaped (\n \r \t or \u00XX); other bytes are copied as they are
+ * (callers pass UTF-8).  NULL appends null. */
+void buf_append_json_str(struct buf *b, const char *s);
 /* Empties the buffer (keeps the allocation, clears truncated). */
 void buf_reset(struct buf *b);
 /* Returns a NUL-terminated view; valid until the next append or free. */

@@ -56,27 +56,6 @@ log_level_name(enum log_level level)
 }
 
 static void
-put_json_str(struct buf *b, const char *s)
-{
-	buf_append(b, "\"", 1);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		char esc[8];
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			buf_append(b, esc, 2);
-		} else if (c < 0x20 || c == 0x7f) {
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			buf_append(b, esc, 6);
-		} else {
-			buf_append(b, s, 1);
-		}
-	}
-	buf_append(b, "\"", 1);
-}
-
-static void
 put_text_val(struct buf *b, const char *s)
 {
 	int quote = (*s == '\0');
@@ -89,22 +68,7 @@ put_text_val(struct buf *b, const char *s)
 		buf_append_str(b, s);
 		return;
 	}
-	buf_append(b, "\"", 1);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		char esc[8];
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			buf_append(b, esc, 2);
-		} else if (c < 0x20 || c == 0x7f) {
-			snprintf(esc, sizeof(esc), "\\x%02x", c);
-			buf_append(b, esc, 4);
-		} else {
-			buf_append(b, s, 1);
-		}
-	}
-	buf_append(b, "\"", 1);
+	buf_append_json_str(b, s);
 }
 
 static void
@@ -128,7 +92,7 @@ vlog(enum log_level level, const char *msg, va_list ap)
 		buf_append_str(&b, "\",\"level\":\"");
 		buf_append_str(&b, names[level]);
 		buf_append_str(&b, "\",\"msg\":");
-		put_json_str(&b, msg);
+		buf_append_json_str(&b, msg);
 	} else {
 		buf_append_str(&b, ts);
 		buf_append_str(&b, " ");
@@ -142,9 +106,9 @@ vlog(enum log_level level, const char *msg, va_list ap)
 			v = "";
 		if (fmt == LOG_JSON) {
 			buf_append_str(&b, ",");
-			put_json_str(&b, k);
+			buf_append_json_str(&b, k);
 			buf_append_str(&b, ":");
-			put_json_str(&b, v);
+			buf_append_json_str(&b, v);
 		} else {
 			buf_append_str(&b, " ");
 			buf_append_str(&b, k);

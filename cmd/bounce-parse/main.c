@@ -70,28 +70,12 @@ tsv_field(const char *s)
 static void
 json_str(const char *s)
 {
-	if (s == NULL) {
-		fputs("null", stdout);
-		return;
-	}
-	putchar('"');
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
+	struct buf b;
 
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", stdout);
-		else if (c == '\r')
-			fputs("\\r", stdout);
-		else if (c == '\t')
-			fputs("\\t", stdout);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
+	buf_init(&b, s != NULL ? strlen(s) * 6 + 3 : 5);
+	buf_append_json_str(&b, s);
+	fwrite(b.data, 1, b.len, stdout);
+	buf_free(&b);
 }
 
 static const char *

@@ -160,6 +160,32 @@ t_buf_zero_cap(void)
 }
 
 static void
+t_json_str(void)
+{
+	static const struct {
+		const char *in, *want;
+	} rows[] = {
+	    {NULL, "null"},
+	    {"", "\"\""},
+	    {"plain", "\"plain\""},
+	    {"q\"b\\", "\"q\\\"b\\\\\""},
+	    {"a\nb\rc\td", "\"a\\nb\\rc\\td\""},
+	    {"\x01\x1f\x7f", "\"\\u0001\\u001f\\u007f\""},
+	    {"caf\xc3\xa9", "\"caf\xc3\xa9\""},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct buf b;
+
+		test_begin("buf_append_json_str row %zu", i);
+		buf_init(&b, 1024);
+		buf_append_json_str(&b, rows[i].in);
+		CHECK_STR(buf_cstr(&b), rows[i].want);
+		buf_free(&b);
+		test_end();
+	}
+}
+
+static void
 t_err_prefix(void)
 {
 	struct err err;
@@ -211,6 +237,7 @@ main(void)
 	t_parse_size();
 	RUN(t_buf_cap);
 	RUN(t_buf_zero_cap);
+	t_json_str();
 	RUN(t_err_prefix);
 	RUN(t_casestr);
 	RUN(t_read_file);

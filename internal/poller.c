@@ -19,6 +19,7 @@
 
 #include "dsn.h"
 #include "log.h"
+#include "oauth.h"
 #include "pop3.h"
 #include "store.h"
 
@@ -88,6 +89,7 @@ struct poller {
 	/* database.url needs a restart: every connection uses the first */
 	char *db_url;
 	struct metrics *m;
+	struct oauth_cache *oauth; /* XOAUTH2 access tokens by mailbox */
 	struct mbstate *mb;
 	size_t nmb;
 	volatile sig_atomic_t stop;
@@ -176,6 +178,7 @@ poller_new(struct config *cfg, struct metrics *m)
 	p->cur->refs = 1;
 	p->db_url = xstrdup(cfg->database_url ? cfg->database_url : "");
 	p->m = m;
+	p->oauth = oauth_cache_new();
 	p->started = now_unix();
 	p->rnd = (unsigned)now_ms() ^ (unsigned)getpid();
 	sync_mailboxes(p, cfg);
@@ -195,6 +198,7 @@ poller_free(struct poller **pp)
 	free(p->mb);
 	free(p->threads);
 	free(p->db_url);
+	oauth_cache_free(&p->oauth);
 	cfg_release_locked(p->cur);
 	store_free(&p->hstore);
 	pthread_mutex_destroy(&p->hmu);
@@ -938,12 +942,28 @@ collect_headers(struct pass *ps)
 		ps->xh[ps->nxh++] = c->extra_headers[i];
 }
 
+static int
+get_token(struct pass *ps, int force, char **token_out, struct err *err)
+{
+	enum oauth_source src = OAUTH_SRC_CACHE;
+	int rc;
+
+	rc = oauth_get_token(ps->p->oauth, ps->mc, force, token_out, &src, err);
+	if (src == OAUTH_SRC_FETCHED) {
+		metrics_add_token(ps->p->m, ps->midx, rc == 0);
+		if (rc == 0)
+			log_debug("oauth token obtained", "mailbox",
+			    ps->mc->name, NULL);
+	}
+	return rc;
+}
+
+/* token: the XOAUTH2 bearer token (NULL for password mailboxes). */
 static struct pop3 *
-open_pop3(struct pass *ps, char **token_out, struct err *err)
+open_pop3(struct pass *ps, const char *token, struct err *err)
 {
 	const struct mailbox_config *mc = ps->mc;
 	struct pop3_options o;
-	size_t len;
 
 	memset(&o, 0, sizeof(o));
 	o.mailbox_name = mc->name;
@@ -956,18 +976,7 @@ open_pop3(struct pass *ps, char **token_out, struct err *err)
 	o.username = mc->username;
 	if (mc->auth == CONFIG_AUTH_XOAUTH2) {
 		o.auth = POP3_AUTH_XOAUTH2;
-		if (mc->token_file == NULL ||
-		    read_file(mc->token_file, 16384, token_out, &len, err) !=
-		        0) {
-			if (mc->token_file == NULL)
-				err_set(err, "xoauth2 needs token_file");
-			return NULL;
-		}
-		while (len > 0 &&
-		    ((*token_out)[len - 1] == '\n' ||
-		        (*token_out)[len - 1] == '\r'))
-			(*token_out)[--len] = '\0';
-		o.bearer_token = *token_out;
+		o.bearer_token = token;
 	} else {
 		o.auth = POP3_AUTH_DEFAULT;
 		o.password = mc->password;
@@ -990,7 +999,7 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 	struct store_uidl_info *info = NULL;
 	char *token = NULL;
 	enum pass_result res = PASS_FAILED;
-	int locked = 0, pop_broken = 0, db_broken = 0, lock_lost = 0;
+	int locked = 0, pop_broken = 0, db_broken = 0, lock_lost = 0, rc;
 	int64_t t0 = now_ms(), now = now_unix();
 	int del;
 	char nums[10][24];
@@ -1034,12 +1043,39 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 		    err.msg);
 		goto out;
 	}
-	if ((ps.pop = open_pop3(&ps, &token, &err)) == NULL) {
+	if (ps.mc->auth == CONFIG_AUTH_XOAUTH2 &&
+	    get_token(&ps, 0, &token, &err) != 0) {
+		pass_error(&ps, METRICS_ERR_AUTH, "oauth token request failed",
+		    err.msg);
+		goto out;
+	}
+	if ((ps.pop = open_pop3(&ps, token, &err)) == NULL) {
 		pass_error(&ps, METRICS_ERR_OTHER, "mailbox settings", err.msg);
 		goto out;
 	}
-	if (pop3_connect(ps.pop, &err) != 0 ||
-	    pop3_scan(ps.pop, &ent, &nent, &err) != 0) {
+	rc = pop3_connect(ps.pop, &err);
+	if (rc != 0 && ps.mc->auth == CONFIG_AUTH_XOAUTH2 &&
+	    pop3_error_kind(ps.pop) == POP3_ERR_AUTH) {
+		/* The server refused the token (expired or revoked early):
+		 * renew it once and log in once more, never in a loop. */
+		log_warn("xoauth2 login refused; renewing the token once",
+		    "mailbox", name, "cause", err.msg, NULL);
+		pop3_abort(&ps.pop);
+		free(token);
+		token = NULL;
+		if (get_token(&ps, 1, &token, &err) != 0) {
+			pass_error(&ps, METRICS_ERR_AUTH,
+			    "oauth token request failed", err.msg);
+			goto out;
+		}
+		if ((ps.pop = open_pop3(&ps, token, &err)) == NULL) {
+			pass_error(&ps, METRICS_ERR_OTHER, "mailbox settings",
+			    err.msg);
+			goto out;
+		}
+		rc = pop3_connect(ps.pop, &err);
+	}
+	if (rc != 0 || pop3_scan(ps.pop, &ent, &nent, &err) != 0) {
 		pass_error(&ps, pop3_kind(pop3_error_kind(ps.pop)),
 		    "POP3 session failed", err.msg);
 		pop_broken = 1;

@@ -722,6 +722,7 @@ static const struct key mailbox_keys[] = {
         .choices = provider_names),
     KEY("token_file", K_STR, MB(token_file), .flags = F_FILE),
     KEY("token_url", K_STR, MB(token_url), .check = check_https),
+    KEY("token_ca_file", K_STR, MB(token_ca_file), .flags = F_FILE),
     KEY("client_id", K_STR, MB(client_id), .check = check_nonempty),
     KEY("client_secret", K_STR, MB(client_secret), .flags = F_SECRET,
         .excl = "client_secret_file"),
@@ -1583,8 +1584,9 @@ mailbox_post(struct ctx *c, const struct node *map, void *base,
     const char *path, const struct node *where)
 {
 	static const char *const oauth_keys[] = {"provider", "token_file",
-	    "token_url", "client_id", "client_secret", "client_secret_file",
-	    "refresh_token", "refresh_token_file", "scope", NULL};
+	    "token_url", "token_ca_file", "client_id", "client_secret",
+	    "client_secret_file", "refresh_token", "refresh_token_file",
+	    "scope", NULL};
 	static const char *const pw_keys[] = {"password", "password_file",
 	    NULL};
 	struct mailbox_config *mb = base;

@@ -79,6 +79,7 @@ struct mailbox_config {
 	enum config_provider provider;
 	char *token_file; /* xoauth2: access token kept fresh elsewhere */
 	char *token_url; /* xoauth2: set from provider when not given */
+	char *token_ca_file; /* xoauth2: CA for token_url; NULL: system CAs */
 	char *client_id;
 	char *client_secret; /* secret; also from client_secret_file */
 	char *client_secret_file;

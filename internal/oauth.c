@@ -719,7 +719,9 @@ fetch(struct oauth_cache *c, const struct mailbox_config *mc,
 	buf_init(&body, 4 * OAUTH_MAX_TOKEN_BYTES);
 	buf_init(&resp, OAUTH_MAX_RESPONSE_BYTES);
 	pthread_mutex_lock(&c->mu);
-	ca = c->ca_file ? xstrdup(c->ca_file) : NULL;
+	ca = mc->token_ca_file ? xstrdup(mc->token_ca_file)
+	    : c->ca_file       ? xstrdup(c->ca_file)
+	                       : NULL;
 	connect_ms = c->connect_ms > 0 ? c->connect_ms : 15000;
 	total_ms = c->total_ms > 0 ? c->total_ms : 30000;
 	pthread_mutex_unlock(&c->mu);

@@ -242,6 +242,20 @@ static const struct row rows[] = {
                "    client_secret: s\n    refresh_token_file: " FIX
                "refresh-token.txt\n    token_url: https://idp.example/t\n",
         NULL, "mailboxes[0].token_url=\"https://idp.example/t\""},
+    {"xoauth2 with a CA for the token endpoint",
+        DB MBX "    auth: xoauth2\n    client_id: abc\n"
+               "    client_secret: s\n    refresh_token: r\n"
+               "    token_url: https://idp.example/t\n"
+               "    token_ca_file: " FIX "ca.pem\n",
+        NULL, "mailboxes[0].token_ca_file=\"" FIX "ca.pem\""},
+    {"token_ca_file missing",
+        DB MBX "    auth: xoauth2\n    client_id: abc\n"
+               "    client_secret: s\n    refresh_token: r\n"
+               "    token_url: https://idp.example/t\n"
+               "    token_ca_file: /nonexistent/ca.pem\n",
+        "t.yaml:12:20: mailboxes[0].token_ca_file: /nonexistent/ca.pem: No "
+        "such file or directory",
+        NULL},
     {"xoauth2 with a token file",
         DB MBX "    auth: xoauth2\n"
                "    token_file: " FIX "token.txt\n",

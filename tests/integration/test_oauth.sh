@@ -7,6 +7,9 @@
 # full listing + RETR, a cached token reused, an expired token refreshed
 # exactly once, and a revoked refresh token failing with the endpoint's
 # status and error fields after exactly one request.
+# Then the daemon itself (client credentials with --once; refresh token
+# while running: renewal after the server refuses a token, a revoked
+# refresh token failing after one request, the token metrics).
 # Starts its own Dovecot (needs root, dovecot, python3, openssl).
 set -uo pipefail
 
@@ -230,6 +233,112 @@ check "expired then revoked: one login refused, no login after the failed refres
     "$(grep -c '^login refused' "$TMP/out4")"
 check "expired then revoked: token requests (1 ok + 1 refused)" "1 1" \
     "$(nreq 'token refresh_token 200') $(nreq 'token refresh_token 400')"
+
+# 5. The daemon itself: bouncerd obtains tokens (client-credentials grant
+#    with --once, refresh-token grant running), logs in with XOAUTH2 and
+#    records the mailbox; a token the server stops accepting is renewed
+#    once and the pass succeeds; a revoked refresh token fails the pass
+#    with the endpoint's error after exactly one request.
+BIN=$BUILD/bin/bouncerd
+if [ -z "${BOUNCER_TEST_PG_ADMIN:-}" ] || [ ! -x "$BIN" ]; then
+	echo "SKIP oauth: daemon: no test database or no bouncerd binary"
+else
+	kill "$SRV_PID"; wait "$SRV_PID" 2>/dev/null
+	rm -f "$TMP/oauth/ports"
+	python3 "$SRC/tests/helpers/oauthserver.py" "$TMP/oauth" "$TMP/cert.pem" \
+	    "$TMP/key.pem" "$CLIENT_ID" "$CLIENT_SECRET" "$REFRESH" "$USER" "$SCOPE" \
+	    3600 </dev/null >>"$TMP/oauthserver.log" 2>&1 &
+	SRV_PID=$!
+	for _ in $(seq 1 100); do [ -f "$TMP/oauth/ports" ] && break; sleep 0.1; done
+	read -r HTTPS_PORT3 HTTP_PORT3 <"$TMP/oauth/ports"
+	sed -i "s|127.0.0.1:$HTTP_PORT2/|127.0.0.1:$HTTP_PORT3/|" "$D/dovecot-oauth2.conf.ext"
+	doveadm -c "$D/dovecot.conf" reload
+	sleep 1
+	DBNAME=oauth_daemon_$$
+	psql "$BOUNCER_TEST_PG_ADMIN" -qc "CREATE DATABASE $DBNAME OWNER bouncer" >/dev/null
+	DBURL=${BOUNCER_TEST_PG%/bouncer\?*}/$DBNAME?sslmode=disable
+	ledger() { psql "$DBURL" -Atc "SELECT count(*) FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.name = '$1'"; }
+	seed() {
+		local i f
+		for i in 1 2 3; do
+			f=$D/mail/$USER/Maildir/tmp/d$1$i
+			printf 'From: MAILER-DAEMON@example.net\r\nTo: bounces@example.org\r\nSubject: Undelivered Mail %s\r\nMessage-ID: <oauthd%s%s@example.net>\r\n\r\nbody\r\n' \
+			    "$i" "$1" "$i" >"$f"
+			chown "$MAIL_UID:$MAIL_GID" "$f"
+			mv "$f" "$D/mail/$USER/Maildir/new/d$1$i"
+		done
+	}
+	mkcfg() {	# FILE NAME GRANT-KEY-LINE [extra yaml]
+		cat >"$1" <<-Y
+		database:
+		  url: "$DBURL"
+		http:
+		  listen: "127.0.0.1:$HTTP_LISTEN"
+		defaults:
+		  interval: 10s
+		  jitter: 0s
+		mailboxes:
+		  - name: $2
+		    host: 127.0.0.1
+		    port: $POP3S_PORT
+		    ca_file: $TMP/cert.pem
+		    username: $USER
+		    auth: xoauth2
+		    token_url: https://127.0.0.1:$HTTPS_PORT3/token
+		    token_ca_file: $TMP/cert.pem
+		    client_id: $CLIENT_ID
+		    client_secret: $CLIENT_SECRET
+		    $3
+		Y
+	}
+	HTTP_LISTEN=$(free_port)
+	# a) client credentials, one pass
+	rm -f "$D/mail/$USER/Maildir/new/"* "$D/mail/$USER/Maildir/cur/"*
+	seed a
+	: >"$REQ"
+	mkcfg "$TMP/app.yaml" app "scope: $SCOPE"
+	"$BIN" -c "$TMP/app.yaml" --once >"$TMP/d1.out" 2>"$TMP/d1.err"
+	check "daemon, client credentials: --once exit status" 0 $?
+	check "daemon, client credentials: 3 messages recorded" 3 "$(ledger app)"
+	check "daemon, client credentials: one token request" 1 "$(nreq 'token client_credentials 200')"
+	check "daemon, client credentials: mailbox emptied" 0 "$(find "$D/mail/$USER/Maildir/new" "$D/mail/$USER/Maildir/cur" -type f | wc -l)"
+	# b) refresh-token grant, running: expire, then revoke
+	seed b
+	: >"$REQ"
+	mkcfg "$TMP/deleg.yaml" delegated "refresh_token: $REFRESH"
+	"$BIN" -c "$TMP/deleg.yaml" >"$TMP/d2.out" 2>"$TMP/d2.err" &
+	DPID=$!
+	waitfor() {	# SECONDS CMD...: until CMD succeeds
+		local n=$(($1 * 10))
+		shift
+		while [ "$n" -gt 0 ]; do "$@" && return 0; sleep 0.1; n=$((n - 1)); done
+		return 1
+	}
+	passes() { [ "$(grep -c 'pass done mailbox=delegated' "$TMP/d2.err")" -ge "$1" ]; }
+	waitfor 20 passes 1
+	check "daemon, refresh grant: 3 messages recorded" 3 "$(ledger delegated)"
+	curl -s -X POST "http://127.0.0.1:$HTTP_PORT3/expire" >/dev/null
+	seed c
+	waitfor 25 passes 2
+	has "daemon: refused token renewed once" "$TMP/d2.err" "xoauth2 login refused; renewing the token once"
+	check "daemon: pass after the renewal recorded the new mail" 6 "$(ledger delegated)"
+	check "daemon: token requests so far (initial + one renewal)" 2 "$(nreq 'token refresh_token 200')"
+	curl -s -X POST "http://127.0.0.1:$HTTP_PORT3/expire" >/dev/null
+	curl -s -X POST "http://127.0.0.1:$HTTP_PORT3/revoke" >/dev/null
+	failed() { grep -q 'oauth token request failed' "$TMP/d2.err"; }
+	waitfor 25 failed
+	curl -s "http://127.0.0.1:$HTTP_LISTEN/metrics" >"$TMP/metrics"
+	kill -TERM "$DPID"; wait "$DPID"
+	check "daemon: exit status after SIGTERM" 0 $?
+	has "daemon: revoked refresh token, clear error" "$TMP/d2.err" \
+	    "HTTP 400: invalid_grant: Token has been expired or revoked."
+	check "daemon: revoked: exactly one refused token request" 1 "$(nreq 'token refresh_token 400')"
+	has "daemon: metrics count token refreshes" "$TMP/metrics" 'bouncerd_oauth_token_refreshes_total{mailbox="delegated"} 2'
+	has "daemon: metrics count token failures" "$TMP/metrics" 'bouncerd_oauth_token_failures_total{mailbox="delegated"} 1'
+	check "daemon: no secret in the logs" 0 \
+	    "$(cat "$TMP/d1.err" "$TMP/d2.err" | grep -c -e "$CLIENT_SECRET" -e "$REFRESH")"
+	psql "$BOUNCER_TEST_PG_ADMIN" -qc "DROP DATABASE $DBNAME" >/dev/null
+fi
 
 [ "$FAILED" = 0 ] || { echo "--- dovecot.log"; tail -n 30 "$D/dovecot.log"; }
 exit 0

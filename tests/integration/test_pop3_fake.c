@@ -138,6 +138,39 @@ opts_fake(struct pop3_options *o, int port)
 	o->transfer_timeout_ms = 5000;
 }
 
+/* Starts a plain-TCP fake server with SCRIPT and points O at it; records
+ * the case as failed when the server does not come up. */
+static int
+fake_plain(struct fake *f, const char *script, struct pop3_options *o)
+{
+	if (fake_start(f, script, FAKE_PLAIN, NULL, NULL) != 0) {
+		CHECK(0, "fake server did not start");
+		return -1;
+	}
+	opts_fake(o, f->port);
+	return 0;
+}
+
+/* pop3_new and pop3_connect for a case whose login must succeed. */
+static struct pop3 *
+connect_ok(const struct pop3_options *o, struct err *err)
+{
+	struct pop3 *p = pop3_new(o, err);
+
+	CHECK(pop3_connect(p, err) == 0, "%s", err->msg);
+	return p;
+}
+
+/* Waits for the server and checks it saw exactly the scripted commands. */
+static void
+finish_no_mismatch(struct fake *f)
+{
+	char *t = fake_finish(f);
+
+	CHECK(strstr(t, "MISMATCH") == NULL, "%s", t);
+	free(t);
+}
+
 /* Greeting, CAPA without SASL (so USER/PASS), login, the connect NOOP. */
 #define LOGIN \
 	"< +OK fake ready\n> CAPA\n< +OK\n< USER\n< UIDL\n< TOP\n< .\n" \
@@ -176,11 +209,8 @@ t_session_transcript(void)
 	char *t;
 
 	buf_init(&b, 1 << 20);
-	if (fake_start(&f, script, FAKE_PLAIN, NULL, NULL) != 0) {
-		CHECK(0, "fake server did not start");
+	if (fake_plain(&f, script, &o) != 0)
 		return;
-	}
-	opts_fake(&o, f.port);
 	p = pop3_new(&o, &err);
 	CHECK(p != NULL, "%s", err.msg);
 	CHECK(pop3_connect(p, &err) == 0, "%s", err.msg);
@@ -228,14 +258,10 @@ t_sasl_plain(void)
 	struct err err = {{0}};
 	char *t;
 
-	if (fake_start(&f, script, FAKE_PLAIN, NULL, NULL) != 0) {
-		CHECK(0, "fake server did not start");
+	if (fake_plain(&f, script, &o) != 0)
 		return;
-	}
-	opts_fake(&o, f.port);
 	o.auth = POP3_AUTH_PLAIN;
-	p = pop3_new(&o, &err);
-	CHECK(pop3_connect(p, &err) == 0, "%s", err.msg);
+	p = connect_ok(&o, &err);
 	pop3_free(&p);
 	t = fake_finish(&f);
 	/* base64("\0u\0secret-pw"); then QUIT from libcurl's cleanup */
@@ -257,11 +283,8 @@ t_sasl_plain_missing(void)
 	struct err err = {{0}};
 	char *t;
 
-	if (fake_start(&f, script, FAKE_PLAIN, NULL, NULL) != 0) {
-		CHECK(0, "fake server did not start");
+	if (fake_plain(&f, script, &o) != 0)
 		return;
-	}
-	opts_fake(&o, f.port);
 	o.auth = POP3_AUTH_PLAIN;
 	p = pop3_new(&o, &err);
 	CHECK(pop3_connect(p, &err) == -1, "login without PLAIN succeeded");
@@ -286,13 +309,9 @@ t_xoauth2(void)
 	struct pop3 *p;
 	struct fake f;
 	struct err err = {{0}};
-	char *t;
 
-	if (fake_start(&f, script, FAKE_PLAIN, NULL, NULL) != 0) {
-		CHECK(0, "fake server did not start");
+	if (fake_plain(&f, script, &o) != 0)
 		return;
-	}
-	opts_fake(&o, f.port);
 	o.auth = POP3_AUTH_XOAUTH2;
 	o.password = NULL;
 	o.bearer_token = "tok-123";
@@ -300,9 +319,7 @@ t_xoauth2(void)
 	CHECK(p != NULL, "%s", err.msg);
 	CHECK(pop3_connect(p, &err) == 0, "%s", err.msg);
 	pop3_free(&p);
-	t = fake_finish(&f);
-	CHECK(strstr(t, "MISMATCH") == NULL, "%s", t);
-	free(t);
+	finish_no_mismatch(&f);
 }
 
 /* -ERR on each command: the error names the mailbox, the command and the
@@ -379,12 +396,10 @@ t_err_each_command(void)
 		else
 			snprintf(script, sizeof(script),
 			    "< +OK hi\n%s> QUIT\n< +OK\n", body);
-		if (fake_start(&f, script, FAKE_PLAIN, NULL, NULL) != 0) {
-			CHECK(0, "fake server did not start");
+		if (fake_plain(&f, script, &o) != 0) {
 			test_end();
 			continue;
 		}
-		opts_fake(&o, f.port);
 		if (strcmp(r->name, "AUTH PLAIN") == 0)
 			o.auth = POP3_AUTH_PLAIN;
 		buf_init(&b, 4096);
@@ -437,11 +452,7 @@ t_err_each_command(void)
 		pop3_free(&p);
 		free(l);
 		buf_free(&b);
-		{
-			char *t = fake_finish(&f);
-			CHECK(strstr(t, "MISMATCH") == NULL, "%s", t);
-			free(t);
-		}
+		finish_no_mismatch(&f);
 		test_end();
 	}
 }
@@ -478,20 +489,16 @@ t_bad_listings(void)
 		struct err err = {{0}};
 		size_t n = 0;
 		char script[1024];
-		char *t;
 		int rc;
 
 		test_begin("bad_listing: %s", r->name);
 		snprintf(script, sizeof(script), "%s> %s\n< +OK\n%s", LOGIN,
 		    r->uidl ? "UIDL" : "LIST", r->listing);
-		if (fake_start(&f, script, FAKE_PLAIN, NULL, NULL) != 0) {
-			CHECK(0, "fake server did not start");
+		if (fake_plain(&f, script, &o) != 0) {
 			test_end();
 			continue;
 		}
-		opts_fake(&o, f.port);
-		p = pop3_new(&o, &err);
-		CHECK(pop3_connect(p, &err) == 0, "%s", err.msg);
+		p = connect_ok(&o, &err);
 		rc = r->uidl ? pop3_uidl(p, &l, &n, &err)
 		             : pop3_list(p, &l, &n, &err);
 		CHECK(rc == -1, "accepted");
@@ -501,9 +508,7 @@ t_bad_listings(void)
 		    r->why, err.msg);
 		CHECK(strstr(err.msg, "mailbox fake: ") != NULL, "%s", err.msg);
 		pop3_free(&p);
-		t = fake_finish(&f);
-		CHECK(strstr(t, "MISMATCH") == NULL, "%s", t);
-		free(t);
+		finish_no_mismatch(&f);
 		test_end();
 	}
 }
@@ -525,13 +530,9 @@ t_uidl_10000(void)
 	uid[len] = '\0';
 	snprintf(script, len + 1024, "%s> UIDL\n< +OK\n< 1 ok\n< 2 %s\n< .\n",
 	    LOGIN, uid);
-	if (fake_start(&f, script, FAKE_PLAIN, NULL, NULL) != 0) {
-		CHECK(0, "fake server did not start");
+	if (fake_plain(&f, script, &o) != 0)
 		goto out;
-	}
-	opts_fake(&o, f.port);
-	p = pop3_new(&o, &err);
-	CHECK(pop3_connect(p, &err) == 0, "%s", err.msg);
+	p = connect_ok(&o, &err);
 	CHECK(pop3_uidl(p, &l, &n, &err) == -1, "accepted");
 	CHECK_INT(pop3_error_kind(p), POP3_ERR_PROTOCOL);
 	CHECK(strstr(err.msg, "line 2 is 10002 bytes long") != NULL, "%s",
@@ -556,13 +557,9 @@ t_empty_listing(void)
 	struct err err = {{0}};
 	size_t n = 7;
 
-	if (fake_start(&f, script, FAKE_PLAIN, NULL, NULL) != 0) {
-		CHECK(0, "fake server did not start");
+	if (fake_plain(&f, script, &o) != 0)
 		return;
-	}
-	opts_fake(&o, f.port);
-	p = pop3_new(&o, &err);
-	CHECK(pop3_connect(p, &err) == 0, "%s", err.msg);
+	p = connect_ok(&o, &err);
 	CHECK(pop3_scan(p, &l, &n, &err) == 0, "%s", err.msg);
 	CHECK_INT(n, 0);
 	free(l);
@@ -583,13 +580,9 @@ t_scan_mismatch(void)
 	struct err err = {{0}};
 	size_t n;
 
-	if (fake_start(&f, script, FAKE_PLAIN, NULL, NULL) != 0) {
-		CHECK(0, "fake server did not start");
+	if (fake_plain(&f, script, &o) != 0)
 		return;
-	}
-	opts_fake(&o, f.port);
-	p = pop3_new(&o, &err);
-	CHECK(pop3_connect(p, &err) == 0, "%s", err.msg);
+	p = connect_ok(&o, &err);
 	CHECK(pop3_scan(p, &l, &n, &err) == -1, "accepted");
 	CHECK(strstr(err.msg, "message 2 is in UIDL but not in LIST") != NULL,
 	    "%s", err.msg);
@@ -612,13 +605,9 @@ t_cut_mid_retr(void)
 	char *t;
 
 	buf_init(&b, 1 << 20);
-	if (fake_start(&f, script, FAKE_PLAIN, NULL, NULL) != 0) {
-		CHECK(0, "fake server did not start");
+	if (fake_plain(&f, script, &o) != 0)
 		return;
-	}
-	opts_fake(&o, f.port);
-	p = pop3_new(&o, &err);
-	CHECK(pop3_connect(p, &err) == 0, "%s", err.msg);
+	p = connect_ok(&o, &err);
 	CHECK(pop3_retr(p, 1, &b, &err) == -1, "cut RETR succeeded");
 	CHECK_INT(pop3_error_kind(p), POP3_ERR_CONNECT);
 	CHECK(strstr(err.msg, "mailbox fake: RETR 1: ") != NULL, "%s", err.msg);
@@ -644,13 +633,9 @@ t_listing_cut_without_crlf(void)
 	struct err err = {{0}};
 	size_t n;
 
-	if (fake_start(&f, script, FAKE_PLAIN, NULL, NULL) != 0) {
-		CHECK(0, "fake server did not start");
+	if (fake_plain(&f, script, &o) != 0)
 		return;
-	}
-	opts_fake(&o, f.port);
-	p = pop3_new(&o, &err);
-	CHECK(pop3_connect(p, &err) == 0, "%s", err.msg);
+	p = connect_ok(&o, &err);
 	CHECK(pop3_uidl(p, &l, &n, &err) == -1, "accepted");
 	CHECK_INT(pop3_error_kind(p), POP3_ERR_CONNECT);
 	pop3_free(&p);
@@ -684,13 +669,10 @@ t_stalls(void)
 		int rc;
 
 		test_begin("stall: %s", rows[i].name);
-		if (fake_start(&f, rows[i].script, FAKE_PLAIN, NULL, NULL) !=
-		    0) {
-			CHECK(0, "fake server did not start");
+		if (fake_plain(&f, rows[i].script, &o) != 0) {
 			test_end();
 			continue;
 		}
-		opts_fake(&o, f.port);
 		o.connect_timeout_ms = 1000;
 		o.command_timeout_ms = 1000;
 		o.transfer_timeout_ms = 1500;
@@ -742,14 +724,10 @@ t_truncate(void)
 	char *t;
 
 	buf_init(&b, 1 << 30);
-	if (fake_start(&f, script, FAKE_PLAIN, NULL, NULL) != 0) {
-		CHECK(0, "fake server did not start");
+	if (fake_plain(&f, script, &o) != 0)
 		return;
-	}
-	opts_fake(&o, f.port);
 	o.max_message_bytes = 1000;
-	p = pop3_new(&o, &err);
-	CHECK(pop3_connect(p, &err) == 0, "%s", err.msg);
+	p = connect_ok(&o, &err);
 	CHECK(pop3_retr(p, 1, &b, &err) == 0, "%s", err.msg);
 	CHECK(b.truncated, "not marked truncated");
 	CHECK_INT(b.len, 1000);
@@ -782,13 +760,9 @@ t_no_silent_reconnect(void)
 	struct err err = {{0}};
 	char *t;
 
-	if (fake_start(&f, script, FAKE_PLAIN, NULL, NULL) != 0) {
-		CHECK(0, "fake server did not start");
+	if (fake_plain(&f, script, &o) != 0)
 		return;
-	}
-	opts_fake(&o, f.port);
-	p = pop3_new(&o, &err);
-	CHECK(pop3_connect(p, &err) == 0, "%s", err.msg);
+	p = connect_ok(&o, &err);
 	usleep(200000);
 	CHECK(pop3_dele(p, 1, &err) == -1, "DELE on a new session accepted");
 	CHECK_INT(pop3_error_kind(p), POP3_ERR_STATE);
@@ -814,13 +788,9 @@ t_abort_sends_no_quit(void)
 	struct err err = {{0}};
 	char *t;
 
-	if (fake_start(&f, script, FAKE_PLAIN, NULL, NULL) != 0) {
-		CHECK(0, "fake server did not start");
+	if (fake_plain(&f, script, &o) != 0)
 		return;
-	}
-	opts_fake(&o, f.port);
-	p = pop3_new(&o, &err);
-	CHECK(pop3_connect(p, &err) == 0, "%s", err.msg);
+	p = connect_ok(&o, &err);
 	CHECK(pop3_dele(p, 1, &err) == 0, "%s", err.msg);
 	pop3_abort(&p);
 	CHECK(p == NULL, "not reset");
@@ -841,13 +811,9 @@ t_top_key(void)
 	struct err err = {{0}};
 	char key[POP3_UIDL_MAX + 1], want[POP3_UIDL_MAX + 1];
 
-	if (fake_start(&f, script, FAKE_PLAIN, NULL, NULL) != 0) {
-		CHECK(0, "fake server did not start");
+	if (fake_plain(&f, script, &o) != 0)
 		return;
-	}
-	opts_fake(&o, f.port);
-	p = pop3_new(&o, &err);
-	CHECK(pop3_connect(p, &err) == 0, "%s", err.msg);
+	p = connect_ok(&o, &err);
 	CHECK(pop3_top_key(p, 1, key, &err) == 0, "%s", err.msg);
 	pop3_header_key("From: a\nTo: b\n\nother body", 26, want);
 	CHECK_STR(key, want);
@@ -879,13 +845,10 @@ t_stls_required(void)
 		char *t;
 
 		test_begin("stls_required: %s", rows[i].name);
-		if (fake_start(&f, rows[i].script, FAKE_PLAIN, NULL, NULL) !=
-		    0) {
-			CHECK(0, "fake server did not start");
+		if (fake_plain(&f, rows[i].script, &o) != 0) {
 			test_end();
 			continue;
 		}
-		opts_fake(&o, f.port);
 		o.tls = POP3_TLS_STARTTLS;
 		p = pop3_new(&o, &err);
 		CHECK(pop3_connect(p, &err) == -1, "logged in without TLS");
@@ -928,8 +891,7 @@ t_stls_ok(void)
 	opts_fake(&o, f.port);
 	o.tls = POP3_TLS_STARTTLS;
 	o.ca_file = cert;
-	p = pop3_new(&o, &err);
-	CHECK(pop3_connect(p, &err) == 0, "%s", err.msg);
+	p = connect_ok(&o, &err);
 	CHECK(pop3_uidl(p, &l, &n, &err) == 0, "%s", err.msg);
 	CHECK_INT(n, 1);
 	pop3_free(&p);

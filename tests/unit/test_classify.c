@@ -348,6 +348,19 @@ static const struct row {
         "550 MAILBOX\r\n\t FULL", "mailboxfull", CLASS_SOFT},
 };
 
+/* Classifies IN and checks the reason and the class it gets. */
+static void
+check_classified(const struct classify_input *in, const char *reason,
+    enum bounce_class cls)
+{
+	struct classify_result out;
+
+	classify(in, &out);
+	CHECK_STR(out.reason, reason);
+	CHECK(out.cls == cls, "class %s, want %s", classify_class_name(out.cls),
+	    classify_class_name(cls));
+}
+
 static void
 t_rows(void)
 {
@@ -356,7 +369,6 @@ t_rows(void)
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		const struct row *w = &rows[i];
 		struct classify_input in;
-		struct classify_result out;
 
 		test_begin("classify %s", w->name);
 		memset(&in, 0, sizeof(in));
@@ -366,10 +378,7 @@ t_rows(void)
 		in.kind = w->kind;
 		in.smtp_command = w->cmd;
 		in.diagnostic = w->diag;
-		classify(&in, &out);
-		CHECK_STR(out.reason, w->reason);
-		CHECK(out.cls == w->cls, "class %s, want %s",
-		    classify_class_name(out.cls), classify_class_name(w->cls));
+		check_classified(&in, w->reason, w->cls);
 		test_end();
 	}
 }
@@ -737,7 +746,6 @@ t_mta_rows(void)
 	for (i = 0; i < sizeof(mta_rows) / sizeof(mta_rows[0]); i++) {
 		const struct mta_row *w = &mta_rows[i];
 		struct classify_input in;
-		struct classify_result out;
 
 		test_begin("classify family %s", w->name);
 		memset(&in, 0, sizeof(in));
@@ -747,10 +755,7 @@ t_mta_rows(void)
 		in.kind = "bounce";
 		in.mta = w->mta;
 		in.diagnostic = w->diag;
-		classify(&in, &out);
-		CHECK_STR(out.reason, w->reason);
-		CHECK(out.cls == w->cls, "class %s, want %s",
-		    classify_class_name(out.cls), classify_class_name(w->cls));
+		check_classified(&in, w->reason, w->cls);
 		test_end();
 	}
 }
@@ -773,7 +778,6 @@ t_diagnostic_type(void)
 
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		struct classify_input in;
-		struct classify_result out;
 
 		test_begin("classify diagnostic type %s: %s", t[i].type,
 		    t[i].diag);
@@ -783,10 +787,7 @@ t_diagnostic_type(void)
 		in.kind = "bounce";
 		in.diagnostic_type = t[i].type;
 		in.diagnostic = t[i].diag;
-		classify(&in, &out);
-		CHECK_STR(out.reason, t[i].reason);
-		CHECK(out.cls == CLASS_SOFT, "class %s",
-		    classify_class_name(out.cls));
+		check_classified(&in, t[i].reason, CLASS_SOFT);
 		test_end();
 	}
 }

@@ -328,6 +328,84 @@ t_concurrent_same_uidl(void)
 	    3);
 }
 
+/* A batch for store_record_batch: message I is PREFIX-I (I zero-padded to
+ * WIDTH digits) with 1 + I % 3 bounce rows. */
+struct batch {
+	struct msgbuf *mb;
+	struct store_message *msgs;
+	enum store_result *res;
+	size_t n;
+};
+
+/* Points the batch's messages at the current contents of their buffers. */
+static void
+batch_link(struct batch *bt)
+{
+	size_t i;
+
+	for (i = 0; i < bt->n; i++) {
+		bt->msgs[i] = bt->mb[i].m;
+		bt->msgs[i].bounces = bt->mb[i].b;
+	}
+}
+
+static void
+batch_make(struct batch *bt, const char *prefix, int width, size_t n)
+{
+	size_t i;
+
+	bt->n = n;
+	bt->mb = xcalloc(n, sizeof(*bt->mb));
+	bt->msgs = xcalloc(n, sizeof(*bt->msgs));
+	bt->res = xcalloc(n, sizeof(*bt->res));
+	for (i = 0; i < n; i++) {
+		char u[32];
+
+		snprintf(u, sizeof(u), "%s-%0*zu", prefix, width, i);
+		make_msg(&bt->mb[i], mbox, u, 1 + (int)(i % 3));
+	}
+	batch_link(bt);
+}
+
+/* How many of the batch's messages were written or found recorded. */
+static size_t
+batch_done(const struct batch *bt)
+{
+	size_t i, done = 0;
+
+	for (i = 0; i < bt->n; i++)
+		done +=
+		    bt->res[i] == STORE_WRITTEN || bt->res[i] == STORE_REPLAYED;
+	return done;
+}
+
+static void
+batch_free(struct batch *bt)
+{
+	free(bt->mb);
+	free(bt->msgs);
+	free(bt->res);
+}
+
+/* WANT messages PREFIX-* are in the database, each with all its bounce rows
+ * and nothing more. */
+static void
+check_batch_recorded(const char *prefix, long want)
+{
+	char q[256];
+
+	snprintf(q, sizeof(q),
+	    "SELECT count(*) FROM messages WHERE uidl LIKE '%s-%%'", prefix);
+	CHECK_INT(tdb_count(db, q), want);
+	snprintf(q, sizeof(q),
+	    "SELECT count(*) FROM messages m WHERE uidl LIKE '%s-%%' "
+	    "AND (SELECT count(*) FROM bounces b "
+	    "WHERE b.message_id = m.id) <> "
+	    "1 + substr(uidl, 3)::int %% 3",
+	    prefix);
+	CHECK_INT(tdb_count(db, q), 0);
+}
+
 /* 250 messages in batches of 100; one refers to a mailbox that does not
  * exist (the database refuses it), one is a replay, one repeats a UIDL of
  * the same batch. */
@@ -336,31 +414,20 @@ t_batch_with_refused_message(void)
 {
 	struct store *s = open_store();
 	struct err err = {""};
-	struct msgbuf *mb;
-	struct store_message *msgs;
+	struct batch bt;
 	enum store_result *res;
 	size_t i, n = 250;
 	int written = 0, replayed = 0, refused = 0, pending = 0;
 
 	if (s == NULL)
 		return;
-	mb = xcalloc(n, sizeof(*mb));
-	msgs = xcalloc(n, sizeof(*msgs));
-	res = xcalloc(n, sizeof(*res));
-	for (i = 0; i < n; i++) {
-		char u[32];
-
-		snprintf(u, sizeof(u), "b-%03zu", i);
-		make_msg(&mb[i], mbox, u, 1 + (int)(i % 3));
-	}
-	mb[17].m.mailbox_id = 999999; /* no such mailbox */
-	make_msg(&mb[40], mbox, "u-replay", 2); /* recorded earlier */
-	make_msg(&mb[41], mbox, "b-039", 1); /* same UIDL as #39 */
-	for (i = 0; i < n; i++) {
-		msgs[i] = mb[i].m;
-		msgs[i].bounces = mb[i].b;
-	}
-	CHECK(store_record_batch(s, msgs, n, res, &err) == 0, "%s", err.msg);
+	batch_make(&bt, "b", 3, n);
+	res = bt.res;
+	bt.mb[17].m.mailbox_id = 999999; /* no such mailbox */
+	make_msg(&bt.mb[40], mbox, "u-replay", 2); /* recorded earlier */
+	make_msg(&bt.mb[41], mbox, "b-039", 1); /* same UIDL as #39 */
+	batch_link(&bt);
+	CHECK(store_record_batch(s, bt.msgs, n, res, &err) == 0, "%s", err.msg);
 	for (i = 0; i < n; i++) {
 		written += res[i] == STORE_WRITTEN;
 		replayed += res[i] == STORE_REPLAYED;
@@ -375,20 +442,9 @@ t_batch_with_refused_message(void)
 	CHECK_INT(refused, 1);
 	CHECK_INT(pending, 0);
 	CHECK(strstr(err.msg, "foreign key") != NULL, "%s", err.msg);
-	CHECK_INT(tdb_count(db,
-	              "SELECT count(*) FROM messages "
-	              "WHERE uidl LIKE 'b-%'"),
-	    247);
 	/* every recorded message has all its rows, nothing more */
-	CHECK_INT(tdb_count(db,
-	              "SELECT count(*) FROM messages m WHERE uidl LIKE 'b-%' "
-	              "AND (SELECT count(*) FROM bounces b "
-	              "WHERE b.message_id = m.id) <> "
-	              "1 + substr(uidl, 3)::int % 3"),
-	    0);
-	free(mb);
-	free(msgs);
-	free(res);
+	check_batch_recorded("b", 247);
+	batch_free(&bt);
 	store_free(&s);
 }
 
@@ -779,12 +835,10 @@ t_restart_during_writes(void)
 	struct store *s;
 	struct store_options o = tdb_options(uri);
 	struct err err = {""};
-	struct msgbuf *mb;
-	struct store_message *msgs;
-	enum store_result *res;
+	struct batch bt;
 	size_t i, n = 3000;
 	pid_t kid;
-	int st = 0, done = 0, rc = 0;
+	int st = 0, rc = 0;
 
 	if (getenv("BOUNCER_TEST_PG_DATA") == NULL) {
 		test_skip("BOUNCER_TEST_PG_DATA not set");
@@ -795,17 +849,7 @@ t_restart_during_writes(void)
 		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
 		return;
 	}
-	mb = xcalloc(n, sizeof(*mb));
-	msgs = xcalloc(n, sizeof(*msgs));
-	res = xcalloc(n, sizeof(*res));
-	for (i = 0; i < n; i++) {
-		char u[32];
-
-		snprintf(u, sizeof(u), "x-%04zu", i);
-		make_msg(&mb[i], mbox, u, 1 + (int)(i % 3));
-		msgs[i] = mb[i].m;
-		msgs[i].bounces = mb[i].b;
-	}
+	batch_make(&bt, "x", 4, n);
 	kid = fork();
 	if (kid == 0) {
 		usleep(150000);
@@ -816,30 +860,17 @@ t_restart_during_writes(void)
 	}
 	/* record in slices of 100 so the restarts hit mid-stream */
 	for (i = 0; i < n && rc == 0; i += 100) {
-		rc = store_record_batch(s, msgs + i, 100, res + i, &err);
+		rc = store_record_batch(s, bt.msgs + i, 100, bt.res + i, &err);
 		usleep(20000);
 	}
 	waitpid(kid, &st, 0);
 	CHECK(rc == 0, "%s", err.msg);
-	for (i = 0; i < n; i++)
-		done += res[i] == STORE_WRITTEN || res[i] == STORE_REPLAYED;
-	CHECK_INT(done, n);
+	CHECK_INT(batch_done(&bt), n);
 	CHECK(store_generation(s) >= 2, "no reconnect happened (gen %llu)",
 	    (unsigned long long)store_generation(s));
 	PQreset(db);
-	CHECK_INT(tdb_count(db,
-	              "SELECT count(*) FROM messages "
-	              "WHERE uidl LIKE 'x-%'"),
-	    n);
-	CHECK_INT(tdb_count(db,
-	              "SELECT count(*) FROM messages m WHERE uidl LIKE 'x-%' "
-	              "AND (SELECT count(*) FROM bounces b "
-	              "WHERE b.message_id = m.id) <> "
-	              "1 + substr(uidl, 3)::int % 3"),
-	    0);
-	free(mb);
-	free(msgs);
-	free(res);
+	check_batch_recorded("x", (long)n);
+	batch_free(&bt);
 	store_free(&s);
 }
 
@@ -852,12 +883,10 @@ t_backend_killed_mid_batch(void)
 	struct store *s;
 	struct store_options o = tdb_options(uri);
 	struct err err = {""};
-	struct msgbuf *mb;
-	struct store_message *msgs;
-	enum store_result *res;
+	struct batch bt;
 	size_t i, n = 2000;
 	pid_t kid;
-	int st = 0, done = 0, rc = 0;
+	int st = 0, rc = 0;
 
 	o.batch_size = 25;
 	o.application_name = "store-kill-test";
@@ -866,17 +895,7 @@ t_backend_killed_mid_batch(void)
 		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
 		return;
 	}
-	mb = xcalloc(n, sizeof(*mb));
-	msgs = xcalloc(n, sizeof(*msgs));
-	res = xcalloc(n, sizeof(*res));
-	for (i = 0; i < n; i++) {
-		char u[32];
-
-		snprintf(u, sizeof(u), "k-%04zu", i);
-		make_msg(&mb[i], mbox, u, 1 + (int)(i % 3));
-		msgs[i] = mb[i].m;
-		msgs[i].bounces = mb[i].b;
-	}
+	batch_make(&bt, "k", 4, n);
 	kid = fork();
 	if (kid == 0) {
 		PGconn *c = tdb_connect(uri);
@@ -894,29 +913,16 @@ t_backend_killed_mid_batch(void)
 		_exit(0);
 	}
 	for (i = 0; i < n && rc == 0; i += 50)
-		rc = store_record_batch(s, msgs + i, 50, res + i, &err);
+		rc = store_record_batch(s, bt.msgs + i, 50, bt.res + i, &err);
 	waitpid(kid, &st, 0);
 	CHECK(rc == 0, "%s", err.msg);
-	for (i = 0; i < n; i++)
-		done += res[i] == STORE_WRITTEN || res[i] == STORE_REPLAYED;
-	CHECK_INT(done, n);
+	CHECK_INT(batch_done(&bt), n);
 	CHECK(store_generation(s) >= 2, "no backend was killed (gen %llu)",
 	    (unsigned long long)store_generation(s));
 	printf("# reconnects: %llu\n",
 	    (unsigned long long)store_generation(s) - 1);
-	CHECK_INT(tdb_count(db,
-	              "SELECT count(*) FROM messages "
-	              "WHERE uidl LIKE 'k-%'"),
-	    n);
-	CHECK_INT(tdb_count(db,
-	              "SELECT count(*) FROM messages m WHERE uidl LIKE 'k-%' "
-	              "AND (SELECT count(*) FROM bounces b "
-	              "WHERE b.message_id = m.id) <> "
-	              "1 + substr(uidl, 3)::int % 3"),
-	    0);
-	free(mb);
-	free(msgs);
-	free(res);
+	check_batch_recorded("k", (long)n);
+	batch_free(&bt);
 	store_free(&s);
 }
 

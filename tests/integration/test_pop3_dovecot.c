@@ -20,41 +20,12 @@
 
 #include "pop3.h"
 #include "test.h"
+#include "test_dovecot.h"
 
 #define USER "bounces4"
 #define PASS "secret4"
 
-static const char *host, *ca, *wrong_ca, *maildir_root, *dovecot_log;
-static int port, stls_port, mail_uid, mail_gid;
-
-static int
-env_int(const char *name)
-{
-	const char *v = getenv(name);
-	return v ? (int)strtol(v, NULL, 10) : 0;
-}
-
-/* Drops a message into USER's Maildir the way an MDA does. */
-static int
-seed(const char *user, const char *name, const char *data, size_t len)
-{
-	char tmp[512], dst[512];
-	FILE *f;
-
-	snprintf(tmp, sizeof(tmp), "%s/%s/Maildir/tmp/%s", maildir_root, user,
-	    name);
-	snprintf(dst, sizeof(dst), "%s/%s/Maildir/new/%s", maildir_root, user,
-	    name);
-	if ((f = fopen(tmp, "wb")) == NULL)
-		return -1;
-	if (fwrite(data, 1, len, f) != len) {
-		fclose(f);
-		return -1;
-	}
-	if (fclose(f) != 0 || chown(tmp, (uid_t)mail_uid, (gid_t)mail_gid) != 0)
-		return -1;
-	return rename(tmp, dst);
-}
+static struct dovecot dv;
 
 /* Number of messages in USER's Maildir (new + cur). */
 static int
@@ -69,8 +40,8 @@ count_mail(const char *user)
 	for (i = 0; i < 2; i++) {
 		DIR *d;
 
-		snprintf(path, sizeof(path), "%s/%s/Maildir/%s", maildir_root,
-		    user, sub[i]);
+		snprintf(path, sizeof(path), "%s/%s/Maildir/%s",
+		    dv.maildir_root, user, sub[i]);
 		if ((d = opendir(path)) == NULL)
 			continue;
 		while ((de = readdir(d)) != NULL)
@@ -92,8 +63,8 @@ clear_mail(const char *user)
 	for (i = 0; i < 3; i++) {
 		DIR *d;
 
-		snprintf(path, sizeof(path), "%s/%s/Maildir/%s", maildir_root,
-		    user, sub[i]);
+		snprintf(path, sizeof(path), "%s/%s/Maildir/%s",
+		    dv.maildir_root, user, sub[i]);
 		if ((d = opendir(path)) == NULL)
 			continue;
 		while ((de = readdir(d)) != NULL) {
@@ -115,7 +86,7 @@ count_logins(const char *user)
 	int n = 0;
 
 	snprintf(want, sizeof(want), "Login: user=<%s>", user);
-	if ((f = fopen(dovecot_log, "r")) == NULL)
+	if ((f = fopen(dv.log, "r")) == NULL)
 		return -1;
 	while (fgets(line, sizeof(line), f) != NULL)
 		if (strstr(line, want) != NULL)
@@ -127,16 +98,7 @@ count_logins(const char *user)
 static void
 opts(struct pop3_options *o)
 {
-	memset(o, 0, sizeof(*o));
-	o->mailbox_name = "dovecot-" USER;
-	o->host = host;
-	o->port = port;
-	o->tls = POP3_TLS_IMPLICIT;
-	o->ca_file = ca;
-	o->username = USER;
-	o->password = PASS;
-	o->connect_timeout_ms = 5000;
-	o->command_timeout_ms = 5000;
+	dovecot_opts(&dv, o, "dovecot-" USER, USER, PASS);
 	o->transfer_timeout_ms = 30000;
 }
 
@@ -173,8 +135,8 @@ t_session(void)
 	for (i = 0; i < 3; i++) {
 		msgs[i] = make_msg((int)i + 1, &len);
 		snprintf(name, sizeof(name), "%zu.M%zuP1.test", 1000 + i, i);
-		CHECK(seed(USER, name, msgs[i], len) == 0, "seed: %s",
-		    strerror(errno));
+		CHECK(dovecot_seed(&dv, USER, name, msgs[i], len) == 0,
+		    "seed: %s", strerror(errno));
 	}
 	logins = count_logins(USER);
 	buf_init(&b, 1 << 20);
@@ -235,10 +197,10 @@ t_drop_before_quit(void)
 
 	clear_mail(USER);
 	m = make_msg(1, &len);
-	CHECK(seed(USER, "2000.M1P1.test", m, len) == 0, "seed");
+	CHECK(dovecot_seed(&dv, USER, "2000.M1P1.test", m, len) == 0, "seed");
 	free(m);
 	m = make_msg(2, &len);
-	CHECK(seed(USER, "2001.M2P1.test", m, len) == 0, "seed");
+	CHECK(dovecot_seed(&dv, USER, "2001.M2P1.test", m, len) == 0, "seed");
 	free(m);
 	opts(&o);
 
@@ -281,7 +243,7 @@ t_stls(void)
 
 	opts(&o);
 	o.tls = POP3_TLS_STARTTLS;
-	o.port = stls_port;
+	o.port = dv.stls_port;
 	o.interface = "127.0.0.2";
 	p = pop3_new(&o, &err);
 	CHECK(pop3_connect(p, &err) == 0, "%s", err.msg);
@@ -301,7 +263,7 @@ t_stls(void)
 
 	/* STLS demanded on the implicit-TLS port: the handshake fails */
 	o.tls = POP3_TLS_STARTTLS;
-	o.port = port;
+	o.port = dv.port;
 	o.command_timeout_ms = o.connect_timeout_ms = 2000;
 	p = pop3_new(&o, &err);
 	CHECK(pop3_connect(p, &err) == -1, "STLS on pop3s port accepted");
@@ -348,7 +310,7 @@ t_untrusted_certificate(void)
 	struct err err = {{0}};
 
 	opts(&o);
-	o.ca_file = wrong_ca;
+	o.ca_file = dv.wrong_ca;
 	p = pop3_new(&o, &err);
 	CHECK(pop3_connect(p, &err) == -1, "connected");
 	CHECK_INT(pop3_error_kind(p), POP3_ERR_TLS);
@@ -504,7 +466,7 @@ t_big_message(void)
 		m[pos + 77] = '\n';
 	}
 	size = pos;
-	CHECK(seed(USER, "3000.M1P1.big", m, size) == 0, "seed");
+	CHECK(dovecot_seed(&dv, USER, "3000.M1P1.big", m, size) == 0, "seed");
 	free(m);
 
 	CHECK(retr_in_child(cap, &grow, &len, &trunc, head, sizeof(head)) == 0,
@@ -539,21 +501,9 @@ t_big_message(void)
 int
 main(void)
 {
-	const char *users = getenv("BOUNCER_TEST_POP3_USERS");
-
-	host = getenv("BOUNCER_TEST_POP3S_HOST");
-	ca = getenv("BOUNCER_TEST_POP3_CA");
-	wrong_ca = getenv("BOUNCER_TEST_POP3_WRONG_CA");
-	maildir_root = getenv("BOUNCER_TEST_MAILDIR_ROOT");
-	dovecot_log = getenv("BOUNCER_TEST_DOVECOT_LOG");
-	port = env_int("BOUNCER_TEST_POP3S_PORT");
-	stls_port = env_int("BOUNCER_TEST_POP3_STLS_PORT");
-	mail_uid = env_int("BOUNCER_TEST_MAIL_UID");
-	mail_gid = env_int("BOUNCER_TEST_MAIL_GID");
-	if (host == NULL || ca == NULL || wrong_ca == NULL ||
-	    maildir_root == NULL || dovecot_log == NULL || port == 0 ||
-	    stls_port == 0 || users == NULL ||
-	    strstr(users, USER ":" PASS) == NULL) {
+	dovecot_from_env(&dv);
+	if (!dovecot_ready(&dv, USER ":" PASS) || dv.log == NULL ||
+	    dv.stls_port == 0) {
 		printf("SKIP pop3_dovecot: BOUNCER_TEST_POP3* not set\n");
 		return 0;
 	}

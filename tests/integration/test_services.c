@@ -15,19 +15,13 @@
 
 #include "pop3.h"
 #include "test.h"
+#include "test_dovecot.h"
 
 #define USER "bounces5"
 #define PASS "secret5"
 
-static const char *pg, *host, *ca, *wrong_ca, *maildir;
-static int port, uid, gid;
-
-static int
-env_int(const char *name)
-{
-	const char *v = getenv(name);
-	return v ? (int)strtol(v, NULL, 10) : 0;
-}
+static const char *pg;
+static struct dovecot dv;
 
 static void
 t_postgres(void)
@@ -75,41 +69,18 @@ t_postgres_wrong_password(void)
 	free(conninfo);
 }
 
-static int
-seed(const char *name, const char *data)
-{
-	char tmp[512], dst[512];
-	FILE *f;
-
-	snprintf(tmp, sizeof(tmp), "%s/%s/Maildir/tmp/%s", maildir, USER, name);
-	snprintf(dst, sizeof(dst), "%s/%s/Maildir/new/%s", maildir, USER, name);
-	if ((f = fopen(tmp, "w")) == NULL)
-		return -1;
-	fputs(data, f);
-	if (fclose(f) != 0 || chown(tmp, (uid_t)uid, (gid_t)gid) != 0)
-		return -1;
-	return rename(tmp, dst);
-}
-
 static void
 opts(struct pop3_options *o)
 {
-	memset(o, 0, sizeof(*o));
-	o->mailbox_name = "services-" USER;
-	o->host = host;
-	o->port = port;
-	o->tls = POP3_TLS_IMPLICIT;
-	o->ca_file = ca;
-	o->username = USER;
-	o->password = PASS;
-	o->connect_timeout_ms = 5000;
-	o->command_timeout_ms = 5000;
+	dovecot_opts(&dv, o, "services-" USER, USER, PASS);
 }
 
 static void
 t_pop3s_listing(void)
 {
 	static const char *const names[] = {"4000.M1P1.svc", "4001.M2P1.svc"};
+	static const char msg[] = "From: a@example.org\r\nSubject: s\r\n\r\n"
+	                          "hello\r\n";
 	struct pop3_options o;
 	struct pop3 *p;
 	struct pop3_entry *l = NULL;
@@ -118,9 +89,7 @@ t_pop3s_listing(void)
 	char path[512];
 
 	for (i = 0; i < 2; i++)
-		CHECK(seed(names[i],
-		          "From: a@example.org\r\nSubject: s\r\n\r\n"
-		          "hello\r\n") == 0,
+		CHECK(dovecot_seed(&dv, USER, names[i], msg, strlen(msg)) == 0,
 		    "seed: %s", strerror(errno));
 	opts(&o);
 	p = pop3_new(&o, &err);
@@ -136,11 +105,11 @@ t_pop3s_listing(void)
 	pop3_free(&p);
 	free(l);
 	for (i = 0; i < 2; i++) {
-		snprintf(path, sizeof(path), "%s/%s/Maildir/new/%s", maildir,
-		    USER, names[i]);
+		snprintf(path, sizeof(path), "%s/%s/Maildir/new/%s",
+		    dv.maildir_root, USER, names[i]);
 		unlink(path);
-		snprintf(path, sizeof(path), "%s/%s/Maildir/cur/%s:2,", maildir,
-		    USER, names[i]);
+		snprintf(path, sizeof(path), "%s/%s/Maildir/cur/%s:2,",
+		    dv.maildir_root, USER, names[i]);
 		unlink(path);
 	}
 }
@@ -173,7 +142,7 @@ t_pop3s_untrusted_certificate(void)
 	struct err err = {{0}};
 
 	opts(&o);
-	o.ca_file = wrong_ca;
+	o.ca_file = dv.wrong_ca;
 	p = pop3_new(&o, &err);
 	CHECK(pop3_connect(p, &err) == -1, "trusted a foreign certificate");
 	CHECK_INT(pop3_error_kind(p), POP3_ERR_TLS);
@@ -187,25 +156,15 @@ t_pop3s_untrusted_certificate(void)
 int
 main(void)
 {
-	const char *users = getenv("BOUNCER_TEST_POP3_USERS");
-
 	pg = getenv("BOUNCER_TEST_PG");
-	host = getenv("BOUNCER_TEST_POP3S_HOST");
-	ca = getenv("BOUNCER_TEST_POP3_CA");
-	wrong_ca = getenv("BOUNCER_TEST_POP3_WRONG_CA");
-	maildir = getenv("BOUNCER_TEST_MAILDIR_ROOT");
-	port = env_int("BOUNCER_TEST_POP3S_PORT");
-	uid = env_int("BOUNCER_TEST_MAIL_UID");
-	gid = env_int("BOUNCER_TEST_MAIL_GID");
+	dovecot_from_env(&dv);
 	if (pg == NULL) {
 		printf("SKIP services_postgres: BOUNCER_TEST_PG not set\n");
 	} else {
 		RUN(t_postgres);
 		RUN(t_postgres_wrong_password);
 	}
-	if (host == NULL || ca == NULL || wrong_ca == NULL || maildir == NULL ||
-	    port == 0 || users == NULL ||
-	    strstr(users, USER ":" PASS) == NULL) {
+	if (!dovecot_ready(&dv, USER ":" PASS)) {
 		printf("SKIP services_pop3s: BOUNCER_TEST_POP3* not set\n");
 		return test_done();
 	}

@@ -58,13 +58,14 @@ read_head(const char *path, size_t max, struct buf *b, int *truncated,
 	return 0;
 }
 
+/* One TSV column (tabs and line breaks blanked) and the separator END
+ * that follows it. */
 static void
-tsv_field(const char *s)
+tsv_field(const char *s, char end)
 {
-	if (s == NULL)
-		return;
-	for (; *s != '\0'; s++)
+	for (; s != NULL && *s != '\0'; s++)
 		putchar(*s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s);
+	putchar(end);
 }
 
 static void
@@ -76,6 +77,14 @@ json_str(const char *s)
 	buf_append_json_str(&b, s);
 	fwrite(b.data, 1, b.len, stdout);
 	buf_free(&b);
+}
+
+/* ,"KEY":"VALUE" (VALUE NULL prints null). */
+static void
+json_field(const char *key, const char *value)
+{
+	printf(",\"%s\":", key);
+	json_str(value);
 }
 
 static const char *
@@ -106,35 +115,22 @@ print_tsv(const char *base, const struct dsn_report *r)
 	for (i = 0; i < dsn_rcpt_count(r); i++) {
 		const struct dsn_rcpt *rc = dsn_rcpt_at(r, i);
 
-		tsv_field(base);
-		putchar('\t');
-		tsv_field(dsn_rcpt_address(rc));
-		putchar('\t');
-		tsv_field(rc->reason);
-		putchar('\t');
-		tsv_field(hard_or_soft(r, rc));
-		putchar('\t');
-		tsv_field(rc->status);
-		putchar('\t');
+		tsv_field(base, '\t');
+		tsv_field(dsn_rcpt_address(rc), '\t');
+		tsv_field(rc->reason, '\t');
+		tsv_field(hard_or_soft(r, rc), '\t');
+		tsv_field(rc->status, '\t');
 		if (rc->reply_code > 0)
 			printf("%d", rc->reply_code);
 		putchar('\t');
-		tsv_field(rc->action);
-		putchar('\t');
-		tsv_field(rc->diagnostic);
-		putchar('\t');
-		tsv_field(dsn_kind_name(dsn_kind(r)));
-		putchar('\t');
-		tsv_field(rc->recipient);
-		putchar('\t');
-		tsv_field(rc->recipient_source);
-		putchar('\t');
-		tsv_field(rc->feedback_type);
-		putchar('\t');
-		tsv_field(dsn_mta(r));
-		putchar('\t');
-		tsv_field(rc->smtp_command);
-		putchar('\n');
+		tsv_field(rc->action, '\t');
+		tsv_field(rc->diagnostic, '\t');
+		tsv_field(dsn_kind_name(dsn_kind(r)), '\t');
+		tsv_field(rc->recipient, '\t');
+		tsv_field(rc->recipient_source, '\t');
+		tsv_field(rc->feedback_type, '\t');
+		tsv_field(dsn_mta(r), '\t');
+		tsv_field(rc->smtp_command, '\n');
 	}
 }
 
@@ -148,47 +144,29 @@ print_json(const char *base, const struct dsn_report *r)
 
 		fputs("{\"file\":", stdout);
 		json_str(base);
-		fputs(",\"kind\":", stdout);
-		json_str(dsn_kind_name(dsn_kind(r)));
-		fputs(",\"recipient\":", stdout);
-		json_str(rc->recipient);
-		fputs(",\"recipient_source\":", stdout);
-		json_str(rc->recipient_source);
-		fputs(",\"final_recipient\":", stdout);
-		json_str(rc->final_recipient);
-		fputs(",\"original_recipient\":", stdout);
-		json_str(rc->original_recipient);
-		fputs(",\"action\":", stdout);
-		json_str(rc->action);
-		fputs(",\"status\":", stdout);
-		json_str(rc->status);
+		json_field("kind", dsn_kind_name(dsn_kind(r)));
+		json_field("recipient", rc->recipient);
+		json_field("recipient_source", rc->recipient_source);
+		json_field("final_recipient", rc->final_recipient);
+		json_field("original_recipient", rc->original_recipient);
+		json_field("action", rc->action);
+		json_field("status", rc->status);
 		printf(",\"reply_code\":%d", rc->reply_code);
-		fputs(",\"diagnostic\":", stdout);
-		json_str(rc->diagnostic);
-		fputs(",\"remote_mta\":", stdout);
-		json_str(rc->remote_mta);
+		json_field("diagnostic", rc->diagnostic);
+		json_field("remote_mta", rc->remote_mta);
 		printf(",\"date\":%lld", (long long)rc->date);
-		fputs(",\"feedback_type\":", stdout);
-		json_str(rc->feedback_type);
-		fputs(",\"smtp_command\":", stdout);
-		json_str(rc->smtp_command);
-		fputs(",\"diagnostic_type\":", stdout);
-		json_str(rc->diagnostic_type);
-		fputs(",\"reason\":", stdout);
-		json_str(rc->reason);
-		fputs(",\"class\":", stdout);
-		json_str(classify_class_name(rc->cls));
-		fputs(",\"hard_or_soft\":", stdout);
-		json_str(hard_or_soft(r, rc));
-		fputs(",\"reporting_mta\":", stdout);
-		json_str(dsn_reporting_mta(r));
-		fputs(",\"mta\":", stdout);
-		json_str(dsn_mta(r));
+		json_field("feedback_type", rc->feedback_type);
+		json_field("smtp_command", rc->smtp_command);
+		json_field("diagnostic_type", rc->diagnostic_type);
+		json_field("reason", rc->reason);
+		json_field("class", classify_class_name(rc->cls));
+		json_field("hard_or_soft", hard_or_soft(r, rc));
+		json_field("reporting_mta", dsn_reporting_mta(r));
+		json_field("mta", dsn_mta(r));
 		printf(",\"report_date\":%lld", (long long)dsn_date(r));
 		printf(",\"truncated\":%s",
 		    dsn_truncated(r) ? "true" : "false");
-		fputs(",\"verp_recipient\":", stdout);
-		json_str(dsn_verp_recipient(r));
+		json_field("verp_recipient", dsn_verp_recipient(r));
 		fputs(",\"original_headers\":{", stdout);
 		for (k = 0; k < dsn_orig_header_count(r); k++) {
 			const char *n, *v;

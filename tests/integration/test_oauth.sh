@@ -88,13 +88,28 @@ for i in 1 2 3; do
 done
 chown -R "$MAIL_UID:$MAIL_GID" "$D/mail"
 
-python3 "$SRC/tests/helpers/oauthserver.py" "$TMP/oauth" "$TMP/cert.pem" \
-    "$TMP/key.pem" "$CLIENT_ID" "$CLIENT_SECRET" "$REFRESH" "$USER" "$SCOPE" \
-    3600 </dev/null >"$TMP/oauthserver.log" 2>&1 &
-SRV_PID=$!
-for _ in $(seq 1 100); do [ -f "$TMP/oauth/ports" ] && break; sleep 0.1; done
-[ -f "$TMP/oauth/ports" ] || { cat "$TMP/oauthserver.log"; echo "FAIL oauth: test server did not start"; exit 1; }
-read -r HTTPS_PORT HTTP_PORT <"$TMP/oauth/ports"
+# Starts the authorization server; sets SRV_PID, HTTPS_PORT and HTTP_PORT.
+start_oauth_server() {
+	rm -f "$TMP/oauth/ports"
+	python3 "$SRC/tests/helpers/oauthserver.py" "$TMP/oauth" "$TMP/cert.pem" \
+	    "$TMP/key.pem" "$CLIENT_ID" "$CLIENT_SECRET" "$REFRESH" "$USER" "$SCOPE" \
+	    3600 </dev/null >>"$TMP/oauthserver.log" 2>&1 &
+	SRV_PID=$!
+	for _ in $(seq 1 100); do [ -f "$TMP/oauth/ports" ] && break; sleep 0.1; done
+	[ -f "$TMP/oauth/ports" ] || { cat "$TMP/oauthserver.log"; echo "FAIL oauth: test server did not start"; exit 1; }
+	read -r HTTPS_PORT HTTP_PORT <"$TMP/oauth/ports"
+}
+# A fresh authorization server (tokens and counters reset) on new ports,
+# with Dovecot's introspection URL moved to it.
+restart_oauth_server() {
+	local old=$HTTP_PORT
+	kill "$SRV_PID"; wait "$SRV_PID" 2>/dev/null
+	start_oauth_server
+	sed -i "s|127.0.0.1:$old/|127.0.0.1:$HTTP_PORT/|" "$D/dovecot-oauth2.conf.ext"
+	doveadm -c "$D/dovecot.conf" reload
+	sleep 1
+}
+start_oauth_server
 POP3S_PORT=$(free_port)
 
 cat >"$D/dovecot-oauth2.conf.ext" <<CONF
@@ -212,19 +227,9 @@ check "revoked: refresh token not in the output" 0 "$(grep -c -- "$REFRESH" "$TM
 # 4. Expired token whose refresh is then refused: one refresh attempt, no
 #    second login.
 : >"$REQ"
-kill "$SRV_PID"; wait "$SRV_PID" 2>/dev/null
-rm -f "$TMP/oauth/ports"
-python3 "$SRC/tests/helpers/oauthserver.py" "$TMP/oauth" "$TMP/cert.pem" \
-    "$TMP/key.pem" "$CLIENT_ID" "$CLIENT_SECRET" "$REFRESH" "$USER" "$SCOPE" \
-    3600 </dev/null >>"$TMP/oauthserver.log" 2>&1 &
-SRV_PID=$!
-for _ in $(seq 1 100); do [ -f "$TMP/oauth/ports" ] && break; sleep 0.1; done
-read -r HTTPS_PORT2 HTTP_PORT2 <"$TMP/oauth/ports"
-sed -i "s|127.0.0.1:$HTTP_PORT/|127.0.0.1:$HTTP_PORT2/|" "$D/dovecot-oauth2.conf.ext"
-doveadm -c "$D/dovecot.conf" reload
-sleep 1
+restart_oauth_server
 : >"$REQ"
-OA_TOKEN_URL=https://127.0.0.1:$HTTPS_PORT2/token OA_CONTROL=http://127.0.0.1:$HTTP_PORT2 \
+OA_TOKEN_URL=https://127.0.0.1:$HTTPS_PORT/token OA_CONTROL=http://127.0.0.1:$HTTP_PORT \
     OA_REFRESH=$REFRESH "$HELPER" pass expire revoke pass >"$TMP/out4" 2>"$TMP/err4"
 check "expired then revoked: helper exit status" 1 $?
 check "expired then revoked: first pass ok, second fails" "1 1" \
@@ -243,17 +248,7 @@ BIN=$BUILD/bin/bouncerd
 if [ -z "${BOUNCER_TEST_PG_ADMIN:-}" ] || [ ! -x "$BIN" ]; then
 	echo "SKIP oauth: daemon: no test database or no bouncerd binary"
 else
-	kill "$SRV_PID"; wait "$SRV_PID" 2>/dev/null
-	rm -f "$TMP/oauth/ports"
-	python3 "$SRC/tests/helpers/oauthserver.py" "$TMP/oauth" "$TMP/cert.pem" \
-	    "$TMP/key.pem" "$CLIENT_ID" "$CLIENT_SECRET" "$REFRESH" "$USER" "$SCOPE" \
-	    3600 </dev/null >>"$TMP/oauthserver.log" 2>&1 &
-	SRV_PID=$!
-	for _ in $(seq 1 100); do [ -f "$TMP/oauth/ports" ] && break; sleep 0.1; done
-	read -r HTTPS_PORT3 HTTP_PORT3 <"$TMP/oauth/ports"
-	sed -i "s|127.0.0.1:$HTTP_PORT2/|127.0.0.1:$HTTP_PORT3/|" "$D/dovecot-oauth2.conf.ext"
-	doveadm -c "$D/dovecot.conf" reload
-	sleep 1
+	restart_oauth_server
 	DBNAME=oauth_daemon_$$
 	psql "$BOUNCER_TEST_PG_ADMIN" -qc "CREATE DATABASE $DBNAME OWNER bouncer" >/dev/null
 	DBURL=${BOUNCER_TEST_PG%/bouncer\?*}/$DBNAME?sslmode=disable
@@ -284,7 +279,7 @@ else
 		    ca_file: $TMP/cert.pem
 		    username: $USER
 		    auth: xoauth2
-		    token_url: https://127.0.0.1:$HTTPS_PORT3/token
+		    token_url: https://127.0.0.1:$HTTPS_PORT/token
 		    token_ca_file: $TMP/cert.pem
 		    client_id: $CLIENT_ID
 		    client_secret: $CLIENT_SECRET
@@ -317,14 +312,14 @@ else
 	passes() { [ "$(grep -c 'pass done mailbox=delegated' "$TMP/d2.err")" -ge "$1" ]; }
 	waitfor 20 passes 1
 	check "daemon, refresh grant: 3 messages recorded" 3 "$(ledger delegated)"
-	curl -s -X POST "http://127.0.0.1:$HTTP_PORT3/expire" >/dev/null
+	curl -s -X POST "http://127.0.0.1:$HTTP_PORT/expire" >/dev/null
 	seed c
 	waitfor 25 passes 2
 	has "daemon: refused token renewed once" "$TMP/d2.err" "xoauth2 login refused; renewing the token once"
 	check "daemon: pass after the renewal recorded the new mail" 6 "$(ledger delegated)"
 	check "daemon: token requests so far (initial + one renewal)" 2 "$(nreq 'token refresh_token 200')"
-	curl -s -X POST "http://127.0.0.1:$HTTP_PORT3/expire" >/dev/null
-	curl -s -X POST "http://127.0.0.1:$HTTP_PORT3/revoke" >/dev/null
+	curl -s -X POST "http://127.0.0.1:$HTTP_PORT/expire" >/dev/null
+	curl -s -X POST "http://127.0.0.1:$HTTP_PORT/revoke" >/dev/null
 	failed() { grep -q 'oauth token request failed' "$TMP/d2.err"; }
 	waitfor 25 failed
 	curl -s "http://127.0.0.1:$HTTP_LISTEN/metrics" >"$TMP/metrics"

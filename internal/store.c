@@ -4,7 +4,7 @@
  * backoff and retries the whole operation when the connection was lost, so
  * an interrupted transaction leaves nothing behind and is simply done again
  * (recording is idempotent: INSERT ... ON CONFLICT on (mailbox_id, uidl)).
- * Batches go through libpq pipeline mode as one implicit transaction.
+ * A batch of messages is recorded by one statement (one transaction).
  */
 #include "store.h"
 
@@ -428,15 +428,28 @@ static const struct stmt {
         "FROM unnest($2::text[]) WITH ORDINALITY AS u(uidl, i) "
         "LEFT JOIN messages m ON m.mailbox_id = $1::bigint "
         "AND m.uidl = u.uidl"},
-    {"record",
-        "WITH m AS ("
+    {"record_batch",
+        /* $1: the messages as a JSON array ("i" numbers them from 1);
+         * $2: their raw bytes, raw[i] (binary bytea[]).  One statement
+         * for the whole batch, so the bounces go in with one INSERT (and
+         * one run of its statement-level trigger).  Returns the "i" of
+         * every message written; the others were recorded before. */
+        "WITH j AS MATERIALIZED ("
+        " SELECT * FROM jsonb_to_recordset($1::jsonb) AS j(i integer,"
+        "  mailbox_id bigint, uidl text, kind text, email_message_id text,"
+        "  subject text, reporting_mta text, reported_at double precision,"
+        "  size_bytes bigint, truncated boolean, raw_truncated boolean,"
+        "  repaired text, bounces jsonb)"
+        "), m AS ("
         " INSERT INTO messages AS t (mailbox_id, uidl, outcome, kind,"
         "  email_message_id, subject, reporting_mta, reported_at,"
         "  size_bytes, truncated, raw, raw_truncated, repaired_fields,"
         "  processed_at)"
-        " VALUES ($1::bigint, $2, 'recorded', $3, $4, $5, $6,"
-        "  to_timestamp($7::double precision), $8::bigint, $9::boolean,"
-        "  $10::bytea, $11::boolean, $12::text[], now())"
+        " SELECT j.mailbox_id, j.uidl, 'recorded', j.kind,"
+        "  j.email_message_id, j.subject, j.reporting_mta,"
+        "  to_timestamp(j.reported_at), j.size_bytes, j.truncated,"
+        "  ($2::bytea[])[j.i], j.raw_truncated, j.repaired::text[], now()"
+        " FROM j ORDER BY j.i"
         " ON CONFLICT (mailbox_id, uidl) DO UPDATE SET"
         "  outcome = 'recorded', kind = EXCLUDED.kind,"
         "  email_message_id = EXCLUDED.email_message_id,"
@@ -449,7 +462,10 @@ static const struct stmt {
         "  repaired_fields = EXCLUDED.repaired_fields,"
         "  error = NULL, failures = 0, processed_at = now()"
         " WHERE t.outcome = 'failed'"
-        " RETURNING id"
+        " RETURNING id, mailbox_id, uidl"
+        "), w AS MATERIALIZED ("
+        " SELECT j.i, m.id, j.bounces FROM m"
+        " JOIN j ON j.mailbox_id = m.mailbox_id AND j.uidl = m.uidl"
         "), b AS ("
         " INSERT INTO bounces (message_id, recipient, recipient_domain,"
         "  recipient_source, final_recipient, original_recipient, class,"
@@ -457,15 +473,17 @@ static const struct stmt {
         "  reporting_mta, feedback_type, original_message_id,"
         "  campaign_id, list_id, subscriber_id, original_headers, counts,"
         "  not_counted_because, bounced_at)"
-        " SELECT m.id, j.recipient, j.recipient_domain,"
-        "  j.recipient_source, j.final_recipient, j.original_recipient,"
-        "  j.class, j.reason, j.action, j.status, j.reply_code,"
-        "  j.diagnostic, j.remote_mta, j.reporting_mta, j.feedback_type,"
-        "  j.original_message_id, j.campaign_id, j.list_id,"
-        "  j.subscriber_id, coalesce(j.original_headers, '{}'),"
-        "  j.counts, j.not_counted_because,"
-        "  coalesce(to_timestamp(j.bounced_at), now())"
-        " FROM m CROSS JOIN jsonb_to_recordset($13::jsonb) AS j("
+        " SELECT w.id, x.recipient, x.recipient_domain,"
+        "  x.recipient_source, x.final_recipient, x.original_recipient,"
+        "  x.class, x.reason, x.action, x.status, x.reply_code,"
+        "  x.diagnostic, x.remote_mta, x.reporting_mta, x.feedback_type,"
+        "  x.original_message_id, x.campaign_id, x.list_id,"
+        "  x.subscriber_id, coalesce(x.original_headers, '{}'),"
+        "  x.counts, x.not_counted_because,"
+        "  coalesce(to_timestamp(x.bounced_at), now())"
+        " FROM w CROSS JOIN LATERAL jsonb_array_elements(w.bounces)"
+        "  WITH ORDINALITY AS e(v, ord)"
+        " CROSS JOIN LATERAL jsonb_to_record(e.v) AS x("
         "  recipient text, recipient_domain text, recipient_source text,"
         "  final_recipient text, original_recipient text, class text,"
         "  reason text, action text, status text, reply_code integer,"
@@ -474,8 +492,8 @@ static const struct stmt {
         "  campaign_id text, list_id text, subscriber_id text,"
         "  original_headers jsonb, counts boolean,"
         "  not_counted_because text, bounced_at double precision)"
-        " RETURNING 1"
-        ") SELECT m.id, (SELECT count(*) FROM b) FROM m"},
+        " ORDER BY w.i, e.ord"
+        ") SELECT w.i FROM w"},
     {"record_failure",
         "INSERT INTO messages AS t (mailbox_id, uidl, outcome, error,"
         " failures, size_bytes, truncated, raw, raw_truncated)"
@@ -1424,116 +1442,119 @@ set_result(enum store_result *slot, enum store_result v)
 	*slot = v;
 }
 
-/* Drains the results of a pipeline that failed; leaves pipeline mode. */
-static int
-pipeline_abandon(struct store *s)
+/* Appends a JSON value: a number written by int_str(), or null. */
+static void
+json_num(struct buf *b, const char *key, const char *v)
 {
-	PGresult *r;
-	int guard = 0;
-
-	for (;;) {
-		r = PQgetResult(s->conn);
-		if (r == NULL) {
-			if (PQstatus(s->conn) != CONNECTION_OK)
-				return RETRY;
-			if (++guard > 4)
-				break;
-			continue;
-		}
-		guard = 0;
-		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
-			PQclear(r);
-			break;
-		}
-		PQclear(r);
-	}
-	if (PQexitPipelineMode(s->conn) != 1)
-		return RETRY;
-	return 0;
+	buf_printf(b, ",\"%s\":", key);
+	buf_append_str(b, v != NULL ? v : "null");
 }
 
-/* Sends idx[0..k) in one pipeline (one implicit transaction).  0: all
- * results set; -1: the database refused something (nothing written, err
- * set); RETRY: connection lost. */
+static void
+put_be32(struct buf *b, uint32_t v)
+{
+	unsigned char c[4] = {(unsigned char)(v >> 24),
+	    (unsigned char)(v >> 16), (unsigned char)(v >> 8),
+	    (unsigned char)v};
+
+	buf_append(b, c, 4);
+}
+
+/* The parameters of record_batch for recs idx[0..k): the messages as one
+ * JSON array into js, their raw bytes as a bytea[] in PostgreSQL's binary
+ * array format into raw. */
+static void
+batch_params(const struct batch_arg *a, const size_t *idx, size_t k,
+    struct buf *js, struct buf *raw)
+{
+	size_t i;
+	int nulls = 0;
+
+	for (i = 0; i < k; i++)
+		if (a->recs[idx[i]].val[P_RAW] == NULL)
+			nulls = 1;
+	put_be32(raw, 1); /* dimensions */
+	put_be32(raw, (uint32_t)nulls);
+	put_be32(raw, 17); /* element type: bytea */
+	put_be32(raw, (uint32_t)k);
+	put_be32(raw, 1); /* lower bound */
+	buf_append(js, "[", 1);
+	for (i = 0; i < k; i++) {
+		const struct rec *r = &a->recs[idx[i]];
+
+		if (r->val[P_RAW] == NULL)
+			put_be32(raw, UINT32_MAX); /* -1: NULL */
+		else {
+			put_be32(raw, (uint32_t)r->len[P_RAW]);
+			buf_append(raw, r->val[P_RAW], (size_t)r->len[P_RAW]);
+		}
+		buf_printf(js, "%s{\"i\":%zu", i > 0 ? "," : "", i + 1);
+		json_num(js, "mailbox_id", r->val[P_MAILBOX]);
+		buf_append_str(js, ",\"uidl\":");
+		json_str(js, r->val[P_UIDL]);
+		buf_append_str(js, ",\"kind\":");
+		json_str(js, r->val[P_KIND]);
+		buf_append_str(js, ",\"email_message_id\":");
+		json_str(js, r->val[P_MSGID]);
+		buf_append_str(js, ",\"subject\":");
+		json_str(js, r->val[P_SUBJECT]);
+		buf_append_str(js, ",\"reporting_mta\":");
+		json_str(js, r->val[P_RMTA]);
+		json_num(js, "reported_at", r->val[P_REPORTED]);
+		json_num(js, "size_bytes", r->val[P_SIZE]);
+		buf_printf(js, ",\"truncated\":%s,\"raw_truncated\":%s",
+		    r->val[P_TRUNC][0] == 't' ? "true" : "false",
+		    r->val[P_RAWTRUNC][0] == 't' ? "true" : "false");
+		buf_append_str(js, ",\"repaired\":");
+		json_str(js, r->val[P_REPAIRED]);
+		buf_append_str(js, ",\"bounces\":");
+		buf_append_str(js, r->val[P_BOUNCES]);
+		buf_append(js, "}", 1);
+	}
+	buf_append(js, "]", 1);
+}
+
+/* Records idx[0..k) with one statement (one transaction).  0: all results
+ * set; -1: the database refused something (nothing written, err set);
+ * RETRY: connection lost. */
 static int
-send_pipeline(struct store *s, struct batch_arg *a, const size_t *idx, size_t k,
+send_batch(struct store *s, struct batch_arg *a, const size_t *idx, size_t k,
     struct err *err)
 {
-	enum store_result *tmp;
-	size_t i, got = 0;
-	int rc = 0;
+	struct buf js, raw;
+	const char *v[2];
+	int len[2], fmt[2] = {0, 1};
+	PGresult *r = NULL;
+	unsigned char *written = NULL;
+	size_t i;
+	int rc;
 
-	if (PQenterPipelineMode(s->conn) != 1) {
-		set_pqerr(err, "pipeline", s->conn, NULL);
-		return RETRY;
-	}
-	for (i = 0; i < k; i++) {
-		struct rec *r = &a->recs[idx[i]];
+	buf_init(&js, BIG_BUF);
+	buf_init(&raw, BIG_BUF);
+	batch_params(a, idx, k, &js, &raw);
+	v[0] = buf_cstr(&js);
+	len[0] = 0;
+	v[1] = raw.data;
+	len[1] = raw.len > INT32_MAX ? INT32_MAX : (int)raw.len;
+	r = PQexecPrepared(s->conn, "record_batch", 2, v, len, fmt, 0);
+	rc = check(s, r, PGRES_TUPLES_OK, "record", err);
+	if (rc != 0)
+		goto out;
+	written = xcalloc(k, 1);
+	for (int t = 0; t < PQntuples(r); t++) {
+		long n = strtol(PQgetvalue(r, t, 0), NULL, 10);
 
-		if (PQsendQueryPrepared(s->conn, "record", NPARAM,
-		        (const char *const *)r->val, r->len, r->fmt, 0) != 1) {
-			set_pqerr(err, "record", s->conn, NULL);
-			return RETRY;
-		}
+		if (n >= 1 && (size_t)n <= k)
+			written[n - 1] = 1;
 	}
-	if (PQpipelineSync(s->conn) != 1) {
-		set_pqerr(err, "record", s->conn, NULL);
-		return RETRY;
-	}
-	tmp = xcalloc(k ? k : 1, sizeof(*tmp));
-	for (i = 0; i < k; i++) {
-		PGresult *r = PQgetResult(s->conn);
-		PGresult *extra;
-
-		if (r == NULL) {
-			set_pqerr(err, "record", s->conn, NULL);
-			rc = RETRY;
-			break;
-		}
-		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-			rc = check(s, r, PGRES_TUPLES_OK, "record", err);
-			if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED)
-				rc = -1;
-			PQclear(r);
-			if (rc != RETRY)
-				rc = pipeline_abandon(s) == RETRY ? RETRY : -1;
-			goto out;
-		}
-		tmp[i] = PQntuples(r) > 0 ? STORE_WRITTEN : STORE_REPLAYED;
-		PQclear(r);
-		extra = PQgetResult(s->conn); /* NULL ends each query */
-		if (extra != NULL) {
-			PQclear(extra);
-			set_pqerr(err, "record: unexpected result", s->conn,
-			    NULL);
-			rc = RETRY;
-			goto out;
-		}
-		got++;
-	}
-	if (rc == 0) {
-		PGresult *r = PQgetResult(s->conn);
-
-		if (r == NULL || PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
-			/* the COMMIT at Sync failed */
-			rc = r != NULL
-			    ? check(s, r, PGRES_PIPELINE_SYNC, "commit", err)
-			    : RETRY;
-			PQclear(r);
-			if (rc != RETRY)
-				rc = pipeline_abandon(s) == RETRY ? RETRY : -1;
-			goto out;
-		}
-		PQclear(r);
-		if (PQexitPipelineMode(s->conn) != 1) {
-			rc = RETRY;
-			goto out;
-		}
-		for (i = 0; i < got; i++)
-			set_result(&a->results[idx[i]], tmp[i]);
-	}
+	for (i = 0; i < k; i++)
+		set_result(&a->results[idx[i]],
+		    written[i] ? STORE_WRITTEN : STORE_REPLAYED);
 out:
-	free(tmp);
+	free(written);
+	PQclear(r);
+	buf_free(&js);
+	buf_free(&raw);
 	return rc;
 }
 
@@ -1551,7 +1572,7 @@ op_record_batch(struct store *s, void *argp, struct err *err)
 	for (i = 0; i < a->n; i++)
 		if (a->results[i] == STORE_PENDING)
 			idx[k++] = i;
-	rc = k ? send_pipeline(s, a, idx, k, err) : 0;
+	rc = k ? send_batch(s, a, idx, k, err) : 0;
 	if (rc == -1) {
 		/* refused: find the culprit, one message per transaction */
 		struct err e1;
@@ -1562,7 +1583,7 @@ op_record_batch(struct store *s, void *argp, struct err *err)
 
 			if (a->results[idx[i]] != STORE_PENDING)
 				continue;
-			r1 = send_pipeline(s, a, &idx[i], 1, &e1);
+			r1 = send_batch(s, a, &idx[i], 1, &e1);
 			if (r1 == -1) {
 				a->results[idx[i]] = STORE_REFUSED;
 				a->refused++;

@@ -771,6 +771,22 @@ auto_subject(const char *low_subj)
 	return 0;
 }
 
+/* The sender of an auto-reply or an unsubscribe request as the report's
+ * recipient: the first address of FROM, or NULL when it has none. */
+static struct dsn_rcpt *
+add_sender(struct dsn_report *r, const char *from)
+{
+	char a[DSN_ADDR_MAX];
+	struct dsn_rcpt *rc;
+
+	if (from == NULL || !dsn_first_addr(from, strlen(from), a) ||
+	    (rc = dsn_add_rcpt(r)) == NULL)
+		return NULL;
+	rc->final_recipient = dsn_keep(r, xstrdup(a));
+	rc->recipient_source = "body_text";
+	return rc;
+}
+
 static int
 is_autoreply(const struct dsn_top *top, const char *low_subj)
 {
@@ -999,13 +1015,9 @@ autoreply:
 	 * although it is marked auto-replied) */
 	if (!daemon && top->v[DH_X_APPLE_UNSUBSCRIBE] != NULL &&
 	    ascii_ncasecmp(top->v[DH_X_APPLE_UNSUBSCRIBE], "true", 4) == 0) {
-		char a[DSN_ADDR_MAX];
-		struct dsn_rcpt *rc;
+		struct dsn_rcpt *rc = add_sender(r, from);
 
-		if (from != NULL && dsn_first_addr(from, strlen(from), a) &&
-		    (rc = dsn_add_rcpt(r)) != NULL) {
-			rc->final_recipient = dsn_keep(r, xstrdup(a));
-			rc->recipient_source = "body_text";
+		if (rc != NULL) {
 			rc->feedback_type = "opt-out";
 			r->kind = DSN_KIND_COMPLAINT;
 			r->mta = "apple-unsubscribe";
@@ -1013,13 +1025,9 @@ autoreply:
 		goto out;
 	}
 	if (!daemon && is_autoreply(top, low_subj)) {
-		char a[DSN_ADDR_MAX];
-		struct dsn_rcpt *rc;
+		struct dsn_rcpt *rc = add_sender(r, from);
 
-		if (from != NULL && dsn_first_addr(from, strlen(from), a) &&
-		    (rc = dsn_add_rcpt(r)) != NULL) {
-			rc->final_recipient = dsn_keep(r, xstrdup(a));
-			rc->recipient_source = "body_text";
+		if (rc != NULL) {
 			rc->diagnostic = dsubj; /* owned by the report */
 			r->kind = DSN_KIND_AUTOREPLY;
 			r->mta = "rfc3834";

@@ -24,6 +24,14 @@ put(struct buf *b, const char *s)
 	buf_append_str(b, s ? s : "-");
 }
 
+/* A field ("-" for NULL) and the separator SEP after it. */
+static void
+put_sep(struct buf *b, const char *s, const char *sep)
+{
+	put(b, s);
+	buf_append_str(b, sep);
+}
+
 static void
 putf(struct buf *b, const char *k, const char *v)
 {
@@ -60,26 +68,19 @@ dump(const struct dsn_report *r, struct buf *b)
 		char tmp[64];
 
 		buf_append_str(b, "rcpt\t");
-		put(b, rc->recipient);
-		buf_append_str(b, "\t");
-		put(b, rc->recipient_source);
-		buf_append_str(b, "\t");
-		put(b, rc->final_recipient);
-		buf_append_str(b, "\t");
-		put(b, rc->original_recipient);
-		buf_append_str(b, "\t");
-		put(b, rc->action);
-		buf_append_str(b, "\t");
+		put_sep(b, rc->recipient, "\t");
+		put_sep(b, rc->recipient_source, "\t");
+		put_sep(b, rc->final_recipient, "\t");
+		put_sep(b, rc->original_recipient, "\t");
+		put_sep(b, rc->action, "\t");
 		put(b, rc->status);
 		snprintf(tmp, sizeof(tmp), "\t%d\t", rc->reply_code);
 		buf_append_str(b, tmp);
 		put(b, rc->remote_mta);
 		snprintf(tmp, sizeof(tmp), "\t%lld\t", (long long)rc->date);
 		buf_append_str(b, tmp);
-		put(b, rc->feedback_type);
-		buf_append_str(b, "\t");
-		put(b, rc->smtp_command);
-		buf_append_str(b, "\n");
+		put_sep(b, rc->feedback_type, "\t");
+		put_sep(b, rc->smtp_command, "\n");
 		putf(b, "diag", rc->diagnostic);
 	}
 	for (i = 0; i < dsn_orig_header_count(r); i++) {
@@ -87,10 +88,8 @@ dump(const struct dsn_report *r, struct buf *b)
 
 		dsn_orig_header_at(r, i, &n, &v);
 		buf_append_str(b, "header\t");
-		put(b, n);
-		buf_append_str(b, "\t");
-		put(b, v);
-		buf_append_str(b, "\n");
+		put_sep(b, n, "\t");
+		put_sep(b, v, "\n");
 	}
 }
 

@@ -112,6 +112,18 @@ seed_many() {	# USER KIND FIRST LAST
 	done
 }
 
+# An emptied mailbox with 500 mixed messages: 200 single DSNs, 100
+# two-recipient DSNs, 50 complaints, 50 auto-replies, 100 plain mails
+# (Message-ID numbers 1..500) -> 500 bounce rows.
+seed_mixed_500() {	# USER
+	clear_mailbox "$1"
+	seed_many "$1" dsn-hard 1 200
+	seed_many "$1" dsn-multi 201 300
+	seed_many "$1" arf 301 350
+	seed_many "$1" autoreply 351 400
+	seed_many "$1" plain 401 500
+}
+
 # Writes a config: CONF_FILE; mailboxes given as "N:mode" (delete|keep).
 write_config() {	# FILE HTTP_LISTEN WORKERS INTERVAL MAILBOX...
 	local file=$1 listen=$2 workers=$3 interval=$4 spec n mode

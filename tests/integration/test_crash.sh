@@ -8,14 +8,7 @@ set -uo pipefail
 need_services crash
 fresh_db crash
 U=$(pop_user 4)
-clear_mailbox "$U"
-# 500 messages: 200 single DSNs, 100 two-recipient DSNs, 50 complaints,
-# 50 auto-replies, 100 plain mails -> 500 bounce rows.
-seed_many "$U" dsn-hard 1 200
-seed_many "$U" dsn-multi 201 300
-seed_many "$U" arf 301 350
-seed_many "$U" autoreply 351 400
-seed_many "$U" plain 401 500
+seed_mixed_500 "$U"
 check "seeded" 500 "$(mail_count "$U")"
 
 BATCH_SIZE=7 MAX_MESSAGES=20 write_config "$TMP/c.yaml" "" 1 10s 4:delete

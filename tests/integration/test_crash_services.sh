@@ -30,15 +30,6 @@ ledger_ge() { [ "$(sql "SELECT count(*) FROM messages" 2>/dev/null || echo 0)" -
 deleted_is() { [ "$(sql "SELECT count(deleted_at) FROM messages" 2>/dev/null || echo 0)" = "$1" ]; }
 mailbox_empty() { [ "$(mail_count "$U")" = 0 ]; }
 
-seed_500() {
-	clear_mailbox "$U"
-	seed_many "$U" dsn-hard 1 200
-	seed_many "$U" dsn-multi 201 300
-	seed_many "$U" arf 301 350
-	seed_many "$U" autoreply 351 400
-	seed_many "$U" plain 401 500
-}
-
 invariants() {	# PREFIX MESSAGES BOUNCE_ROWS
 	check "$1: mailbox emptied" 0 "$(mail_count "$U")"
 	check "$1: one ledger row per message" "$2|$2|$2" \
@@ -78,7 +69,7 @@ grep -q 'pass done' "$TMP/log.pg" && pass "pg: passes logged" || fail "pg: passe
 
 # --- Dovecot stopped mid-pass (and down for a pass) ----------------------------------------------
 fresh_db dovecot
-seed_500
+seed_mixed_500 "$U"
 BATCH_SIZE=5 write_config "$TMP/c.yaml" "" 1 10s 5:delete
 "$BIN" -c "$TMP/c.yaml" --migrate 2>>"$TMP/log" || fail "migrate" "exit $?"
 "$BIN" -c "$TMP/c.yaml" --once 2>>"$TMP/log.dc" &

@@ -196,4 +196,23 @@ tdb_restart_pg(void)
 	return rc == 0 ? 0 : -1;
 }
 
+/* Records B as the only bounce of message UIDL in MAILBOX (a complaint
+ * message when B is a complaint, otherwise a bounce; size unknown). */
+static __attribute__((unused)) int
+tdb_record_bounce(struct store *s, int64_t mailbox, const char *uidl,
+    const struct store_bounce *b, enum store_result *r, struct err *err)
+{
+	struct store_message m;
+
+	memset(&m, 0, sizeof(m));
+	m.mailbox_id = mailbox;
+	m.uidl = uidl;
+	m.kind =
+	    b->cls == CLASS_COMPLAINT ? DSN_KIND_COMPLAINT : DSN_KIND_BOUNCE;
+	m.size = -1;
+	m.bounces = b;
+	m.nbounces = 1;
+	return store_record(s, &m, r, err);
+}
+
 #endif

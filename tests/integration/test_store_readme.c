@@ -60,12 +60,10 @@ fill(void)
 	for (i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
 		const struct fx *f = &fixtures[i];
 		struct store_bounce b;
-		struct store_message m;
 		enum store_result r;
 		char uidl[32];
 
 		memset(&b, 0, sizeof(b));
-		memset(&m, 0, sizeof(m));
 		snprintf(uidl, sizeof(uidl), "readme-%zu", i);
 		b.recipient = f->rcpt;
 		b.recipient_source = "final_recipient";
@@ -76,14 +74,8 @@ fill(void)
 		b.campaign_id = f->campaign;
 		b.diagnostic = "550 5.1.1 user unknown";
 		b.bounced_at = now_unix() - f->age_s;
-		m.mailbox_id = mb;
-		m.uidl = uidl;
-		m.kind = f->cls == CLASS_COMPLAINT ? DSN_KIND_COMPLAINT
-		                                   : DSN_KIND_BOUNCE;
-		m.size = -1;
-		m.bounces = &b;
-		m.nbounces = 1;
-		if (store_record(s, &m, &r, &err) != 0 || r != STORE_WRITTEN)
+		if (tdb_record_bounce(s, mb, uidl, &b, &r, &err) != 0 ||
+		    r != STORE_WRITTEN)
 			goto out;
 	}
 	/* one quarantined email for the last example */

@@ -47,12 +47,10 @@ record_events(const char *addr, const struct ev *e)
 
 	for (; e->age_s >= 0; e++) {
 		struct store_bounce b;
-		struct store_message m;
 		enum store_result r = STORE_PENDING;
 		char uidl[64];
 
 		memset(&b, 0, sizeof(b));
-		memset(&m, 0, sizeof(m));
 		snprintf(uidl, sizeof(uidl), "s-%d", ++seq);
 		b.recipient = e->addr ? e->addr : addr;
 		b.cls = e->cls;
@@ -61,14 +59,8 @@ record_events(const char *addr, const struct ev *e)
 		b.bounced_at = now - e->age_s;
 		b.not_counted = e->not_counted;
 		b.not_counted_because = e->not_counted ? "first_pass" : NULL;
-		m.mailbox_id = mbox;
-		m.uidl = uidl;
-		m.kind = e->cls == CLASS_COMPLAINT ? DSN_KIND_COMPLAINT
-		                                   : DSN_KIND_BOUNCE;
-		m.size = -1;
-		m.bounces = &b;
-		m.nbounces = 1;
-		if (store_record(st, &m, &r, &err) != 0 || r != STORE_WRITTEN) {
+		if (tdb_record_bounce(st, mbox, uidl, &b, &r, &err) != 0 ||
+		    r != STORE_WRITTEN) {
 			test_fail_at(__FILE__, __LINE__, "record %s: %d %s",
 			    uidl, (int)r, err.msg);
 			return -1;

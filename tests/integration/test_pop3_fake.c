@@ -161,6 +161,19 @@ connect_ok(const struct pop3_options *o, struct err *err)
 	return p;
 }
 
+/* A plain fake server with SCRIPT and a client logged in to it (USER/PASS
+ * as opts_fake sets them); -1 when the server did not start. */
+static int
+fake_login(struct fake *f, const char *script, struct pop3 **p, struct err *err)
+{
+	struct pop3_options o;
+
+	if (fake_plain(f, script, &o) != 0)
+		return -1;
+	*p = connect_ok(&o, err);
+	return 0;
+}
+
 /* Waits for the server and checks it saw exactly the scripted commands. */
 static void
 finish_no_mismatch(struct fake *f)
@@ -482,7 +495,6 @@ t_bad_listings(void)
 
 	for (i = 0; i < sizeof(bad_rows) / sizeof(bad_rows[0]); i++) {
 		const struct bad_row *r = &bad_rows[i];
-		struct pop3_options o;
 		struct pop3 *p;
 		struct pop3_entry *l = NULL;
 		struct fake f;
@@ -494,11 +506,10 @@ t_bad_listings(void)
 		test_begin("bad_listing: %s", r->name);
 		snprintf(script, sizeof(script), "%s> %s\n< +OK\n%s", LOGIN,
 		    r->uidl ? "UIDL" : "LIST", r->listing);
-		if (fake_plain(&f, script, &o) != 0) {
+		if (fake_login(&f, script, &p, &err) != 0) {
 			test_end();
 			continue;
 		}
-		p = connect_ok(&o, &err);
 		rc = r->uidl ? pop3_uidl(p, &l, &n, &err)
 		             : pop3_list(p, &l, &n, &err);
 		CHECK(rc == -1, "accepted");
@@ -519,7 +530,6 @@ t_uidl_10000(void)
 {
 	size_t len = 10000;
 	char *script = xmalloc(len + 1024), *uid = xmalloc(len + 1), *t;
-	struct pop3_options o;
 	struct pop3 *p;
 	struct pop3_entry *l = NULL;
 	struct fake f;
@@ -530,9 +540,8 @@ t_uidl_10000(void)
 	uid[len] = '\0';
 	snprintf(script, len + 1024, "%s> UIDL\n< +OK\n< 1 ok\n< 2 %s\n< .\n",
 	    LOGIN, uid);
-	if (fake_plain(&f, script, &o) != 0)
+	if (fake_login(&f, script, &p, &err) != 0)
 		goto out;
-	p = connect_ok(&o, &err);
 	CHECK(pop3_uidl(p, &l, &n, &err) == -1, "accepted");
 	CHECK_INT(pop3_error_kind(p), POP3_ERR_PROTOCOL);
 	CHECK(strstr(err.msg, "line 2 is 10002 bytes long") != NULL, "%s",
@@ -550,16 +559,14 @@ static void
 t_empty_listing(void)
 {
 	const char *script = LOGIN "> UIDL\n< +OK\n< .\n> LIST\n< +OK 0\n< .\n";
-	struct pop3_options o;
 	struct pop3 *p;
 	struct pop3_entry *l = NULL;
 	struct fake f;
 	struct err err = {{0}};
 	size_t n = 7;
 
-	if (fake_plain(&f, script, &o) != 0)
+	if (fake_login(&f, script, &p, &err) != 0)
 		return;
-	p = connect_ok(&o, &err);
 	CHECK(pop3_scan(p, &l, &n, &err) == 0, "%s", err.msg);
 	CHECK_INT(n, 0);
 	free(l);
@@ -573,16 +580,14 @@ t_scan_mismatch(void)
 {
 	const char *script = LOGIN "> UIDL\n< +OK\n< 1 a\n< 2 b\n< .\n"
 	                           "> LIST\n< +OK\n< 1 10\n< 3 30\n< .\n";
-	struct pop3_options o;
 	struct pop3 *p;
 	struct pop3_entry *l = NULL;
 	struct fake f;
 	struct err err = {{0}};
 	size_t n;
 
-	if (fake_plain(&f, script, &o) != 0)
+	if (fake_login(&f, script, &p, &err) != 0)
 		return;
-	p = connect_ok(&o, &err);
 	CHECK(pop3_scan(p, &l, &n, &err) == -1, "accepted");
 	CHECK(strstr(err.msg, "message 2 is in UIDL but not in LIST") != NULL,
 	    "%s", err.msg);
@@ -597,7 +602,6 @@ t_cut_mid_retr(void)
 	const char *script = LOGIN "> RETR 1\n< +OK 5000 octets\n"
 	                           "< Subject: half\n<\n< some of the body\n"
 	                           "! close\n";
-	struct pop3_options o;
 	struct pop3 *p;
 	struct fake f;
 	struct err err = {{0}};
@@ -605,9 +609,8 @@ t_cut_mid_retr(void)
 	char *t;
 
 	buf_init(&b, 1 << 20);
-	if (fake_plain(&f, script, &o) != 0)
+	if (fake_login(&f, script, &p, &err) != 0)
 		return;
-	p = connect_ok(&o, &err);
 	CHECK(pop3_retr(p, 1, &b, &err) == -1, "cut RETR succeeded");
 	CHECK_INT(pop3_error_kind(p), POP3_ERR_CONNECT);
 	CHECK(strstr(err.msg, "mailbox fake: RETR 1: ") != NULL, "%s", err.msg);
@@ -626,16 +629,14 @@ static void
 t_listing_cut_without_crlf(void)
 {
 	const char *script = LOGIN "> UIDL\n< +OK\n< 1 a\n<r 2 b\n! close\n";
-	struct pop3_options o;
 	struct pop3 *p;
 	struct pop3_entry *l = NULL;
 	struct fake f;
 	struct err err = {{0}};
 	size_t n;
 
-	if (fake_plain(&f, script, &o) != 0)
+	if (fake_login(&f, script, &p, &err) != 0)
 		return;
-	p = connect_ok(&o, &err);
 	CHECK(pop3_uidl(p, &l, &n, &err) == -1, "accepted");
 	CHECK_INT(pop3_error_kind(p), POP3_ERR_CONNECT);
 	pop3_free(&p);
@@ -754,15 +755,13 @@ t_no_silent_reconnect(void)
 	                           "< +OK fake ready\n> CAPA\n< +OK\n< USER\n"
 	                           "< .\n> USER u\n< +OK\n> PASS secret-pw\n"
 	                           "< +OK logged in\n> DELE 1\n< +OK\n";
-	struct pop3_options o;
 	struct pop3 *p;
 	struct fake f;
 	struct err err = {{0}};
 	char *t;
 
-	if (fake_plain(&f, script, &o) != 0)
+	if (fake_login(&f, script, &p, &err) != 0)
 		return;
-	p = connect_ok(&o, &err);
 	usleep(200000);
 	CHECK(pop3_dele(p, 1, &err) == -1, "DELE on a new session accepted");
 	CHECK_INT(pop3_error_kind(p), POP3_ERR_STATE);
@@ -782,15 +781,13 @@ static void
 t_abort_sends_no_quit(void)
 {
 	const char *script = LOGIN "> DELE 1\n< +OK\n";
-	struct pop3_options o;
 	struct pop3 *p;
 	struct fake f;
 	struct err err = {{0}};
 	char *t;
 
-	if (fake_plain(&f, script, &o) != 0)
+	if (fake_login(&f, script, &p, &err) != 0)
 		return;
-	p = connect_ok(&o, &err);
 	CHECK(pop3_dele(p, 1, &err) == 0, "%s", err.msg);
 	pop3_abort(&p);
 	CHECK(p == NULL, "not reset");
@@ -805,15 +802,13 @@ t_top_key(void)
 {
 	const char *script = LOGIN "> TOP 1 0\n< +OK\n< From: a\n< To: b\n<\n"
 	                           "< .\n";
-	struct pop3_options o;
 	struct pop3 *p;
 	struct fake f;
 	struct err err = {{0}};
 	char key[POP3_UIDL_MAX + 1], want[POP3_UIDL_MAX + 1];
 
-	if (fake_plain(&f, script, &o) != 0)
+	if (fake_login(&f, script, &p, &err) != 0)
 		return;
-	p = connect_ok(&o, &err);
 	CHECK(pop3_top_key(p, 1, key, &err) == 0, "%s", err.msg);
 	pop3_header_key("From: a\nTo: b\n\nother body", 26, want);
 	CHECK_STR(key, want);

@@ -1,8 +1,8 @@
 /*
  * test_dovecot.h - helpers shared by the integration tests that talk to
  * the Dovecot of tests/services.sh: its settings from the environment, a
- * message dropped into a user's Maildir the way an MDA does, and POP3S
- * options for one of its users.
+ * message dropped into a user's Maildir the way an MDA does, POP3S
+ * options for one of its users, and a login that must be refused.
  */
 #ifndef BOUNCER_TEST_DOVECOT_H
 #define BOUNCER_TEST_DOVECOT_H
@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "pop3.h"
+#include "test.h"
 
 struct dovecot {
 	const char *host, *ca, *wrong_ca, *maildir_root, *log, *users;
@@ -94,6 +95,19 @@ dovecot_opts(const struct dovecot *d, struct pop3_options *o,
 	o->password = pass;
 	o->connect_timeout_ms = 5000;
 	o->command_timeout_ms = 5000;
+}
+
+/* Connects with O: the login must fail with an error of KIND; ERR keeps
+ * the message for further checks. */
+static __attribute__((unused)) void
+dovecot_refused(const struct pop3_options *o, enum pop3_error kind,
+    struct err *err)
+{
+	struct pop3 *p = pop3_new(o, err);
+
+	CHECK(pop3_connect(p, err) == -1, "connected");
+	CHECK_INT(pop3_error_kind(p), kind);
+	pop3_free(&p);
 }
 
 #endif

@@ -33,7 +33,13 @@ t0=$SECONDS
 PID=$!
 PIDS+=("$PID")
 
-wait_for 20 http_up && pass "http listener up" || fail "http listener up" "no answer on $URL"
+if wait_for 20 http_up; then
+	pass "http listener up"
+else
+	fail "http listener up" "no answer on $URL"
+	echo "daemon log (last lines):"
+	tail -n 20 "$TMP/log" | sed 's/^/    /'
+fi
 wait_for 20 ledger_is mb1 5 && pass "good mailbox done while the other fails" ||
     fail "good mailbox done while the other fails" "$(ledger_count mb1) of 5"
 

@@ -24,9 +24,9 @@ raw() { "$RAW" 127.0.0.1 "$BOUNCER_TEST_POP3S_PORT" "$U" "$(pop_pass 1)" "$BOUNC
 raw >/dev/null || exit 1	# warm-up: Dovecot builds its index, the page cache fills
 read -r rn rbytes rsecs rrate < <(raw)
 
-/usr/bin/time -f '%e %M' -o "$TMP/time" "$BIN" -c "$TMP/c.yaml" --once 2>"$TMP/log"
+/usr/bin/time -f '%e %M %U %S' -o "$TMP/time" "$BIN" -c "$TMP/c.yaml" --once 2>"$TMP/log"
 rc=$?
-read -r esecs rss_kb <"$TMP/time"
+read -r esecs rss_kb ucpu scpu <"$TMP/time"
 recorded=$(sql "SELECT count(*) FROM messages WHERE outcome = 'recorded'")
 bounces=$(sql "SELECT count(*) FROM bounces")
 left=$(mail_count "$U")
@@ -38,5 +38,5 @@ echo "raw POP3 retrieval (UIDL + RETR all + QUIT): $rn messages in ${rsecs} s = 
 echo "bouncerd --once (whole process): $recorded recorded, $bounces bounce rows, $left left on the server, exit $rc, in ${esecs} s = $erate msg/s"
 echo "bouncerd pass alone (from its log line): ${pass_s} s = $prate msg/s"
 echo "end-to-end / raw: $(awk -v a="$erate" -v b="$rrate" 'BEGIN { printf "%.0f%%", (b > 0 ? 100 * a / b : 0) }') (whole process), $(awk -v a="$prate" -v b="$rrate" 'BEGIN { printf "%.0f%%", (b > 0 ? 100 * a / b : 0) }') (pass)"
-echo "peak RSS of bouncerd: $((rss_kb / 1024)) MB ($rss_kb KiB)"
+echo "peak RSS of bouncerd: $((rss_kb / 1024)) MB ($rss_kb KiB); its CPU: ${ucpu} s user + ${scpu} s system"
 echo "where the pass spent its time (decode and store summed over the 2 committer threads): $(sed -n 's/.*pass timing mailbox=[^ ]* //p' "$TMP/log")"

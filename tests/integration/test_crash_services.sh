@@ -69,8 +69,10 @@ grep -q 'pass done' "$TMP/log.pg" && pass "pg: passes logged" || fail "pg: passe
 
 # --- Dovecot stopped mid-pass (and down for a pass) ----------------------------------------------
 fresh_db dovecot
-seed_mixed_500 "$U"
-BATCH_SIZE=5 write_config "$TMP/c.yaml" "" 1 10s 5:delete
+# as many messages as the PostgreSQL case, so the stop lands inside the pass
+clear_mailbox "$U"
+seed_many "$U" dsn-hard 1 3000
+MAX_MESSAGES=3000 BATCH_SIZE=5 write_config "$TMP/c.yaml" "" 1 10s 5:delete
 "$BIN" -c "$TMP/c.yaml" --migrate 2>>"$TMP/log" || fail "migrate" "exit $?"
 "$BIN" -c "$TMP/c.yaml" --once 2>>"$TMP/log.dc" &
 pid=$!
@@ -84,10 +86,10 @@ doveadm -c "$BOUNCER_TEST_DOVECOT_CONF" stop >/dev/null 2>&1
 before=$(sql "SELECT count(*) FROM messages")
 wait "$pid"
 rc=$?
-echo "# Dovecot stopped with $before of 500 messages recorded; the pass exited $rc"
-if [ "$before" -lt 500 ] && [ "$rc" != 0 ]; then pass "stop landed mid-pass, pass failed"; else
+echo "# Dovecot stopped with $before of 3000 messages recorded; the pass exited $rc"
+if [ "$before" -lt 3000 ] && [ "$rc" != 0 ]; then pass "stop landed mid-pass, pass failed"; else
 	fail "stop landed mid-pass, pass failed" "before=$before rc=$rc"; fi
-check "nothing deleted without QUIT" 500 "$(mail_count "$U")"
+check "nothing deleted without QUIT" 3000 "$(mail_count "$U")"
 "$BIN" -c "$TMP/c.yaml" --once 2>>"$TMP/log.dc"
 check "a pass while Dovecot is down fails" 1 $?
 dovecot -c "$BOUNCER_TEST_DOVECOT_CONF" </dev/null >>"$TMP/dovecot.start" 2>&1 ||
@@ -98,7 +100,7 @@ for i in $(seq 1 20); do
 	sleep 0.3
 	"$BIN" -c "$TMP/c.yaml" --once 2>>"$TMP/log.dc"
 done
-invariants dovecot 500 500
+invariants dovecot 3000 3000
 check "dovecot: the first pass after the restart replayed nothing" 0 \
     "$(grep -c 'database refused' "$TMP/log.dc")"
 [ "$FAILS" = 0 ]

@@ -19,6 +19,7 @@ DECLARE
 	r record;
 	now_s record;
 	was boolean;
+	earlier boolean;
 	single text[];
 	upto bigint;
 BEGIN
@@ -35,18 +36,26 @@ BEGIN
 		        AND coalesce(n.action, '') <> 'delayed')
 	) n;
 	IF single IS NOT NULL THEN
-		FOR c IN
-			SELECT n.id, n.recipient, s.reason, s.class,
-			    s.suppressed_because
-			FROM suppression_status(upto) s
-			JOIN new_bounces n ON n.recipient = s.address
-			WHERE s.address = ANY (single) AND s.suppressed
-			ORDER BY n.id
+		-- EXECUTE: planned for these addresses and the table as it is
+		-- now; a generic plan made while the table was still small
+		-- reads all of it on every statement
+		FOR c IN EXECUTE
+			'SELECT n.id, n.recipient, s.reason, s.class,'
+			'    s.suppressed_because'
+			' FROM suppression_status($2) s'
+			' JOIN new_bounces n ON n.recipient = s.address'
+			' WHERE s.address = ANY ($1) AND s.suppressed'
+			' ORDER BY n.id'
+			USING single, upto
 		LOOP
 			was := false;
-			IF EXISTS (SELECT 1 FROM bounces b
-			    WHERE b.recipient = c.recipient AND b.id < c.id
-			    AND b.class IN ('hard', 'soft', 'complaint')) THEN
+			-- EXECUTE: planned for the table as it is now (a plan
+			-- kept from when it was empty scans all of it)
+			EXECUTE 'SELECT EXISTS (SELECT 1 FROM bounces b'
+			    ' WHERE b.recipient = $1 AND b.id < $2'
+			    ' AND b.class IN (''hard'', ''soft'', ''complaint''))'
+			    INTO earlier USING c.recipient, c.id;
+			IF earlier THEN
 				SELECT s.suppressed INTO was
 				FROM suppression_status(c.id - 1) s
 				WHERE s.address = c.recipient;

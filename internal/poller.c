@@ -755,7 +755,7 @@ batch_finish(struct pass *ps, struct batch *b)
 				ps->bounces += nb;
 				for (size_t k = 0; k < nb; k++)
 					metrics_add_bounce(ps->p->m,
-					    store_class_name(pd->b[k].cls),
+					    classify_class_name(pd->b[k].cls),
 					    pd->b[k].reason ? pd->b[k].reason
 					                    : "undefined");
 			} else
@@ -1508,27 +1508,6 @@ out:
 	return ok;
 }
 
-static void
-json_str(struct buf *b, const char *s)
-{
-	buf_append_str(b, "\"");
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		char esc[8];
-
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			buf_append(b, esc, 2);
-		} else if (c < 0x20) {
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			buf_append_str(b, esc);
-		} else
-			buf_append(b, s, 1);
-	}
-	buf_append_str(b, "\"");
-}
-
 int
 poller_health(struct poller *p, struct buf *out)
 {
@@ -1555,7 +1534,7 @@ poller_health(struct poller *p, struct buf *out)
 		if (!first)
 			buf_append_str(&mbj, ",");
 		first = 0;
-		json_str(&mbj, mc->name);
+		buf_append_json_str(&mbj, mc->name);
 		snprintf(tmp, sizeof(tmp), ":{\"ok\":%s,\"last_success\":%lld}",
 		    ok ? "true" : "false", (long long)last);
 		buf_append_str(&mbj, tmp);
@@ -1564,10 +1543,10 @@ poller_health(struct poller *p, struct buf *out)
 	buf_append_str(out,
 	    all_ok ? "{\"status\":\"ok\"," : "{\"status\":\"fail\",");
 	buf_append_str(out, "\"database\":");
-	json_str(out, db_ok ? "ok" : "unreachable");
+	buf_append_json_str(out, db_ok ? "ok" : "unreachable");
 	if (!db_ok) {
 		buf_append_str(out, ",\"database_error\":");
-		json_str(out, why);
+		buf_append_json_str(out, why);
 	}
 	buf_append_str(out, ",\"failing\":[");
 	first = 1;
@@ -1582,7 +1561,7 @@ poller_health(struct poller *p, struct buf *out)
 		if (!first)
 			buf_append_str(out, ",");
 		first = 0;
-		json_str(out, mc->name);
+		buf_append_json_str(out, mc->name);
 	}
 	buf_append_str(out, "],");
 	buf_append(out, mbj.data, mbj.len);

@@ -55,46 +55,6 @@ struct store {
 
 /* ---- names ---- */
 
-const char *
-store_class_name(enum bounce_class cls)
-{
-	switch (cls) {
-	case CLASS_HARD:
-		return "hard";
-	case CLASS_SOFT:
-		return "soft";
-	case CLASS_COMPLAINT:
-		return "complaint";
-	case CLASS_AUTOREPLY:
-		return "autoreply";
-	case CLASS_DELIVERED:
-		return "delivered";
-	case CLASS_UNKNOWN:
-		break;
-	}
-	return "unknown";
-}
-
-const char *
-store_kind_name(enum dsn_kind kind)
-{
-	switch (kind) {
-	case DSN_KIND_BOUNCE:
-		return "bounce";
-	case DSN_KIND_DELAYED:
-		return "delayed";
-	case DSN_KIND_DELIVERED:
-		return "delivered";
-	case DSN_KIND_COMPLAINT:
-		return "complaint";
-	case DSN_KIND_AUTOREPLY:
-		return "autoreply";
-	case DSN_KIND_UNKNOWN:
-		break;
-	}
-	return "unknown";
-}
-
 /* ---- text repair ---- */
 
 /* Length of the valid UTF-8 sequence at p (1-4), or 0 if invalid. */
@@ -196,23 +156,7 @@ buf_printf(struct buf *b, const char *fmt, ...)
 static void
 json_str(struct buf *b, const char *s)
 {
-	const unsigned char *u = (const unsigned char *)s;
-
-	if (s == NULL) {
-		buf_append_str(b, "null");
-		return;
-	}
-	buf_append(b, "\"", 1);
-	for (; *u; u++) {
-		if (*u == '"' || *u == '\\') {
-			buf_append(b, "\\", 1);
-			buf_append(b, u, 1);
-		} else if (*u < 0x20)
-			buf_printf(b, "\\u%04x", *u);
-		else
-			buf_append(b, u, 1);
-	}
-	buf_append(b, "\"", 1);
+	buf_append_json_str(b, s);
 }
 
 /* Appends s as an element of a PostgreSQL array literal. */
@@ -1289,7 +1233,7 @@ bounce_json(struct buf *b, const struct store_message *m,
 	json_field(b, "original_recipient", x->original_recipient,
 	    STORE_TEXT_MAX, rp);
 	buf_append_str(b, ",\"class\":");
-	json_str(b, store_class_name(x->cls));
+	json_str(b, classify_class_name(x->cls));
 	json_field(b, "reason", x->reason ? x->reason : "undefined",
 	    STORE_TEXT_MAX, rp);
 	action = field(x->action, STORE_TEXT_MAX, "action", rp);
@@ -1370,7 +1314,7 @@ rec_build(struct store *s, const struct store_message *m, struct rec *r)
 	}
 	r->val[P_MAILBOX] = int_str(m->mailbox_id);
 	r->val[P_UIDL] = xstrdup(m->uidl);
-	r->val[P_KIND] = xstrdup(store_kind_name(m->kind));
+	r->val[P_KIND] = xstrdup(dsn_kind_name(m->kind));
 	r->val[P_MSGID] =
 	    field(m->email_message_id, STORE_TEXT_MAX, "email_message_id", &rp);
 	r->val[P_SUBJECT] = field(m->subject, STORE_TEXT_MAX, "subject", &rp);

@@ -255,8 +255,4 @@ int store_prune(struct store *s, int64_t mailbox_id, const char *const *present,
 char *store_text_clean(const char *p, size_t len, size_t max,
     int *repaired_out);
 
-/* Names for the enums, as stored in the database. */
-const char *store_class_name(enum bounce_class cls);
-const char *store_kind_name(enum dsn_kind kind);
-
 #endif

@@ -222,7 +222,7 @@ run_copy(const char *uri, PGconn *db, int64_t mailbox, size_t n,
 			    "\"{}\",t,%s\n",
 			    first + (int64_t)i, b->recipient, i % 97,
 			    b->recipient_source, b->recipient,
-			    store_class_name(b->cls), b->reason, b->action,
+			    classify_class_name(b->cls), b->reason, b->action,
 			    b->status, b->reply_code, b->diagnostic,
 			    b->remote_mta, b->original_message_id,
 			    b->campaign_id, iso(b->bounced_at, ts));

@@ -3,16 +3,7 @@
  * Do not edit: change the .sql file and run the script again.
  */
 /* clang-format off */
-#include <stddef.h>
-
-struct store_migration_src {
-	int version;
-	const char *name;
-	const char *sql;
-};
-
-extern const struct store_migration_src store_migration_srcs[];
-extern const size_t store_migration_nsrcs;
+#include "schema_sql.h"
 
 const struct store_migration_src store_migration_srcs[] = {
 	{ 1, "001_core.sql",

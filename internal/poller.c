@@ -1514,14 +1514,15 @@ poller_health(struct poller *p, struct buf *out)
 	struct cfgref *ref = cfg_acquire(p);
 	const struct config *cfg = ref->cfg;
 	char why[256], tmp[64];
-	int db_ok, all_ok, first = 1;
+	int db_ok, all_ok;
 	int64_t now = now_unix();
-	struct buf mbj;
+	struct buf mbj, fail;
 
 	db_ok = db_probe(p, cfg, why, sizeof(why));
 	all_ok = db_ok;
+	/* one look at each mailbox feeds both "failing" and "mailboxes" */
 	buf_init(&mbj, 1 << 20);
-	buf_append_str(&mbj, "\"mailboxes\":{");
+	buf_init(&fail, 1 << 20);
 	for (size_t i = 0; i < cfg->n_mailboxes; i++) {
 		const struct mailbox_config *mc = &cfg->mailboxes[i];
 		int midx = metrics_mailbox(p->m, mc->name);
@@ -1529,17 +1530,19 @@ poller_health(struct poller *p, struct buf *out)
 		int ok = poller_mailbox_healthy(last, p->started, now,
 		    mc->poll.interval_ms, mc->poll.jitter_ms);
 
-		if (!ok)
+		if (!ok) {
 			all_ok = 0;
-		if (!first)
+			if (fail.len > 0)
+				buf_append_str(&fail, ",");
+			buf_append_json_str(&fail, mc->name);
+		}
+		if (mbj.len > 0)
 			buf_append_str(&mbj, ",");
-		first = 0;
 		buf_append_json_str(&mbj, mc->name);
 		snprintf(tmp, sizeof(tmp), ":{\"ok\":%s,\"last_success\":%lld}",
 		    ok ? "true" : "false", (long long)last);
 		buf_append_str(&mbj, tmp);
 	}
-	buf_append_str(&mbj, "}");
 	buf_append_str(out,
 	    all_ok ? "{\"status\":\"ok\"," : "{\"status\":\"fail\",");
 	buf_append_str(out, "\"database\":");
@@ -1549,24 +1552,12 @@ poller_health(struct poller *p, struct buf *out)
 		buf_append_json_str(out, why);
 	}
 	buf_append_str(out, ",\"failing\":[");
-	first = 1;
-	for (size_t i = 0; i < cfg->n_mailboxes; i++) {
-		const struct mailbox_config *mc = &cfg->mailboxes[i];
-		int midx = metrics_mailbox(p->m, mc->name);
-
-		if (poller_mailbox_healthy(metrics_last_success(p->m, midx),
-		        p->started, now, mc->poll.interval_ms,
-		        mc->poll.jitter_ms))
-			continue;
-		if (!first)
-			buf_append_str(out, ",");
-		first = 0;
-		buf_append_json_str(out, mc->name);
-	}
-	buf_append_str(out, "],");
+	buf_append(out, fail.data, fail.len);
+	buf_append_str(out, "],\"mailboxes\":{");
 	buf_append(out, mbj.data, mbj.len);
-	buf_append_str(out, "}\n");
+	buf_append_str(out, "}}\n");
 	buf_free(&mbj);
+	buf_free(&fail);
 	cfg_release(p, ref);
 	return all_ok ? 200 : 503;
 }

@@ -335,21 +335,29 @@ dele_add(struct pass *ps, const char *uidl)
 	ps->dele[ps->ndele++] = xstrdup(uidl);
 }
 
+/* DELE msgnos[0..n) (pipelined when the server allows), remembering the
+ * UIDL of each one the server accepted; -1 when one failed. */
 static int
-do_dele(struct pass *ps, uint32_t msgno, const char *uidl)
+do_dele(struct pass *ps, const uint32_t *msgnos, char *const *uidls, size_t n)
 {
 	struct err err = {{0}};
+	int *ok, rc;
 
+	if (n == 0)
+		return 0;
+	ok = xcalloc(n, sizeof(*ok));
 	int64_t t = now_ms();
-	int rc = pop3_dele(ps->pop, msgno, &err);
-
+	rc = pop3_dele_many(ps->pop, msgnos, n, ok, &err);
 	ps->t_dele += now_ms() - t;
+	for (size_t i = 0; i < n; i++)
+		if (ok[i])
+			dele_add(ps, uidls[i]);
+	free(ok);
 	if (rc != 0) {
 		pass_error(ps, pop3_kind(pop3_error_kind(ps->pop)),
 		    "DELE failed", err.msg);
 		return -1;
 	}
-	dele_add(ps, uidl);
 	return 0;
 }
 
@@ -721,6 +729,10 @@ batch_finish(struct pass *ps, struct batch *b)
 	int del = ps->mc->poll.after_processing == CONFIG_AFTER_DELETE;
 	uint64_t nrec = 0;
 	int rc = -1;
+	/* committed messages to DELE, in one pipelined run per batch */
+	uint32_t *dn = xcalloc(b->n + 1, sizeof(*dn));
+	char **du = xcalloc(b->n + 1, sizeof(*du));
+	size_t nd = 0;
 
 	ps->t_store += b->ms;
 	ps->t_decode += b->dms;
@@ -760,9 +772,10 @@ batch_finish(struct pass *ps, struct batch *b)
 					                    : "undefined");
 			} else
 				ps->replayed++;
-			if (del && !ps->no_dele &&
-			    do_dele(ps, pd->msgno, pd->uidl) != 0)
-				ps->no_dele = 1; /* next pass DELEs it */
+			if (del) {
+				dn[nd] = pd->msgno;
+				du[nd++] = pd->uidl;
+			}
 		} else if (b->res[i] == STORE_REFUSED) {
 			struct store_failure f = {
 			    .mailbox_id = ps->mailbox_id,
@@ -793,6 +806,11 @@ batch_finish(struct pass *ps, struct batch *b)
 	}
 	rc = 0;
 out:
+	/* whatever happened later in the batch, the committed ones go */
+	if (nd > 0 && !ps->no_dele && do_dele(ps, dn, du, nd) != 0)
+		ps->no_dele = 1; /* the next pass DELEs them */
+	free(dn);
+	free(du);
 	metrics_add_recorded(ps->p->m, ps->midx, nrec);
 	batch_free(b);
 	return rc;
@@ -994,7 +1012,9 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 	struct pass ps;
 	struct err err = {{0}};
 	struct pop3_entry *ent = NULL;
-	size_t nent = 0, ntodo = 0;
+	size_t nent = 0, ntodo = 0, nd = 0;
+	uint32_t *dn = NULL; /* recorded before: to DELE */
+	char **du = NULL;
 	const char **uidls = NULL;
 	struct store_uidl_info *info = NULL;
 	char *token = NULL;
@@ -1096,6 +1116,8 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 	}
 	/* Recorded before (a pass that ended before QUIT, or keep mode):
 	 * DELE without recording again. */
+	dn = xcalloc(nent + 1, sizeof(*dn));
+	du = xcalloc(nent + 1, sizeof(*du));
 	for (size_t i = 0; i < nent && !p->stop; i++) {
 		if (info[i].state == STORE_UIDL_QUARANTINED) {
 			ps.skipped_q++;
@@ -1109,11 +1131,13 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 		    (ps.mc->poll.keep_days > 0 && info[i].fetched_at > 0 &&
 		        info[i].fetched_at <
 		            now - (int64_t)ps.mc->poll.keep_days * 86400)) {
-			if (do_dele(&ps, ent[i].msgno, ent[i].uidl) != 0) {
-				pop_broken = 1;
-				goto out;
-			}
+			dn[nd] = ent[i].msgno;
+			du[nd++] = ent[i].uidl;
 		}
+	}
+	if (do_dele(&ps, dn, du, nd) != 0) {
+		pop_broken = 1;
+		goto out;
 	}
 	for (size_t i = 0, n = 0; i < nent && !p->stop; i++) {
 		int r;
@@ -1245,6 +1269,8 @@ out:
 	free(ps.pend);
 	free(ps.xh);
 	free(uidls);
+	free(dn);
+	free(du);
 	free(info);
 	free(ent);
 	free(token);

@@ -9,6 +9,7 @@
 #include "pop3.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -27,6 +28,12 @@
 /* "4294967295 " + 70-char uid + CRLF, rounded up. */
 #define LISTING_LINE_MAX 96
 #define LISTING_CAP_MAX ((size_t)256 << 20)
+/* Read buffer of the raw session; a status line may not be longer than
+ * STATUS_MAX (RFC 2449 allows 512 octets with CRLF). */
+#define IN_SIZE ((size_t)64 << 10)
+#define STATUS_MAX 1024
+/* DELE commands written together when the server pipelines. */
+#define DELE_GROUP 128
 
 struct pop3 {
 	CURL *curl;
@@ -38,7 +45,14 @@ struct pop3 {
 	int connected; /* pop3_connect() succeeded */
 	int broken; /* an error or QUIT ended the session */
 	long connects;
+	long low_speed_bytes, low_speed_s;
 	enum pop3_error kind;
+	/* the logged-in connection, driven with curl_easy_send/recv */
+	curl_socket_t sock;
+	int insync; /* replies in step: QUIT may be sent at pop3_free */
+	int pipelining; /* the server advertised PIPELINING (RFC 2449) */
+	char *in; /* IN_SIZE bytes read from the server */
+	size_t in_pos, in_len;
 	size_t deleted;
 	/* message numbers of the last listing, sorted, with DELE marks */
 	uint32_t *msgnos;
@@ -46,7 +60,6 @@ struct pop3 {
 	size_t n_msgnos;
 	int have_listing;
 	/* per command */
-	struct buf *sink;
 	char errline[200]; /* first "-ERR" line of the command, sanitised */
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -165,6 +178,8 @@ valid_host(const char *h)
 	return 1;
 }
 
+/* Server lines of the login phase (libcurl's): the first -ERR, and
+ * whether the capability list names PIPELINING. */
 static size_t
 on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 {
@@ -177,20 +192,18 @@ on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 	 * "+OK" of that here too. */
 	if (p->errline[0] == '\0' && len >= 4 && memcmp(ptr, "-ERR", 4) == 0)
 		sanitize(p->errline, sizeof(p->errline), ptr, len);
+	if (len == 10 && ascii_ncasecmp(ptr, "PIPELINING", 10) == 0)
+		p->pipelining = 1;
 	return n;
 }
 
+/* Nothing is transferred by libcurl itself (CONNECT_ONLY). */
 static size_t
 on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-	struct pop3 *p = ud;
-	size_t n = size * nmemb;
-
-	/* Beyond the cap the bytes are dropped (buf sets truncated) but the
-	 * transfer goes on, so the session stays in step. */
-	if (p->sink != NULL)
-		buf_append(p->sink, ptr, n);
-	return n;
+	(void)ptr;
+	(void)ud;
+	return size * nmemb;
 }
 
 struct pop3 *
@@ -271,6 +284,12 @@ pop3_new(const struct pop3_options *o, struct err *err)
 	    o->max_message_bytes > 0 ? o->max_message_bytes : DEF_MAX_MESSAGE;
 	p->max_messages =
 	    o->max_messages > 0 ? o->max_messages : DEF_MAX_MESSAGES;
+	p->low_speed_bytes =
+	    o->low_speed_bytes > 0 ? o->low_speed_bytes : DEF_LOW_SPEED_BYTES;
+	p->low_speed_s =
+	    o->low_speed_time_s > 0 ? o->low_speed_time_s : DEF_LOW_SPEED_S;
+	p->sock = CURL_SOCKET_BAD;
+	p->in = xmalloc(IN_SIZE);
 	port = o->port ? o->port : (o->tls == POP3_TLS_IMPLICIT ? 995 : 110);
 	scheme = o->tls == POP3_TLS_IMPLICIT ? "pop3s" : "pop3";
 	if (strchr(o->host, ':') != NULL)
@@ -298,16 +317,12 @@ pop3_new(const struct pop3_options *o, struct err *err)
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, p);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, p);
-	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 65536L);
+	curl_easy_setopt(c, CURLOPT_CONNECT_ONLY, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
 	    o->connect_timeout_ms > 0 ? o->connect_timeout_ms : DEF_CONNECT_MS);
-	/* Bounds the QUIT libcurl sends when it closes the connection. */
+	/* Bounds each reply of the login phase. */
 	curl_easy_setopt(c, CURLOPT_SERVER_RESPONSE_TIMEOUT,
 	    (p->command_ms + 999) / 1000);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT,
-	    o->low_speed_bytes > 0 ? o->low_speed_bytes : DEF_LOW_SPEED_BYTES);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
-	    o->low_speed_time_s > 0 ? o->low_speed_time_s : DEF_LOW_SPEED_S);
 	if (p->resolve != NULL)
 		curl_easy_setopt(c, CURLOPT_RESOLVE, p->resolve);
 	if (o->interface != NULL && *o->interface != '\0')
@@ -406,94 +421,297 @@ drop_connection(struct pop3 *p)
 	if (curl_easy_getinfo(p->curl, CURLINFO_ACTIVESOCKET, &s) == CURLE_OK &&
 	    s != CURL_SOCKET_BAD)
 		shutdown(s, SHUT_RDWR);
+	p->insync = 0;
 }
 
-/* Whether libcurl still holds an open connection for the session. */
-static int
-alive(struct pop3 *p)
+/* Ends the session after a failure.  insync: the reply stream is still in
+ * step (a -ERR, a listing the parser refused), so QUIT may still be sent
+ * at pop3_free(); otherwise the connection is cut without QUIT. */
+static void
+end_session(struct pop3 *p, int insync)
 {
-	curl_socket_t s = CURL_SOCKET_BAD;
-	struct pollfd pfd;
+	p->broken = 1;
+	if (!insync)
+		drop_connection(p);
+}
 
-	if (curl_easy_getinfo(p->curl, CURLINFO_ACTIVESOCKET, &s) != CURLE_OK ||
-	    s == CURL_SOCKET_BAD)
+/*
+ * Raw I/O on the logged-in connection.  libcurl connects, negotiates TLS
+ * and logs in (CURLOPT_CONNECT_ONLY); every later command is written with
+ * curl_easy_send() and its reply read with curl_easy_recv() into p->in,
+ * so that several commands can be in flight (RFC 2449 PIPELINING) and a
+ * command costs one write and the reads its reply needs.
+ */
+struct xfer {
+	const char *label;
+	long timeout_ms;
+	int64_t deadline; /* whole command or transfer */
+	/* low-speed check: at least ls_bytes per second over every window
+	 * of ls_s seconds */
+	int64_t win_start;
+	size_t win_bytes;
+};
+
+static void
+xfer_init(struct xfer *x, const char *label, long timeout_ms)
+{
+	int64_t now = now_ms();
+
+	x->label = label;
+	x->timeout_ms = timeout_ms;
+	x->deadline = now + timeout_ms;
+	x->win_start = now;
+	x->win_bytes = 0;
+}
+
+/* Waits until the socket is readable (out == 0) or writable.  0, or -1
+ * with the session ended on timeout. */
+static int
+io_wait(struct pop3 *p, struct xfer *x, int out, struct err *err)
+{
+	for (;;) {
+		struct pollfd pfd;
+		int64_t now = now_ms(), left = x->deadline - now, win;
+		int r;
+
+		win = x->win_start + p->low_speed_s * 1000 - now;
+		if (win <= 0) {
+			if (x->win_bytes <
+			    (size_t)(p->low_speed_bytes * p->low_speed_s)) {
+				end_session(p, 0);
+				fail(p, POP3_ERR_TIMEOUT, err, x->label,
+				    "less than %ld bytes/s for %ld s",
+				    p->low_speed_bytes, p->low_speed_s);
+				return -1;
+			}
+			x->win_start = now;
+			x->win_bytes = 0;
+			win = p->low_speed_s * 1000;
+		}
+		if (left <= 0) {
+			end_session(p, 0);
+			fail(p, POP3_ERR_TIMEOUT, err, x->label,
+			    "no complete reply within %ld ms", x->timeout_ms);
+			return -1;
+		}
+		pfd.fd = p->sock;
+		pfd.events = out ? POLLOUT : POLLIN;
+		pfd.revents = 0;
+		r = poll(&pfd, 1, (int)(left < win ? left : win));
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR) {
+			end_session(p, 0);
+			fail(p, POP3_ERR_CONNECT, err, x->label, "poll: %s",
+			    strerror(errno));
+			return -1;
+		}
+	}
+}
+
+/* Writes len bytes of data.  0 or -1 (session ended). */
+static int
+send_all(struct pop3 *p, struct xfer *x, const char *data, size_t len,
+    struct err *err)
+{
+	while (len > 0) {
+		size_t n = 0;
+		CURLcode rc = curl_easy_send(p->curl, data, len, &n);
+
+		if (rc == CURLE_AGAIN) {
+			if (io_wait(p, x, 1, err) != 0)
+				return -1;
+			continue;
+		}
+		if (rc != CURLE_OK) {
+			end_session(p, 0);
+			fail(p, kind_from_curl(rc), err, x->label, "%s",
+			    curl_easy_strerror(rc));
+			return -1;
+		}
+		data += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Reads more bytes into p->in (the unread rest moved to the front).  0
+ * or -1 (session ended: closed, timeout, TLS or socket error). */
+static int
+fill(struct pop3 *p, struct xfer *x, struct err *err)
+{
+	if (p->in_pos > 0) {
+		memmove(p->in, p->in + p->in_pos, p->in_len - p->in_pos);
+		p->in_len -= p->in_pos;
+		p->in_pos = 0;
+	}
+	for (;;) {
+		size_t n = 0;
+		CURLcode rc = curl_easy_recv(p->curl, p->in + p->in_len,
+		    IN_SIZE - p->in_len, &n);
+
+		if (rc == CURLE_AGAIN) {
+			if (io_wait(p, x, 0, err) != 0)
+				return -1;
+			continue;
+		}
+		if (rc != CURLE_OK) {
+			end_session(p, 0);
+			fail(p, kind_from_curl(rc), err, x->label, "%s",
+			    curl_easy_strerror(rc));
+			return -1;
+		}
+		if (n == 0) {
+			end_session(p, 0);
+			fail(p, POP3_ERR_CONNECT, err, x->label,
+			    "connection closed before the end of the reply");
+			return -1;
+		}
+		p->in_len += n;
+		x->win_bytes += n;
 		return 0;
-	/* The peer's FIN (seen by libcurl as the end of the body) leaves
-	 * the socket in RDHUP state. */
-	pfd.fd = s;
-	pfd.events = POLLIN | POLLRDHUP;
-	pfd.revents = 0;
-	if (poll(&pfd, 1, 0) > 0 &&
-	    (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0)
+	}
+}
+
+/*
+ * Reads one status line.  0 for "+OK"; -1 for "-ERR" (the session ends,
+ * in step; the kind from the response code, else err_kind) and for
+ * anything else (protocol error, connection cut).
+ */
+static int
+read_status(struct pop3 *p, struct xfer *x, enum pop3_error err_kind,
+    struct err *err)
+{
+	char line[STATUS_MAX + 1];
+	const char *nl;
+	size_t len;
+
+	while ((nl = memchr(p->in + p->in_pos, '\n', p->in_len - p->in_pos)) ==
+	    NULL) {
+		if (p->in_len - p->in_pos > STATUS_MAX) {
+			end_session(p, 0);
+			fail(p, POP3_ERR_PROTOCOL, err, x->label,
+			    "status line longer than %d bytes", STATUS_MAX);
+			return -1;
+		}
+		if (fill(p, x, err) != 0)
+			return -1;
+	}
+	len = (size_t)(nl - (p->in + p->in_pos));
+	if (len > STATUS_MAX) {
+		end_session(p, 0);
+		fail(p, POP3_ERR_PROTOCOL, err, x->label,
+		    "status line longer than %d bytes", STATUS_MAX);
+		return -1;
+	}
+	memcpy(line, p->in + p->in_pos, len);
+	p->in_pos += len + 1;
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	line[len] = '\0';
+	if (len >= 3 && memcmp(line, "+OK", 3) == 0 &&
+	    (len == 3 || line[3] == ' '))
 		return 0;
-	return 1;
+	sanitize(p->errline, sizeof(p->errline), line, len);
+	if (len >= 4 && memcmp(line, "-ERR", 4) == 0 &&
+	    (len == 4 || line[4] == ' ')) {
+		end_session(p, 1);
+		fail(p, kind_from_status(p->errline, err_kind), err, x->label,
+		    "server said \"%s\"", p->errline);
+		return -1;
+	}
+	end_session(p, 0);
+	fail(p, POP3_ERR_PROTOCOL, err, x->label, "not a status line: \"%s\"",
+	    p->errline);
+	return -1;
+}
+
+/*
+ * Reads a multi-line reply body up to its terminating "." line into body
+ * (dot-stuffing undone, the "." line dropped; bytes past body's cap are
+ * read and discarded).  0 or -1 (session ended).
+ */
+static int
+read_body(struct pop3 *p, struct xfer *x, struct buf *body, struct err *err)
+{
+	enum { LINE_START, IN_LINE, DOT, DOT_CR } st = LINE_START;
+
+	for (;;) {
+		while (p->in_pos < p->in_len) {
+			char *s = p->in + p->in_pos;
+			size_t avail = p->in_len - p->in_pos;
+			const char *nl;
+			size_t n;
+
+			switch (st) {
+			case LINE_START:
+				if (*s == '.') {
+					p->in_pos++;
+					st = DOT;
+				} else
+					st = IN_LINE;
+				break;
+			case DOT:
+				if (*s == '\r') {
+					p->in_pos++;
+					st = DOT_CR;
+				} else
+					st = IN_LINE; /* stuffed: dot gone */
+				break;
+			case DOT_CR:
+				if (*s == '\n') {
+					p->in_pos++;
+					return 0;
+				}
+				buf_append(body, "\r", 1);
+				st = IN_LINE;
+				break;
+			case IN_LINE:
+				nl = memchr(s, '\n', avail);
+				n = nl ? (size_t)(nl - s) + 1 : avail;
+				buf_append(body, s, n);
+				p->in_pos += n;
+				if (nl != NULL)
+					st = LINE_START;
+				break;
+			}
+		}
+		if (fill(p, x, err) != 0)
+			return -1;
+	}
 }
 
 /*
  * Runs one command on the session's connection.  body != NULL: multi-line
- * reply into body; NULL: single-line.  cmd is the exact command line sent
- * (also used in errors, with PASS never among them).
+ * reply into body; NULL: single-line.  cmd is the exact command line sent;
+ * label names it in errors (PASS is never among them).
  */
 static int
 run_as(struct pop3 *p, const char *cmd, const char *label, struct buf *body,
     long timeout_ms, enum pop3_error err_kind, struct err *err)
 {
-	CURLcode rc;
-	long nconn = 0;
-	const char *why;
-	enum pop3_error base;
+	struct xfer x;
+	char line[64];
+	int n;
 
 	if (p->broken) {
 		fail(p, POP3_ERR_STATE, err, label,
 		    "session already ended (earlier error or QUIT)");
 		return -1;
 	}
+	n = snprintf(line, sizeof(line), "%s\r\n", cmd);
+	if (n < 0 || (size_t)n >= sizeof(line)) {
+		fail(p, POP3_ERR_STATE, err, label, "command too long");
+		return -1;
+	}
 	p->errline[0] = '\0';
-	p->errbuf[0] = '\0';
-	p->sink = body;
-	curl_easy_setopt(p->curl, CURLOPT_CUSTOMREQUEST, cmd);
-	curl_easy_setopt(p->curl, CURLOPT_NOBODY, body == NULL ? 1L : 0L);
-	curl_easy_setopt(p->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
-	rc = curl_easy_perform(p->curl);
-	p->sink = NULL;
-	curl_easy_getinfo(p->curl, CURLINFO_NUM_CONNECTS, &nconn);
-	p->connects += nconn;
-	if (p->connected && nconn > 0) {
-		/* A new connection is a new session with new message numbers:
-		 * whatever this command did must not count. */
-		drop_connection(p);
-		p->broken = 1;
-		fail(p, POP3_ERR_STATE, err, label,
-		    "connection was lost and silently re-opened; "
-		    "message numbers are no longer valid");
+	xfer_init(&x, label, timeout_ms);
+	if (send_all(p, &x, line, (size_t)n, err) != 0 ||
+	    read_status(p, &x, err_kind, err) != 0)
 		return -1;
-	}
-	if (rc == CURLE_OK && body != NULL && !alive(p)) {
-		/* libcurl ends a POP3 body at EOF without complaint: without
-		 * the final "." the reply is incomplete. */
-		p->broken = 1;
-		fail(p, POP3_ERR_CONNECT, err, label,
-		    "connection closed before the end of the reply");
+	if (body != NULL && read_body(p, &x, body, err) != 0)
 		return -1;
-	}
-	if (rc == CURLE_OK)
-		return 0;
-	p->broken = 1;
-	why = p->errbuf[0] ? p->errbuf : curl_easy_strerror(rc);
-	base = kind_from_curl(rc);
-	if (p->errline[0] != '\0') {
-		/* -ERR: login and TLS failures keep their kind, other
-		 * commands take the caller's; a response code refines it. */
-		if (base != POP3_ERR_AUTH && base != POP3_ERR_TLS)
-			base = err_kind;
-		fail(p, kind_from_status(p->errline, base), err, label,
-		    "server said \"%s\" (%s)", p->errline, why);
-		return -1;
-	}
-	fail(p, base, err, label, "%s", why);
-	if (rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_WRITE_ERROR)
-		drop_connection(p);
-	return -1;
+	return 0;
 }
 
 static int
@@ -506,11 +724,48 @@ run(struct pop3 *p, const char *cmd, struct buf *body, long timeout_ms,
 int
 pop3_connect(struct pop3 *p, struct err *err)
 {
+	CURLcode rc;
+	curl_socket_t s = CURL_SOCKET_BAD;
+	const char *why;
+	enum pop3_error base;
+
 	if (p->connected || p->broken) {
 		fail(p, POP3_ERR_STATE, err, "connect", "already connected");
 		return -1;
 	}
-	/* Any command makes libcurl connect, negotiate TLS and log in. */
+	/* libcurl connects, negotiates TLS and logs in, then hands over the
+	 * connection (CURLOPT_CONNECT_ONLY). */
+	p->errline[0] = '\0';
+	p->errbuf[0] = '\0';
+	p->pipelining = 0;
+	curl_easy_setopt(p->curl, CURLOPT_TIMEOUT_MS, p->command_ms);
+	rc = curl_easy_perform(p->curl);
+	p->connects++;
+	if (rc == CURLE_OK &&
+	    (curl_easy_getinfo(p->curl, CURLINFO_ACTIVESOCKET, &s) !=
+	            CURLE_OK ||
+	        s == CURL_SOCKET_BAD))
+		rc = CURLE_COULDNT_CONNECT;
+	if (rc != CURLE_OK) {
+		p->broken = 1;
+		why = p->errbuf[0] ? p->errbuf : curl_easy_strerror(rc);
+		base = kind_from_curl(rc);
+		if (p->errline[0] != '\0') {
+			/* -ERR: login and TLS failures keep their kind; a
+			 * response code refines it. */
+			if (base != POP3_ERR_AUTH && base != POP3_ERR_TLS)
+				base = POP3_ERR_SERVER;
+			fail(p, kind_from_status(p->errline, base), err,
+			    "connect", "server said \"%s\" (%s)", p->errline,
+			    why);
+		} else
+			fail(p, base, err, "connect", "%s", why);
+		drop_connection(p);
+		return -1;
+	}
+	p->sock = s;
+	p->insync = 1;
+	/* The first raw command proves the connection is usable. */
 	if (run_as(p, "NOOP", "connect", NULL, p->command_ms, POP3_ERR_SERVER,
 	        err) != 0)
 		return -1;
@@ -527,8 +782,6 @@ need_session(struct pop3 *p, const char *cmd, struct err *err)
 	}
 	return 0;
 }
-
-/* ---- listings ---- */
 
 static int
 cmp_u32(const void *a, const void *b)
@@ -917,19 +1170,104 @@ pop3_top(struct pop3 *p, uint32_t msgno, unsigned nlines, struct buf *out,
 int
 pop3_dele(struct pop3 *p, uint32_t msgno, struct err *err)
 {
-	char cmd[32];
-	long idx;
+	int ok = 0;
 
-	snprintf(cmd, sizeof(cmd), "DELE %u", (unsigned)msgno);
-	if (need_session(p, cmd, err) != 0 ||
-	    (idx = check_msgno(p, msgno, cmd, err)) < 0)
+	return pop3_dele_many(p, &msgno, 1, &ok, err);
+}
+
+int
+pop3_dele_many(struct pop3 *p, const uint32_t *msgnos, size_t n, int *ok,
+    struct err *err)
+{
+	char cmd[32], label[32], *out;
+	long *idx;
+	size_t i, g, k, len;
+	int rc = 0, failed = 0;
+	enum pop3_error first = POP3_ERR_NONE;
+
+	for (i = 0; i < n; i++)
+		ok[i] = 0;
+	if (n == 0)
+		return 0;
+	snprintf(label, sizeof(label), "DELE %u", (unsigned)msgnos[0]);
+	if (need_session(p, label, err) != 0)
 		return -1;
-	if (run(p, cmd, NULL, p->command_ms, POP3_ERR_SERVER, err) != 0)
+	if (p->broken) {
+		fail(p, POP3_ERR_STATE, err, label,
+		    "session already ended (earlier error or QUIT)");
 		return -1;
-	if (p->have_listing)
-		p->dele[idx] = 1;
-	p->deleted++;
-	return 0;
+	}
+	/* Every number is checked before anything is sent. */
+	idx = xmalloc(n * sizeof(*idx));
+	for (i = 0; i < n; i++) {
+		snprintf(label, sizeof(label), "DELE %u", (unsigned)msgnos[i]);
+		if ((idx[i] = check_msgno(p, msgnos[i], label, err)) < 0)
+			goto bad;
+		for (k = 0; k < i; k++)
+			if (msgnos[k] == msgnos[i]) {
+				fail(p, POP3_ERR_STATE, err, label,
+				    "message %u given twice",
+				    (unsigned)msgnos[i]);
+				goto bad;
+			}
+	}
+	/* With PIPELINING the commands of a group go out in one write and
+	 * the replies are read afterwards; without it, one at a time. */
+	g = p->pipelining ? DELE_GROUP : 1;
+	out = xmalloc(g * sizeof(cmd));
+	for (i = 0; i < n && rc == 0; i += g) {
+		size_t m = n - i < g ? n - i : g;
+		struct xfer x;
+
+		len = 0;
+		for (k = 0; k < m; k++)
+			len += (size_t)snprintf(out + len, sizeof(cmd),
+			    "DELE %u\r\n", (unsigned)msgnos[i + k]);
+		snprintf(label, sizeof(label), "DELE %u", (unsigned)msgnos[i]);
+		xfer_init(&x, label, p->command_ms);
+		if (send_all(p, &x, out, len, err) != 0) {
+			rc = -1;
+			break;
+		}
+		for (k = 0; k < m; k++) {
+			struct err e2 = {{0}};
+			size_t j = i + k;
+
+			snprintf(label, sizeof(label), "DELE %u",
+			    (unsigned)msgnos[j]);
+			x.label = label;
+			/* after a -ERR the replies already on their way are
+			 * still read, so the marks they confirm are known */
+			p->broken = 0;
+			if (read_status(p, &x, POP3_ERR_SERVER, &e2) != 0) {
+				if (!failed) {
+					*err = e2;
+					first = p->kind;
+				}
+				failed = 1;
+				if (!p->insync) {
+					rc = -1;
+					break;
+				}
+				continue;
+			}
+			ok[j] = 1;
+			if (p->have_listing)
+				p->dele[idx[j]] = 1;
+			p->deleted++;
+		}
+		if (failed) {
+			p->broken = 1;
+			p->kind = first;
+			rc = -1;
+		}
+	}
+	free(out);
+	free(idx);
+	return rc;
+bad:
+	free(idx);
+	return -1;
 }
 
 int
@@ -948,10 +1286,8 @@ pop3_quit(struct pop3 *p, struct err *err)
 	if (need_session(p, "QUIT", err) != 0)
 		return -1;
 	rc = run(p, "QUIT", NULL, p->command_ms, POP3_ERR_SERVER, err);
-	/* The server closes after QUIT; make libcurl forget the connection
-	 * instead of sending a second QUIT into it at cleanup. */
-	drop_connection(p);
 	p->broken = 1;
+	p->insync = 0;
 	return rc;
 }
 
@@ -980,6 +1316,13 @@ pop3_free(struct pop3 **pp)
 
 	if (pp == NULL || (p = *pp) == NULL)
 		return;
+	if (p->connected && p->insync) {
+		/* The DELE marks of a session still in step take effect. */
+		struct err e2 = {{0}};
+
+		p->broken = 0;
+		(void)run(p, "QUIT", NULL, p->command_ms, POP3_ERR_SERVER, &e2);
+	}
 	curl_easy_cleanup(p->curl);
 	curl_slist_free_all(p->resolve);
 	free(p->mailbox);
@@ -991,6 +1334,7 @@ pop3_free(struct pop3 **pp)
 	free(p->url);
 	free(p->msgnos);
 	free(p->dele);
+	free(p->in);
 	free(p);
 	*pp = NULL;
 }

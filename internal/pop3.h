@@ -1,8 +1,9 @@
 /*
  * pop3.h - one POP3 session (RFC 1939, CAPA RFC 2449, STLS RFC 2595,
- * implicit TLS RFC 8314) over libcurl: UIDL, LIST, RETR into a capped
- * buffer, TOP, DELE, NOOP, QUIT.  One easy handle per session, hence one
- * TCP/TLS connection for every command of a mailbox pass.  Server output
+ * implicit TLS RFC 8314): UIDL, LIST, RETR into a capped buffer, TOP,
+ * DELE (pipelined when the server allows), NOOP, QUIT.  libcurl connects,
+ * negotiates TLS and logs in; the commands then run on that one
+ * connection for the whole mailbox pass.  Server output
  * (listings, status lines) is validated strictly and only ever stored in
  * capped buffers.  Never logs; failures fill struct err and set a kind.
  */
@@ -103,8 +104,8 @@ int pop3_connect(struct pop3 *p, struct err *err);
  * entries in server order.  Each message number is a positive decimal,
  * unique; each uidl 1..70 chars in 0x21..0x7E, unique; every line ends in
  * CRLF.  Anything else is POP3_ERR_PROTOCOL.  A server that refuses UIDL
- * gives POP3_ERR_NO_UIDL and the session is closed (libcurl drops the
- * connection on -ERR): reconnect and use pop3_list() + pop3_top_key().
+ * gives POP3_ERR_NO_UIDL and the session ends, as after any -ERR (QUIT
+ * is sent at pop3_free): reconnect and use pop3_list() + pop3_top_key().
  * pop3_scan() runs UIDL then LIST and merges them (both must list the same
  * message numbers).
  */
@@ -117,8 +118,8 @@ int pop3_scan(struct pop3 *p, struct pop3_entry **list_out, size_t *n_out,
 
 /*
  * RETR msgno into out (dot-stuffing undone, the terminating "." removed;
- * the CRLF of the last line stays, and libcurl hands over an empty message
- * as a lone CRLF).  out is reset first; its cap is lowered to
+ * the CRLF of the last line stays; an empty message gives an empty
+ * buffer).  out is reset first; its cap is lowered to
  * max_message_bytes if larger (or set to it if 0).  A reply cut short by
  * the server closing the connection is an error (kind connect).
  * An over-size message keeps its head and sets out->truncated; the rest is
@@ -135,6 +136,15 @@ int pop3_top(struct pop3 *p, uint32_t msgno, unsigned nlines, struct buf *out,
  * one was made) and may not be deleted twice.  0 or -1. */
 int pop3_dele(struct pop3 *p, uint32_t msgno, struct err *err);
 
+/* DELE each of msgnos[0..n) (all checked as for pop3_dele first).  When
+ * the server advertised PIPELINING (RFC 2449) the commands go out in
+ * groups, each written at once, and the replies are read after; else one
+ * command at a time.  ok[i] is set to 1 for each DELE the server accepted.
+ * 0 when all were; -1 otherwise, err describing the first failure, and the
+ * session ends as after any failed command. */
+int pop3_dele_many(struct pop3 *p, const uint32_t *msgnos, size_t n, int *ok,
+    struct err *err);
+
 /* NOOP (keeps the session alive).  0 or -1. */
 int pop3_noop(struct pop3 *p, struct err *err);
 
@@ -148,13 +158,14 @@ enum pop3_error pop3_error_kind(const struct pop3 *p);
 /* Stable lower-case name ("auth", "tls", ...) for metrics and logs. */
 const char *pop3_error_name(enum pop3_error kind);
 
-/* Number of TCP connections this handle has opened (1 for a healthy
- * session; a reconnect is refused as POP3_ERR_STATE). */
+/* Number of TCP connections this handle has opened: 1 once connected (a
+ * session never reconnects; a lost connection ends it). */
 long pop3_connections(const struct pop3 *p);
 /* Number of DELE commands the server accepted in this session. */
 size_t pop3_deleted_count(const struct pop3 *p);
 
-/* Frees the handle.  If the session is still open, libcurl sends QUIT
+/* Frees the handle.  If the session is still open and in step (no
+ * timeout, cut or garbled reply; a -ERR leaves it in step), QUIT is sent
  * (DELEs take effect) without reporting the outcome: call pop3_quit()
  * first to know.  NULL-safe; sets *p = NULL. */
 void pop3_free(struct pop3 **p);

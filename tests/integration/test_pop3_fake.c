@@ -745,16 +745,13 @@ t_truncate(void)
 	buf_free(&b);
 }
 
-/* The server drops an idle connection between commands: libcurl would
- * quietly open a new session (new message numbers); the client refuses it
- * and closes that session without QUIT. */
+/* The server drops an idle connection between commands: the next command
+ * fails on that connection, and no new session (with new message
+ * numbers) is ever opened behind the caller's back. */
 static void
 t_no_silent_reconnect(void)
 {
-	const char *script = LOGIN "! close\n! next\n"
-	                           "< +OK fake ready\n> CAPA\n< +OK\n< USER\n"
-	                           "< .\n> USER u\n< +OK\n> PASS secret-pw\n"
-	                           "< +OK logged in\n> DELE 1\n< +OK\n";
+	const char *script = LOGIN "! close\n";
 	struct pop3 *p;
 	struct fake f;
 	struct err err = {{0}};
@@ -763,17 +760,147 @@ t_no_silent_reconnect(void)
 	if (fake_login(&f, script, &p, &err) != 0)
 		return;
 	usleep(200000);
-	CHECK(pop3_dele(p, 1, &err) == -1, "DELE on a new session accepted");
-	CHECK_INT(pop3_error_kind(p), POP3_ERR_STATE);
-	CHECK(strstr(err.msg, "re-opened") != NULL, "%s", err.msg);
+	CHECK(pop3_dele(p, 1, &err) == -1, "DELE on a closed connection");
+	CHECK_INT(pop3_error_kind(p), POP3_ERR_CONNECT);
+	CHECK(strstr(err.msg, "mailbox fake: DELE 1: ") != NULL, "%s", err.msg);
 	CHECK_INT(pop3_deleted_count(p), 0);
+	CHECK_INT(pop3_connections(p), 1);
+	CHECK(pop3_noop(p, &err) == -1 && pop3_error_kind(p) == POP3_ERR_STATE,
+	    "session still usable");
 	pop3_free(&p);
 	t = fake_finish(&f);
-	/* second session: DELE then a hang-up, no QUIT to commit it */
-	CHECK_STR(t,
-	    T_LOGIN "CONNECT\nC: CAPA\nC: USER u\n"
-	            "C: PASS secret-pw\nC: DELE 1\nEOF\n");
+	CHECK(strstr(t, "CONNECT\nC: CAPA") == t &&
+	        strstr(t + 1, "CONNECT") == NULL,
+	    "%s", t);
 	free(t);
+}
+
+/* Greeting, CAPA with PIPELINING, login, the connect NOOP. */
+#define LOGIN_PIPE \
+	"< +OK fake ready\n> CAPA\n< +OK\n< USER\n< UIDL\n< PIPELINING\n" \
+	"< .\n> USER u\n< +OK\n> PASS secret-pw\n< +OK logged in\n" \
+	"> NOOP\n< +OK\n"
+
+/* DELE of many messages, pipelined and not: every reply is matched to
+ * its command, a -ERR in the middle leaves the others' marks known, and
+ * the session then ends (QUIT at free commits the accepted ones). */
+static void
+t_dele_many(void)
+{
+	static const struct {
+		const char *name, *login;
+		int refuse; /* 1-based position refused, 0 none */
+	} rows[] = {
+	    {"pipelined", LOGIN_PIPE, 0},
+	    {"one at a time", LOGIN, 0},
+	    {"pipelined, third refused", LOGIN_PIPE, 3},
+	    {"one at a time, third refused", LOGIN, 3},
+	};
+	uint32_t nums[300];
+	int ok[300];
+	size_t i, k, n;
+
+	for (k = 0; k < 300; k++)
+		nums[k] = (uint32_t)(k + 1);
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct buf sc, want;
+		struct pop3 *p;
+		struct fake f;
+		struct err err = {{0}};
+		size_t acc = 0;
+		char *t;
+		int rc;
+
+		test_begin("dele_many: %s", rows[i].name);
+		/* several groups of pipelined commands; one when refusing */
+		n = rows[i].refuse ? 100 : 300;
+		buf_init(&sc, 1 << 20);
+		buf_init(&want, 1 << 20);
+		buf_append(&sc, rows[i].login, strlen(rows[i].login));
+		buf_append(&want, T_LOGIN, strlen(T_LOGIN));
+		for (k = 0; k < n; k++) {
+			char line[64];
+			int m;
+
+			m = snprintf(line, sizeof(line), "> DELE %zu\n< %s\n",
+			    k + 1,
+			    (int)k + 1 == rows[i].refuse ? "-ERR [IN-USE] no"
+			                                 : "+OK");
+			buf_append(&sc, line, (size_t)m);
+			m = snprintf(line, sizeof(line), "C: DELE %zu\n",
+			    k + 1);
+			buf_append(&want, line, (size_t)m);
+			/* without pipelining the client stops at the -ERR */
+			if ((int)k + 1 == rows[i].refuse &&
+			    strcmp(rows[i].login, LOGIN) == 0)
+				break;
+		}
+		buf_append(&sc, "> QUIT\n< +OK\n", 14);
+		buf_append(&want, "C: QUIT\nEOF\n", 13);
+		if (fake_login(&f, buf_cstr(&sc), &p, &err) != 0) {
+			buf_free(&sc);
+			buf_free(&want);
+			test_end();
+			continue;
+		}
+		rc = pop3_dele_many(p, nums, n, ok, &err);
+		for (k = 0; k < n; k++)
+			acc += ok[k] != 0;
+		if (rows[i].refuse == 0) {
+			CHECK(rc == 0, "%s", err.msg);
+			CHECK_INT(acc, n);
+			CHECK_INT(pop3_deleted_count(p), n);
+		} else {
+			size_t want_acc = strcmp(rows[i].login, LOGIN) == 0
+			    ? (size_t)rows[i].refuse - 1
+			    : n - 1;
+
+			CHECK(rc == -1, "refusal not reported");
+			CHECK_INT(pop3_error_kind(p), POP3_ERR_IN_USE);
+			CHECK(strstr(err.msg, "mailbox fake: DELE 3: ") != NULL,
+			    "%s", err.msg);
+			CHECK(!ok[2], "refused DELE marked accepted");
+			CHECK(ok[0] && ok[1], "accepted DELEs not marked");
+			CHECK_INT(acc, want_acc);
+			CHECK_INT(pop3_deleted_count(p), want_acc);
+			CHECK(pop3_noop(p, &err) == -1, "session still usable");
+		}
+		pop3_free(&p);
+		t = fake_finish(&f);
+		CHECK_STR(t, buf_cstr(&want));
+		free(t);
+		buf_free(&sc);
+		buf_free(&want);
+		test_end();
+	}
+}
+
+/* An empty message, a line of a lone dot-stuffed dot, a "." not followed
+ * by CRLF, and a reply split into single bytes: the body comes out exact. */
+static void
+t_body_edges(void)
+{
+	const char *script =
+	    LOGIN "> RETR 1\n< +OK\n< .\n"
+	          "> RETR 2\n<r "
+	          "+OK\\r\\n..\\r\\n.x\\r\\n.\\rA\\r\\nend\\r\\n.\\r\\n\n"
+	          "> QUIT\n< +OK\n";
+	struct pop3 *p;
+	struct fake f;
+	struct err err = {{0}};
+	struct buf b;
+
+	buf_init(&b, 4096);
+	if (fake_login(&f, script, &p, &err) != 0)
+		return;
+	CHECK(pop3_retr(p, 1, &b, &err) == 0, "%s", err.msg);
+	CHECK_INT(b.len, 0);
+	CHECK(pop3_retr(p, 2, &b, &err) == 0, "%s", err.msg);
+	CHECK_STR(buf_cstr(&b), ".\r\nx\r\n\rA\r\nend\r\n");
+	CHECK(pop3_quit(p, &err) == 0, "%s", err.msg);
+	pop3_free(&p);
+	finish_no_mismatch(&f);
+	buf_free(&b);
 }
 
 /* pop3_abort: no QUIT, so the server keeps the messages. */
@@ -1015,6 +1142,8 @@ main(void)
 	t_stalls();
 	RUN(t_truncate);
 	RUN(t_no_silent_reconnect);
+	t_dele_many();
+	RUN(t_body_edges);
 	RUN(t_abort_sends_no_quit);
 	RUN(t_top_key);
 	t_stls_required();

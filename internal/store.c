@@ -492,6 +492,14 @@ prepare_all(struct store *s, struct err *err)
 
 	if (s->prepared)
 		return 0;
+	/* Plan each statement once per connection.  Left to choose, the
+	 * server re-plans record_batch (one large statement) on every
+	 * execution, and that planning cost more CPU than the writing; the
+	 * statements all look rows up by key, so one plan fits every
+	 * parameter value. */
+	if ((rc = exec_simple(s, "SET plan_cache_mode = force_generic_plan",
+	         err)) != 0)
+		return rc;
 	for (i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
 		PGresult *r =
 		    PQprepare(s->conn, stmts[i].name, stmts[i].sql, 0, NULL);

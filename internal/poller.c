@@ -1005,6 +1005,71 @@ open_pop3(struct pass *ps, const char *token, struct err *err)
 	return pop3_new(&o, err);
 }
 
+static int
+cmp_entry_key(const void *a, const void *b)
+{
+	const struct pop3_entry *x = *(const struct pop3_entry *const *)a;
+	const struct pop3_entry *y = *(const struct pop3_entry *const *)b;
+	int c = strcmp(x->uidl, y->uidl);
+
+	return c != 0 ? c : (x->msgno > y->msgno) - (x->msgno < y->msgno);
+}
+
+/*
+ * For a server without UIDL: a new session, LIST, and each message keyed
+ * by a digest of its header block (TOP n 0).  Messages whose header blocks
+ * are identical get "-2" ... "-9" appended, in message-number order; any
+ * further copies wait for a later pass (left out of the listing).  0, or
+ * -1 with err set (the session is then unusable).
+ */
+static int
+scan_by_header(struct pass *ps, const char *token, struct pop3_entry **ent,
+    size_t *nent, struct err *err)
+{
+	struct pop3_entry **ix;
+	size_t n = 0, i, j, out;
+
+	pop3_free(&ps->pop); /* QUIT: nothing was DELEd */
+	if ((ps->pop = open_pop3(ps, token, err)) == NULL ||
+	    pop3_connect(ps->pop, err) != 0 ||
+	    pop3_list(ps->pop, ent, &n, err) != 0)
+		return -1;
+	for (i = 0; i < n && !ps->p->stop; i++)
+		if (pop3_top_key(ps->pop, (*ent)[i].msgno, (*ent)[i].uidl,
+		        err) != 0)
+			return -1;
+	if (i < n) {
+		err_set(err, "interrupted");
+		return -1;
+	}
+	ix = xcalloc(n + 1, sizeof(*ix));
+	for (i = 0; i < n; i++)
+		ix[i] = &(*ent)[i];
+	qsort(ix, n, sizeof(*ix), cmp_entry_key);
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && strcmp(ix[j]->uidl, ix[i]->uidl) == 0;
+		     j++) {
+			size_t k = j - i + 1;
+
+			if (k <= 9)
+				snprintf(ix[j]->uidl + strlen(ix[j]->uidl), 3,
+				    "-%zu", k);
+			else
+				ix[j]->uidl[0] = '\0'; /* a later pass */
+		}
+	}
+	free(ix);
+	for (i = 0, out = 0; i < n; i++)
+		if ((*ent)[i].uidl[0] != '\0')
+			(*ent)[out++] = (*ent)[i];
+	if (out < n)
+		log_warn("more than 9 messages with the same header block: "
+		         "the rest wait for a later pass",
+		    "mailbox", ps->mc->name, NULL);
+	*nent = out;
+	return 0;
+}
+
 static enum pass_result
 run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
     struct store **stp)
@@ -1095,8 +1160,22 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 		}
 		rc = pop3_connect(ps.pop, &err);
 	}
-	if (rc != 0 || pop3_scan(ps.pop, &ent, &nent, &err) != 0) {
-		pass_error(&ps, pop3_kind(pop3_error_kind(ps.pop)),
+	if (rc == 0 && pop3_scan(ps.pop, &ent, &nent, &err) != 0) {
+		rc = -1;
+		if (pop3_error_kind(ps.pop) == POP3_ERR_NO_UIDL) {
+			log_info("server has no UIDL: keying messages by "
+			         "their header block (TOP n 0)",
+			    "mailbox", name, "cause", err.msg, NULL);
+			free(ent);
+			ent = NULL;
+			nent = 0;
+			rc = scan_by_header(&ps, token, &ent, &nent, &err);
+		}
+	}
+	if (rc != 0) {
+		pass_error(&ps,
+		    ps.pop ? pop3_kind(pop3_error_kind(ps.pop))
+		           : METRICS_ERR_OTHER,
 		    "POP3 session failed", err.msg);
 		pop_broken = 1;
 		goto out;

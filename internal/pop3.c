@@ -509,6 +509,22 @@ io_wait(struct pop3 *p, struct xfer *x, int out, struct err *err)
 	}
 }
 
+/* What a curl_easy_send/recv status means for the loop around it: 1 try
+ * again (the socket is ready now), 0 done, -1 the session ended. */
+static int
+io_result(struct pop3 *p, struct xfer *x, CURLcode rc, int out, struct err *err)
+{
+	if (rc == CURLE_AGAIN)
+		return io_wait(p, x, out, err) != 0 ? -1 : 1;
+	if (rc != CURLE_OK) {
+		end_session(p, 0);
+		fail(p, kind_from_curl(rc), err, x->label, "%s",
+		    curl_easy_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
 /* Writes len bytes of data.  0 or -1 (session ended). */
 static int
 send_all(struct pop3 *p, struct xfer *x, const char *data, size_t len,
@@ -516,19 +532,11 @@ send_all(struct pop3 *p, struct xfer *x, const char *data, size_t len,
 {
 	while (len > 0) {
 		size_t n = 0;
-		CURLcode rc = curl_easy_send(p->curl, data, len, &n);
+		int r = io_result(p, x, curl_easy_send(p->curl, data, len, &n),
+		    1, err);
 
-		if (rc == CURLE_AGAIN) {
-			if (io_wait(p, x, 1, err) != 0)
-				return -1;
-			continue;
-		}
-		if (rc != CURLE_OK) {
-			end_session(p, 0);
-			fail(p, kind_from_curl(rc), err, x->label, "%s",
-			    curl_easy_strerror(rc));
+		if (r < 0)
 			return -1;
-		}
 		data += n;
 		len -= n;
 	}
@@ -547,20 +555,15 @@ fill(struct pop3 *p, struct xfer *x, struct err *err)
 	}
 	for (;;) {
 		size_t n = 0;
-		CURLcode rc = curl_easy_recv(p->curl, p->in + p->in_len,
-		    IN_SIZE - p->in_len, &n);
+		int r = io_result(p, x,
+		    curl_easy_recv(p->curl, p->in + p->in_len,
+		        IN_SIZE - p->in_len, &n),
+		    0, err);
 
-		if (rc == CURLE_AGAIN) {
-			if (io_wait(p, x, 0, err) != 0)
-				return -1;
-			continue;
-		}
-		if (rc != CURLE_OK) {
-			end_session(p, 0);
-			fail(p, kind_from_curl(rc), err, x->label, "%s",
-			    curl_easy_strerror(rc));
+		if (r < 0)
 			return -1;
-		}
+		if (r > 0)
+			continue;
 		if (n == 0) {
 			end_session(p, 0);
 			fail(p, POP3_ERR_CONNECT, err, x->label,

@@ -182,6 +182,55 @@ t_session(void)
 		free(msgs[i]);
 }
 
+/* 300 messages retrieved back to back, then every other one DELEd with
+ * pop3_dele_many (Dovecot advertises PIPELINING, so in groups): all
+ * accepted, and exactly those gone after QUIT, over one login. */
+static void
+t_dele_many(void)
+{
+	struct pop3_options o;
+	struct pop3 *p;
+	struct pop3_entry *l = NULL;
+	struct err err = {{0}};
+	struct buf b;
+	uint32_t nums[150];
+	int ok[150], logins, accepted = 0;
+	size_t n = 0, i, len, k = 0;
+	char name[64], *m;
+
+	clear_mail(USER);
+	for (i = 0; i < 300; i++) {
+		m = make_msg((int)i + 1, &len);
+		snprintf(name, sizeof(name), "%zu.M%zuP1.test", 3000 + i, i);
+		CHECK(dovecot_seed(&dv, USER, name, m, len) == 0, "seed");
+		free(m);
+	}
+	logins = count_logins(USER);
+	buf_init(&b, 1 << 20);
+	opts(&o);
+	p = pop3_new(&o, &err);
+	CHECK(pop3_connect(p, &err) == 0, "%s", err.msg);
+	CHECK(pop3_uidl(p, &l, &n, &err) == 0, "%s", err.msg);
+	CHECK_INT(n, 300);
+	for (i = 0; i < n; i++) {
+		CHECK(pop3_retr(p, l[i].msgno, &b, &err) == 0, "%s", err.msg);
+		if (i % 2 == 0 && k < 150)
+			nums[k++] = l[i].msgno;
+	}
+	CHECK(pop3_dele_many(p, nums, k, ok, &err) == 0, "%s", err.msg);
+	for (i = 0; i < k; i++)
+		accepted += ok[i];
+	CHECK_INT(accepted, 150);
+	CHECK_INT(pop3_deleted_count(p), 150);
+	CHECK_INT(count_mail(USER), 300); /* marked, not removed */
+	CHECK(pop3_quit(p, &err) == 0, "%s", err.msg);
+	pop3_free(&p);
+	CHECK_INT(count_mail(USER), 150);
+	CHECK_INT(count_logins(USER), logins + 1);
+	free(l);
+	buf_free(&b);
+}
+
 /* DELE then no QUIT (pop3_abort, or the process dies): nothing deleted. */
 static void
 t_drop_before_quit(void)
@@ -488,6 +537,7 @@ main(void)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	RUN(t_session);
+	RUN(t_dele_many);
 	RUN(t_drop_before_quit);
 	RUN(t_stls);
 	RUN(t_auth_plain);

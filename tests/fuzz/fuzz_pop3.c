@@ -3,9 +3,10 @@
  * target: the UIDL or LIST listing parser and the header key directly
  * (fast), or a whole session: a local TCP server thread plays the input
  * as everything the "server" says (greeting, CAPA, login replies,
- * listings, message), reply by reply, then hangs up, while the client
- * connects, scans, retrieves, deletes and quits through libcurl.  Nothing may crash, leak,
- * overrun or hang.
+ * listings, messages, DELE replies), reply by reply, then hangs up, while
+ * the client logs in through libcurl and then scans, retrieves, deletes
+ * (pipelined when the input's CAPA says PIPELINING) and quits over the
+ * raw session.  Nothing may crash, leak, overrun or hang.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -134,7 +135,9 @@ session(const uint8_t *data, size_t len)
 	struct serve s = {data, len, 0, 0, 0};
 	pthread_t th;
 	char key[POP3_UIDL_MAX + 1];
-	size_t n = 0;
+	uint32_t nums[8];
+	int ok[8];
+	size_t n = 0, i;
 
 	if (pthread_create(&th, NULL, serve, &s) != 0)
 		abort();
@@ -158,7 +161,11 @@ session(const uint8_t *data, size_t len)
 			    b.len > b.cap)
 				abort();
 			pop3_top_key(p, l[0].msgno, key, &err);
-			pop3_dele(p, l[0].msgno, &err);
+			/* every listed message (at most 8), pipelined when
+			 * the CAPA of the input said PIPELINING */
+			for (i = 0; i < n && i < 8; i++)
+				nums[i] = l[i].msgno;
+			pop3_dele_many(p, nums, i, ok, &err);
 		}
 		pop3_noop(p, &err);
 		pop3_quit(p, &err);

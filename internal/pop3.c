@@ -446,8 +446,8 @@ struct xfer {
 	const char *label;
 	long timeout_ms;
 	int64_t deadline; /* whole command or transfer */
-	/* low-speed check: at least ls_bytes per second over every window
-	 * of ls_s seconds */
+	/* low-speed check: at least low_speed_bytes per second over every
+	 * window of low_speed_s seconds */
 	int64_t win_start;
 	size_t win_bytes;
 };
@@ -577,9 +577,10 @@ fill(struct pop3 *p, struct xfer *x, struct err *err)
 }
 
 /*
- * Reads one status line.  0 for "+OK"; -1 for "-ERR" (the session ends,
- * in step; the kind from the response code, else err_kind) and for
- * anything else (protocol error, connection cut).
+ * Reads one status line.  0 for "+OK"; -1 for "-ERR" (the kind from the
+ * response code, else err_kind; the replies stay in step and the caller
+ * decides whether the session goes on) and for anything else (protocol
+ * error, connection cut: the session ends).
  */
 static int
 read_status(struct pop3 *p, struct xfer *x, enum pop3_error err_kind,
@@ -618,7 +619,6 @@ read_status(struct pop3 *p, struct xfer *x, enum pop3_error err_kind,
 	sanitize(p->errline, sizeof(p->errline), line, len);
 	if (len >= 4 && memcmp(line, "-ERR", 4) == 0 &&
 	    (len == 4 || line[4] == ' ')) {
-		end_session(p, 1);
 		fail(p, kind_from_status(p->errline, err_kind), err, x->label,
 		    "server said \"%s\"", p->errline);
 		return -1;
@@ -684,24 +684,31 @@ read_body(struct pop3 *p, struct xfer *x, struct buf *body, struct err *err)
 	}
 }
 
+/* -1 (kind state) when an error or QUIT has ended the session. */
+static int
+ended(struct pop3 *p, const char *label, struct err *err)
+{
+	if (!p->broken)
+		return 0;
+	fail(p, POP3_ERR_STATE, err, label,
+	    "session already ended (earlier error or QUIT)");
+	return -1;
+}
+
 /*
- * Runs one command on the session's connection.  body != NULL: multi-line
- * reply into body; NULL: single-line.  cmd is the exact command line sent;
- * label names it in errors (PASS is never among them).
+ * Sends one command and reads its reply.  body != NULL: multi-line reply
+ * into body; NULL: single-line.  cmd is the exact command line sent;
+ * label names it in errors (PASS is never among them).  Any failure ends
+ * the session (in step after a -ERR).
  */
 static int
-run_as(struct pop3 *p, const char *cmd, const char *label, struct buf *body,
+exchange(struct pop3 *p, const char *cmd, const char *label, struct buf *body,
     long timeout_ms, enum pop3_error err_kind, struct err *err)
 {
 	struct xfer x;
 	char line[64];
 	int n;
 
-	if (p->broken) {
-		fail(p, POP3_ERR_STATE, err, label,
-		    "session already ended (earlier error or QUIT)");
-		return -1;
-	}
 	n = snprintf(line, sizeof(line), "%s\r\n", cmd);
 	if (n < 0 || (size_t)n >= sizeof(line)) {
 		fail(p, POP3_ERR_STATE, err, label, "command too long");
@@ -710,11 +717,22 @@ run_as(struct pop3 *p, const char *cmd, const char *label, struct buf *body,
 	p->errline[0] = '\0';
 	xfer_init(&x, label, timeout_ms);
 	if (send_all(p, &x, line, (size_t)n, err) != 0 ||
-	    read_status(p, &x, err_kind, err) != 0)
+	    read_status(p, &x, err_kind, err) != 0 ||
+	    (body != NULL && read_body(p, &x, body, err) != 0)) {
+		p->broken = 1;
 		return -1;
-	if (body != NULL && read_body(p, &x, body, err) != 0)
-		return -1;
+	}
 	return 0;
+}
+
+/* exchange(), on a session no error or QUIT has ended yet. */
+static int
+run_as(struct pop3 *p, const char *cmd, const char *label, struct buf *body,
+    long timeout_ms, enum pop3_error err_kind, struct err *err)
+{
+	if (ended(p, label, err) != 0)
+		return -1;
+	return exchange(p, cmd, label, body, timeout_ms, err_kind, err);
 }
 
 static int
@@ -791,6 +809,23 @@ cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 	return x < y ? -1 : x > y;
+}
+
+/* Whether v[0..n) holds a number twice (*dup gets it).  Sorts v. */
+static int
+has_dup_u32(uint32_t *v, size_t n, uint32_t *dup)
+{
+	size_t i;
+
+	if (n < 2)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_u32);
+	for (i = 1; i < n; i++)
+		if (v[i] == v[i - 1]) {
+			*dup = v[i];
+			return 1;
+		}
+	return 0;
 }
 
 static int
@@ -938,16 +973,16 @@ parse_listing(const char *data, size_t len, int uidl, size_t max_messages,
 
 	/* Uniqueness: message numbers, then uids. */
 	if (n > 1) {
+		uint32_t dup;
+
 		nos = xmalloc(n * sizeof(*nos));
 		for (i = 0; i < n; i++)
 			nos[i] = list[i].msgno;
-		qsort(nos, n, sizeof(*nos), cmp_u32);
-		for (i = 1; i < n; i++)
-			if (nos[i] == nos[i - 1]) {
-				err_set(err, "duplicate message number %u",
-				    (unsigned)nos[i]);
-				goto out;
-			}
+		if (has_dup_u32(nos, n, &dup)) {
+			err_set(err, "duplicate message number %u",
+			    (unsigned)dup);
+			goto out;
+		}
 		if (uidl) {
 			byuid = xmalloc(n * sizeof(*byuid));
 			for (i = 0; i < n; i++)
@@ -1185,7 +1220,8 @@ pop3_dele_many(struct pop3 *p, const uint32_t *msgnos, size_t n, int *ok,
 	char cmd[32], label[32], *out;
 	long *idx;
 	size_t i, g, k, len;
-	int rc = 0, failed = 0;
+	uint32_t dup, *sorted;
+	int rc = 0, failed = 0, twice;
 	enum pop3_error first = POP3_ERR_NONE;
 
 	for (i = 0; i < n; i++)
@@ -1193,26 +1229,26 @@ pop3_dele_many(struct pop3 *p, const uint32_t *msgnos, size_t n, int *ok,
 	if (n == 0)
 		return 0;
 	snprintf(label, sizeof(label), "DELE %u", (unsigned)msgnos[0]);
-	if (need_session(p, label, err) != 0)
+	if (need_session(p, label, err) != 0 || ended(p, label, err) != 0)
 		return -1;
-	if (p->broken) {
-		fail(p, POP3_ERR_STATE, err, label,
-		    "session already ended (earlier error or QUIT)");
+	/* Every number is checked before anything is sent. */
+	sorted = xmalloc(n * sizeof(*sorted));
+	memcpy(sorted, msgnos, n * sizeof(*sorted));
+	twice = has_dup_u32(sorted, n, &dup);
+	free(sorted);
+	if (twice) {
+		snprintf(label, sizeof(label), "DELE %u", (unsigned)dup);
+		fail(p, POP3_ERR_STATE, err, label, "message %u given twice",
+		    (unsigned)dup);
 		return -1;
 	}
-	/* Every number is checked before anything is sent. */
 	idx = xmalloc(n * sizeof(*idx));
 	for (i = 0; i < n; i++) {
 		snprintf(label, sizeof(label), "DELE %u", (unsigned)msgnos[i]);
-		if ((idx[i] = check_msgno(p, msgnos[i], label, err)) < 0)
-			goto bad;
-		for (k = 0; k < i; k++)
-			if (msgnos[k] == msgnos[i]) {
-				fail(p, POP3_ERR_STATE, err, label,
-				    "message %u given twice",
-				    (unsigned)msgnos[i]);
-				goto bad;
-			}
+		if ((idx[i] = check_msgno(p, msgnos[i], label, err)) < 0) {
+			free(idx);
+			return -1;
+		}
 	}
 	/* With PIPELINING the commands of a group go out in one write and
 	 * the replies are read afterwards; without it, one at a time. */
@@ -1241,7 +1277,6 @@ pop3_dele_many(struct pop3 *p, const uint32_t *msgnos, size_t n, int *ok,
 			x.label = label;
 			/* after a -ERR the replies already on their way are
 			 * still read, so the marks they confirm are known */
-			p->broken = 0;
 			if (read_status(p, &x, POP3_ERR_SERVER, &e2) != 0) {
 				if (!failed) {
 					*err = e2;
@@ -1268,9 +1303,6 @@ pop3_dele_many(struct pop3 *p, const uint32_t *msgnos, size_t n, int *ok,
 	free(out);
 	free(idx);
 	return rc;
-bad:
-	free(idx);
-	return -1;
 }
 
 int
@@ -1320,11 +1352,12 @@ pop3_free(struct pop3 **pp)
 	if (pp == NULL || (p = *pp) == NULL)
 		return;
 	if (p->connected && p->insync) {
-		/* The DELE marks of a session still in step take effect. */
+		/* The DELE marks of a session still in step take effect,
+		 * also after a -ERR ended it. */
 		struct err e2 = {{0}};
 
-		p->broken = 0;
-		(void)run(p, "QUIT", NULL, p->command_ms, POP3_ERR_SERVER, &e2);
+		(void)exchange(p, "QUIT", "QUIT", NULL, p->command_ms,
+		    POP3_ERR_SERVER, &e2);
 	}
 	curl_easy_cleanup(p->curl);
 	curl_slist_free_all(p->resolve);

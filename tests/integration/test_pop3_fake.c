@@ -219,6 +219,8 @@ t_session_transcript(void)
 	struct err err = {{0}};
 	struct buf b;
 	size_t n = 0;
+	uint32_t twice[3] = {3, 1, 3};
+	int ok[3] = {1, 1, 1};
 	char *t;
 
 	buf_init(&b, 1 << 20);
@@ -246,6 +248,11 @@ t_session_transcript(void)
 	CHECK(strstr(err.msg, "already deleted") != NULL, "%s", err.msg);
 	CHECK(pop3_dele(p, 9, &err) == -1, "DELE of unlisted 9 accepted");
 	CHECK(strstr(err.msg, "not in this session") != NULL, "%s", err.msg);
+	CHECK(pop3_dele_many(p, twice, 3, ok, &err) == -1,
+	    "DELE of 3, 1, 3 accepted");
+	CHECK(strstr(err.msg, "DELE 3: message 3 given twice") != NULL, "%s",
+	    err.msg);
+	CHECK(!ok[0] && !ok[1] && !ok[2], "marked accepted");
 	CHECK(pop3_quit(p, &err) == 0, "%s", err.msg);
 	CHECK_INT(pop3_connections(p), 1);
 	CHECK(pop3_noop(p, &err) == -1, "NOOP after QUIT");

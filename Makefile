@@ -30,7 +30,7 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter 
 ALL_LDFLAGS = $(LDFLAGS) $(EXTRA_LDFLAGS)
 LIBS = $(PKG_LIBS) -lpthread -lm
 
-LIB_SRC   := $(wildcard internal/*.c)
+LIB_SRC   := $(sort $(wildcard internal/*.c) internal/classify_rules_gen.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/%.o)
 LIB       := $(B)/libbouncer.a
 BINS      := $(B)/bin/bouncerd $(B)/bin/bounce-parse
@@ -45,14 +45,14 @@ FORMAT_FILES = $(wildcard internal/*.[ch] cmd/*/*.c tests/*.h tests/*/*.c tests/
 BANNED = sprintf|strcpy|strcat|strtok|atoi|gets
 
 .PHONY: all tests check test asan fuzz bench lint format install clean demo \
-	demo-stop corpus-score help
+	demo-stop corpus-score help image
 .SUFFIXES:
 .SECONDARY:
 
 all: $(BINS)
 
 help:
-	@echo "targets: all check asan lint fuzz bench corpus-score demo demo-stop install clean"
+	@echo "targets: all check asan lint fuzz bench corpus-score demo demo-stop install clean image"
 
 Q = $(if $(V),,@)
 
@@ -60,6 +60,10 @@ $(B)/%.o: %.c
 	@mkdir -p $(@D)
 	@$(if $(V),,echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# The classifier's rule table, compiled in as text (see the script).
+internal/classify_rules_gen.c: internal/classify_rules.txt internal/classify_rules_embed.sh
+	$(Q)sh internal/classify_rules_embed.sh > $@.tmp && mv $@.tmp $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(@D)
@@ -115,6 +119,12 @@ lint:
 
 format:
 	$(CLANG_FORMAT) -i $(FORMAT_FILES)
+
+# Container images with podman or docker, whichever runs here (installs
+# podman as root when neither does): bouncerd:$(VERSION) and the demo
+# stack's Dovecot, on a Debian base made locally when no registry answers.
+image:
+	@sh docker/images.sh $(VERSION)
 
 demo: all
 	@bash tests/demo.sh start

@@ -6,6 +6,8 @@
 #   deps.sh test      build + PostgreSQL, Dovecot POP3, openssl, curl,
 #                     python3, clang (fuzzing) and clang-format (lint)
 #   deps.sh runtime   the run-time libraries only (for the slim image)
+#   deps.sh container podman, podman-compose and debootstrap, for make image
+#                     and the container test (tests/container/run.sh)
 #   deps.sh --print MODE   print the package list and exit
 #
 # Missing packages are installed with apt-get when running as root on
@@ -15,6 +17,10 @@ set -eu
 build_pkgs="gcc make pkg-config libcurl4-openssl-dev libpq-dev libyaml-dev libgmime-3.0-dev"
 test_pkgs="$build_pkgs postgresql dovecot-pop3d openssl curl python3 clang libclang-rt-14-dev clang-format procps"
 runtime_pkgs="libcurl4 libpq5 libyaml-0-2 libgmime-3.0-0 ca-certificates"
+# runc: crun refuses hybrid cgroup layouts; the dnsname plugin lets compose
+# services find each other by name; debootstrap makes the base image when
+# no registry answers (docker/base-image.sh)
+container_pkgs="podman podman-compose runc containernetworking-plugins golang-github-containernetworking-plugin-dnsname iptables uidmap slirp4netns fuse-overlayfs catatonit debootstrap"
 
 print=0
 if [ "${1:-}" = "--print" ]; then
@@ -25,7 +31,8 @@ case "${1:-}" in
 build) pkgs=$build_pkgs ;;
 test) pkgs=$test_pkgs ;;
 runtime) pkgs=$runtime_pkgs ;;
-*) echo "usage: deps.sh [--print] build|test|runtime" >&2; exit 2 ;;
+container) pkgs=$container_pkgs ;;
+*) echo "usage: deps.sh [--print] build|test|runtime|container" >&2; exit 2 ;;
 esac
 if [ "$print" = 1 ]; then
 	echo "$pkgs"

@@ -458,7 +458,7 @@ struct table {
 static const char *const tls_names[] = {"implicit", "starttls", "none", NULL};
 static const char *const after_names[] = {"delete", "keep", NULL};
 static const char *const first_names[] = {"count", "record_only", NULL};
-static const char *const auth_names[] = {"password", "xoauth2", NULL};
+static const char *const auth_names[] = {"password", "xoauth2", "apop", NULL};
 static const char *const provider_names[] = {"none", "microsoft", "google",
     NULL};
 static const char *const action_names[] = {"hard_after", "never", NULL};
@@ -1576,7 +1576,7 @@ mailbox_hide(const void *base, const char *key)
 {
 	const struct mailbox_config *mb = base;
 
-	return mb->auth == CONFIG_AUTH_PASSWORD && strcmp(key, "provider") == 0;
+	return mb->auth != CONFIG_AUTH_XOAUTH2 && strcmp(key, "provider") == 0;
 }
 
 static void
@@ -1596,7 +1596,7 @@ mailbox_post(struct ctx *c, const struct node *map, void *base,
 
 	if (mb->port == 0)
 		mb->port = mb->tls == CONFIG_TLS_IMPLICIT ? 995 : 110;
-	other = mb->auth == CONFIG_AUTH_PASSWORD ? oauth_keys : pw_keys;
+	other = mb->auth != CONFIG_AUTH_XOAUTH2 ? oauth_keys : pw_keys;
 	for (i = 0; other[i] != NULL; i++) {
 		const struct node *n = map_get(map, other[i]);
 		/* "provider: none" is the default, harmless anywhere. */
@@ -1606,9 +1606,9 @@ mailbox_post(struct ctx *c, const struct node *map, void *base,
 			continue;
 		join_path(full, sizeof(full), path, other[i]);
 		err_node(c, n, full, "only valid with auth: %s",
-		    mb->auth == CONFIG_AUTH_PASSWORD ? "xoauth2" : "password");
+		    mb->auth != CONFIG_AUTH_XOAUTH2 ? "xoauth2" : "password");
 	}
-	if (mb->auth == CONFIG_AUTH_PASSWORD) {
+	if (mb->auth != CONFIG_AUTH_XOAUTH2) {
 		if (!given(map, "password") && !given(map, "password_file")) {
 			join_path(full, sizeof(full), path, "password");
 			err_node(c, where, full,

@@ -39,6 +39,7 @@ enum config_first_pass {
 enum config_auth {
 	CONFIG_AUTH_PASSWORD,
 	CONFIG_AUTH_XOAUTH2,
+	CONFIG_AUTH_APOP, /* APOP only: weak (MD5), only when asked for */
 };
 
 enum config_provider {

@@ -533,6 +533,7 @@ batch_decode(const struct pass *ps, struct batch *b)
 	memset(&opt, 0, sizeof(opt));
 	opt.headers = ps->xh;
 	opt.nheaders = ps->nxh;
+	opt.rules = ps->cfg->classify_rules;
 	opt.verp_pattern = ps->cfg->verp_pattern && *ps->cfg->verp_pattern
 	    ? ps->cfg->verp_pattern
 	    : NULL;
@@ -996,7 +997,8 @@ open_pop3(struct pass *ps, const char *token, struct err *err)
 		o.auth = POP3_AUTH_XOAUTH2;
 		o.bearer_token = token;
 	} else {
-		o.auth = POP3_AUTH_DEFAULT;
+		o.auth = mc->auth == CONFIG_AUTH_APOP ? POP3_AUTH_APOP
+		                                      : POP3_AUTH_DEFAULT;
 		o.password = mc->password;
 	}
 	o.connect_timeout_ms = (long)mc->poll.connect_timeout_ms;
@@ -1160,6 +1162,13 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 		}
 		rc = pop3_connect(ps.pop, &err);
 	}
+	if (rc == 0)
+		log_debug("logged in", "mailbox", name, "mechanism",
+		    pop3_login_mechanism(ps.pop), "capa",
+		    pop3_capabilities(ps.pop), "apop_greeting",
+		    pop3_greeting_apop(ps.pop) ? "yes" : "no", "dele",
+		    pop3_pipelining(ps.pop) ? "pipelined" : "one at a time",
+		    NULL);
 	if (rc == 0 && pop3_scan(ps.pop, &ent, &nent, &err) != 0) {
 		rc = -1;
 		if (pop3_error_kind(ps.pop) == POP3_ERR_NO_UIDL) {

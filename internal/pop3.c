@@ -51,6 +51,14 @@ struct pop3 {
 	curl_socket_t sock;
 	int insync; /* replies in step: QUIT may be sent at pop3_free */
 	int pipelining; /* the server advertised PIPELINING (RFC 2449) */
+	/* what the login phase showed: CAPA as it is being listed (acc_*)
+	 * and as last listed in full (cap_*), the greeting's APOP stamp */
+	unsigned acc_caps, caps;
+	char acc_capa[256], capa[256];
+	int greeted, apop_stamp;
+	enum pop3_auth auth;
+	char *username;
+	const char *mech; /* how the session logged in */
 	char *in; /* IN_SIZE bytes read from the server */
 	size_t in_pos, in_len;
 	size_t deleted;
@@ -178,8 +186,57 @@ valid_host(const char *h)
 	return 1;
 }
 
-/* Server lines of the login phase (libcurl's): the first -ERR, and
- * whether the capability list names PIPELINING. */
+/* Capabilities the client acts on (RFC 2449, RFC 5034). */
+#define CAP_PIPELINING 0x01u
+#define CAP_SASL_PLAIN 0x02u
+#define CAP_SASL_LOGIN 0x04u
+#define CAP_USER 0x08u
+
+/* Whether the space-separated list s[0..len) holds word (any case). */
+static int
+has_word(const char *s, size_t len, const char *word)
+{
+	size_t wl = strlen(word), i = 0;
+
+	while (i < len) {
+		size_t j = i;
+
+		while (j < len && s[j] != ' ')
+			j++;
+		if (j - i == wl && ascii_ncasecmp(s + i, word, wl) == 0)
+			return 1;
+		i = j + 1;
+	}
+	return 0;
+}
+
+/* One line of a capability list. */
+static void
+note_capa(struct pop3 *p, const char *s, size_t len)
+{
+	size_t have = strlen(p->acc_capa);
+
+	if (len == 10 && ascii_ncasecmp(s, "PIPELINING", 10) == 0)
+		p->acc_caps |= CAP_PIPELINING;
+	else if (len == 4 && ascii_ncasecmp(s, "USER", 4) == 0)
+		p->acc_caps |= CAP_USER;
+	else if (len > 5 && ascii_ncasecmp(s, "SASL ", 5) == 0) {
+		if (has_word(s + 5, len - 5, "PLAIN"))
+			p->acc_caps |= CAP_SASL_PLAIN;
+		if (has_word(s + 5, len - 5, "LOGIN"))
+			p->acc_caps |= CAP_SASL_LOGIN;
+	}
+	if (have + 2 < sizeof(p->acc_capa)) {
+		if (have > 0)
+			p->acc_capa[have++] = ' ';
+		sanitize(p->acc_capa + have, sizeof(p->acc_capa) - have, s,
+		    len);
+	}
+}
+
+/* Server lines of the login phase (libcurl's): the greeting (APOP
+ * stamp), the first -ERR, and the capability list: a status line starts
+ * a new list, its "." line makes it the one in force. */
 static size_t
 on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 {
@@ -192,8 +249,23 @@ on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 	 * "+OK" of that here too. */
 	if (p->errline[0] == '\0' && len >= 4 && memcmp(ptr, "-ERR", 4) == 0)
 		sanitize(p->errline, sizeof(p->errline), ptr, len);
-	if (len == 10 && ascii_ncasecmp(ptr, "PIPELINING", 10) == 0)
-		p->pipelining = 1;
+	if ((len >= 3 && memcmp(ptr, "+OK", 3) == 0) ||
+	    (len >= 4 && memcmp(ptr, "-ERR", 4) == 0)) {
+		if (!p->greeted) {
+			const char *lt = memchr(ptr, '<', len);
+
+			p->greeted = 1;
+			p->apop_stamp = lt != NULL &&
+			    memchr(lt, '>', len - (size_t)(lt - ptr)) != NULL;
+		}
+		p->acc_caps = 0;
+		p->acc_capa[0] = '\0';
+	} else if (len == 1 && ptr[0] == '.') {
+		p->caps = p->acc_caps;
+		p->pipelining = (p->caps & CAP_PIPELINING) != 0;
+		memcpy(p->capa, p->acc_capa, sizeof(p->capa));
+	} else
+		note_capa(p, ptr, len);
 	return n;
 }
 
@@ -211,7 +283,8 @@ pop3_new(const struct pop3_options *o, struct err *err)
 {
 	struct pop3 *p = NULL;
 	const char *scheme;
-	char *login = NULL, *res = NULL;
+	const char *login = NULL;
+	char *res = NULL;
 	int port;
 	CURL *c;
 
@@ -247,7 +320,8 @@ pop3_new(const struct pop3_options *o, struct err *err)
 			    o->mailbox_name);
 			return NULL;
 		}
-	} else if (o->auth == POP3_AUTH_DEFAULT || o->auth == POP3_AUTH_PLAIN) {
+	} else if (o->auth == POP3_AUTH_DEFAULT || o->auth == POP3_AUTH_PLAIN ||
+	    o->auth == POP3_AUTH_APOP) {
 		if (o->password == NULL || has_bad_chars(o->password)) {
 			err_set(err, "mailbox %s: password missing or invalid",
 			    o->mailbox_name);
@@ -275,6 +349,9 @@ pop3_new(const struct pop3_options *o, struct err *err)
 	p->mailbox = xstrdup(o->mailbox_name);
 	p->host = xstrdup(o->host);
 	p->password = o->password ? xstrdup(o->password) : NULL;
+	p->username = xstrdup(o->username);
+	p->auth = o->auth;
+	p->mech = "";
 	p->tls = o->tls;
 	p->command_ms =
 	    o->command_timeout_ms > 0 ? o->command_timeout_ms : DEF_COMMAND_MS;
@@ -339,24 +416,31 @@ pop3_new(const struct pop3_options *o, struct err *err)
 	else if (o->tls == POP3_TLS_NONE)
 		curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_NONE);
 
-	curl_easy_setopt(c, CURLOPT_USERNAME, o->username);
+	/* POP3_AUTH_DEFAULT: no user name, so libcurl stops after CAPA
+	 * (and STLS) and the client logs in itself (login()). */
 	switch (o->auth) {
 	case POP3_AUTH_DEFAULT:
-		login = "AUTH=*";
+		break;
+	case POP3_AUTH_APOP:
+		login = "AUTH=+APOP";
+		curl_easy_setopt(c, CURLOPT_USERNAME, o->username);
 		curl_easy_setopt(c, CURLOPT_PASSWORD, o->password);
 		break;
 	case POP3_AUTH_PLAIN:
+		curl_easy_setopt(c, CURLOPT_USERNAME, o->username);
 		login = "AUTH=PLAIN";
 		curl_easy_setopt(c, CURLOPT_PASSWORD, o->password);
 		curl_easy_setopt(c, CURLOPT_SASL_IR, 1L);
 		break;
 	case POP3_AUTH_XOAUTH2:
+		curl_easy_setopt(c, CURLOPT_USERNAME, o->username);
 		login = "AUTH=XOAUTH2";
 		curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, o->bearer_token);
 		curl_easy_setopt(c, CURLOPT_SASL_IR, 1L);
 		break;
 	}
-	curl_easy_setopt(c, CURLOPT_LOGIN_OPTIONS, login);
+	if (login != NULL)
+		curl_easy_setopt(c, CURLOPT_LOGIN_OPTIONS, login);
 	return p;
 }
 
@@ -577,13 +661,14 @@ fill(struct pop3 *p, struct xfer *x, struct err *err)
 }
 
 /*
- * Reads one status line.  0 for "+OK"; -1 for "-ERR" (the kind from the
- * response code, else err_kind; the replies stay in step and the caller
- * decides whether the session goes on) and for anything else (protocol
- * error, connection cut: the session ends).
+ * Reads one status line.  0 for "+OK"; 1 for a SASL continuation ("+"
+ * or "+ ...", RFC 5034) when cont is set; -1 for "-ERR" (the kind from
+ * the response code, else err_kind; the replies stay in step and the
+ * caller decides whether the session goes on) and for anything else
+ * (protocol error, connection cut: the session ends).
  */
 static int
-read_status(struct pop3 *p, struct xfer *x, enum pop3_error err_kind,
+read_reply(struct pop3 *p, struct xfer *x, enum pop3_error err_kind, int cont,
     struct err *err)
 {
 	char line[STATUS_MAX + 1];
@@ -616,6 +701,8 @@ read_status(struct pop3 *p, struct xfer *x, enum pop3_error err_kind,
 	if (len >= 3 && memcmp(line, "+OK", 3) == 0 &&
 	    (len == 3 || line[3] == ' '))
 		return 0;
+	if (cont && len >= 1 && line[0] == '+' && (len == 1 || line[1] == ' '))
+		return 1;
 	sanitize(p->errline, sizeof(p->errline), line, len);
 	if (len >= 4 && memcmp(line, "-ERR", 4) == 0 &&
 	    (len == 4 || line[4] == ' ')) {
@@ -627,6 +714,13 @@ read_status(struct pop3 *p, struct xfer *x, enum pop3_error err_kind,
 	fail(p, POP3_ERR_PROTOCOL, err, x->label, "not a status line: \"%s\"",
 	    p->errline);
 	return -1;
+}
+
+static int
+read_status(struct pop3 *p, struct xfer *x, enum pop3_error err_kind,
+    struct err *err)
+{
+	return read_reply(p, x, err_kind, 0, err);
 }
 
 /*
@@ -742,6 +836,124 @@ run(struct pop3 *p, const char *cmd, struct buf *body, long timeout_ms,
 	return run_as(p, cmd, cmd, body, timeout_ms, err_kind, err);
 }
 
+/* Base64 (RFC 4648) of in[0..n) into a new string. */
+static char *
+b64(const unsigned char *in, size_t n)
+{
+	static const char tab[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = xmalloc((n + 2) / 3 * 4 + 1), *o = out;
+	size_t i;
+
+	for (i = 0; i + 2 < n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 |
+		    in[i + 2];
+		*o++ = tab[v >> 18];
+		*o++ = tab[(v >> 12) & 63];
+		*o++ = tab[(v >> 6) & 63];
+		*o++ = tab[v & 63];
+	}
+	if (i < n) {
+		uint32_t v = (uint32_t)in[i] << 16 |
+		    (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
+		*o++ = tab[v >> 18];
+		*o++ = tab[(v >> 12) & 63];
+		*o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+		*o++ = '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+/* Frees a string that held a secret, wiping it first. */
+static void
+free_secret(char *s)
+{
+	if (s != NULL) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+/*
+ * One step of the login: sends "text CRLF" (which may hold a secret; the
+ * label in errors is "connect") and reads the reply: 0 for +OK, 1 for a
+ * SASL continuation when cont is set, -1 with the session ended (a -ERR
+ * is kind auth unless its response code says otherwise).
+ */
+static int
+login_step(struct pop3 *p, const char *text, int cont, struct err *err)
+{
+	struct xfer x;
+	char *line = xasprintf("%s\r\n", text);
+	int rc;
+
+	p->errline[0] = '\0';
+	xfer_init(&x, "connect", p->command_ms);
+	rc = send_all(p, &x, line, strlen(line), err);
+	free_secret(line);
+	if (rc == 0)
+		rc = read_reply(p, &x, POP3_ERR_AUTH, cont, err);
+	if (rc < 0 || (rc == 1 && !cont)) {
+		p->broken = 1;
+		return -1;
+	}
+	return rc;
+}
+
+/*
+ * Password login on the connection libcurl handed over, by what the
+ * capability list offers: SASL PLAIN (with an initial response), else
+ * SASL LOGIN, else USER / PASS.  APOP is never used here.  0 or -1.
+ */
+static int
+login(struct pop3 *p, struct err *err)
+{
+	size_t ul = strlen(p->username), pl = strlen(p->password);
+	char *raw = NULL, *enc = NULL, *cmd = NULL;
+	int rc = -1;
+
+	if (p->caps & CAP_SASL_PLAIN) {
+		p->mech = "SASL PLAIN";
+		raw = xmalloc(ul + pl + 3);
+		raw[0] = '\0';
+		memcpy(raw + 1, p->username, ul + 1);
+		memcpy(raw + ul + 2, p->password, pl + 1);
+		enc = b64((const unsigned char *)raw, ul + pl + 2);
+		explicit_bzero(raw, ul + pl + 3);
+		cmd = xasprintf("AUTH PLAIN %s", enc);
+		rc = login_step(p, cmd, 0, err);
+	} else if (p->caps & CAP_SASL_LOGIN) {
+		p->mech = "SASL LOGIN";
+		if (login_step(p, "AUTH LOGIN", 1, err) != 1)
+			goto bad;
+		enc = b64((const unsigned char *)p->username, ul);
+		if (login_step(p, enc, 1, err) != 1)
+			goto bad;
+		free_secret(enc);
+		enc = b64((const unsigned char *)p->password, pl);
+		rc = login_step(p, enc, 0, err);
+	} else {
+		p->mech = "USER";
+		cmd = xasprintf("USER %s", p->username);
+		if (login_step(p, cmd, 0, err) != 0)
+			goto bad;
+		free_secret(cmd);
+		cmd = xasprintf("PASS %s", p->password);
+		rc = login_step(p, cmd, 0, err);
+	}
+bad:
+	if (rc != 0) {
+		/* not logged in: nothing to make final, no QUIT */
+		drop_connection(p);
+		rc = -1;
+	}
+	free_secret(raw);
+	free_secret(enc);
+	free_secret(cmd);
+	return rc;
+}
+
 int
 pop3_connect(struct pop3 *p, struct err *err)
 {
@@ -786,7 +998,14 @@ pop3_connect(struct pop3 *p, struct err *err)
 	}
 	p->sock = s;
 	p->insync = 1;
-	/* The first raw command proves the connection is usable. */
+	if (p->auth == POP3_AUTH_DEFAULT) {
+		if (login(p, err) != 0)
+			return -1;
+	} else
+		p->mech = p->auth == POP3_AUTH_APOP ? "APOP"
+		    : p->auth == POP3_AUTH_PLAIN    ? "SASL PLAIN"
+		                                    : "SASL XOAUTH2";
+	/* The first raw command after login proves the session usable. */
 	if (run_as(p, "NOOP", "connect", NULL, p->command_ms, POP3_ERR_SERVER,
 	        err) != 0)
 		return -1;
@@ -1332,6 +1551,30 @@ pop3_error_kind(const struct pop3 *p)
 	return p ? p->kind : POP3_ERR_NONE;
 }
 
+const char *
+pop3_login_mechanism(const struct pop3 *p)
+{
+	return p != NULL && p->connected ? p->mech : "";
+}
+
+const char *
+pop3_capabilities(const struct pop3 *p)
+{
+	return p != NULL ? p->capa : "";
+}
+
+int
+pop3_greeting_apop(const struct pop3 *p)
+{
+	return p != NULL && p->apop_stamp;
+}
+
+int
+pop3_pipelining(const struct pop3 *p)
+{
+	return p != NULL && p->pipelining;
+}
+
 long
 pop3_connections(const struct pop3 *p)
 {
@@ -1363,6 +1606,7 @@ pop3_free(struct pop3 **pp)
 	curl_slist_free_all(p->resolve);
 	free(p->mailbox);
 	free(p->host);
+	free(p->username);
 	if (p->password != NULL) {
 		explicit_bzero(p->password, strlen(p->password));
 		free(p->password);

@@ -26,12 +26,18 @@ enum pop3_tls {
 };
 
 enum pop3_auth {
-	/* USER / PASS when the server advertises no SASL mechanism, else the
-	 * strongest SASL mechanism both sides support (libcurl's choice; it
-	 * cannot be told to prefer USER over an advertised SASL). */
+	/* A password, never APOP: SASL PLAIN when the capability list (CAPA,
+	 * after STLS) offers it, else SASL LOGIN when offered, else USER /
+	 * PASS.  libcurl connects, negotiates TLS and reads CAPA; the client
+	 * logs in itself, since libcurl's login options cannot ask for
+	 * "SASL or USER but not APOP" (AUTH=* prefers APOP to USER when the
+	 * greeting has a timestamp; naming mechanisms drops USER). */
 	POP3_AUTH_DEFAULT,
-	POP3_AUTH_PLAIN, /* SASL PLAIN (AUTH PLAIN) */
-	POP3_AUTH_XOAUTH2, /* SASL XOAUTH2 with bearer_token */
+	POP3_AUTH_PLAIN, /* SASL PLAIN only (libcurl, AUTH=PLAIN) */
+	POP3_AUTH_XOAUTH2, /* SASL XOAUTH2 with bearer_token (libcurl) */
+	/* APOP only (libcurl, AUTH=+APOP): MD5 over a secret shared with
+	 * the server.  Weak; only when configured. */
+	POP3_AUTH_APOP,
 };
 
 /* What went wrong, so the caller can back off and count errors by kind. */
@@ -157,6 +163,20 @@ int pop3_quit(struct pop3 *p, struct err *err);
 enum pop3_error pop3_error_kind(const struct pop3 *p);
 /* Stable lower-case name ("auth", "tls", ...) for metrics and logs. */
 const char *pop3_error_name(enum pop3_error kind);
+
+/* How the session logged in: "USER", "SASL PLAIN", "SASL LOGIN",
+ * "SASL XOAUTH2", "APOP", or "" before pop3_connect() succeeded.
+ * Static string. */
+const char *pop3_login_mechanism(const struct pop3 *p);
+/* The server's capabilities as last listed before login (CAPA, after
+ * STLS when used), space-separated, sanitised, at most 255 characters;
+ * "" when it listed none.  Borrowed; valid until pop3_free(). */
+const char *pop3_capabilities(const struct pop3 *p);
+/* 1 when the server greeting carried an APOP timestamp. */
+int pop3_greeting_apop(const struct pop3 *p);
+/* 1 when the server advertised PIPELINING (DELEs then go out in
+ * groups). */
+int pop3_pipelining(const struct pop3 *p);
 
 /* Number of TCP connections this handle has opened: 1 once connected (a
  * session never reconnects; a lost connection ends it). */

@@ -291,6 +291,152 @@ t_sasl_plain(void)
 	free(t);
 }
 
+/* A password login never uses APOP: a greeting with an APOP timestamp
+ * and a CAPA without SASL (GNU Mailutils) logs in with USER/PASS. */
+static void
+t_apop_greeting_user_pass(void)
+{
+	const char *script =
+	    "< +OK POP3 ready <12345.1700000000@mail.example.org>\n"
+	    "> CAPA\n< +OK\n< TOP\n< UIDL\n< PIPELINING\n< USER\n"
+	    "< STLS\n< .\n"
+	    "> USER u\n< +OK\n> PASS secret-pw\n< +OK logged in\n"
+	    "> NOOP\n< +OK\n";
+	struct pop3_options o;
+	struct pop3 *p;
+	struct fake f;
+	struct err err = {{0}};
+	char *t;
+
+	if (fake_plain(&f, script, &o) != 0)
+		return;
+	p = connect_ok(&o, &err);
+	CHECK_STR(pop3_login_mechanism(p), "USER");
+	CHECK(pop3_greeting_apop(p), "APOP stamp not seen");
+	CHECK(pop3_pipelining(p), "PIPELINING not seen");
+	CHECK_STR(pop3_capabilities(p), "TOP UIDL PIPELINING USER STLS");
+	pop3_free(&p);
+	t = fake_finish(&f);
+	CHECK_STR(t,
+	    "CONNECT\nC: CAPA\nC: USER u\nC: PASS secret-pw\n"
+	    "C: NOOP\nC: QUIT\nEOF\n");
+	CHECK(strstr(t, "APOP") == NULL, "APOP sent: %s", t);
+	free(t);
+}
+
+/* The same with no CAPA at all (popa3d): USER/PASS. */
+static void
+t_no_capa_user_pass(void)
+{
+	const char *script =
+	    "< +OK <1.2@host>\n> CAPA\n< -ERR unknown command\n"
+	    "> USER u\n< +OK\n> PASS secret-pw\n< +OK\n> NOOP\n< +OK\n";
+	struct pop3_options o;
+	struct pop3 *p;
+	struct fake f;
+	struct err err = {{0}};
+
+	if (fake_plain(&f, script, &o) != 0)
+		return;
+	p = connect_ok(&o, &err);
+	CHECK_STR(pop3_login_mechanism(p), "USER");
+	CHECK(!pop3_pipelining(p), "PIPELINING without CAPA");
+	CHECK_STR(pop3_capabilities(p), "");
+	pop3_free(&p);
+	finish_no_mismatch(&f);
+}
+
+/* A password login prefers SASL PLAIN (initial response) when offered,
+ * also when the greeting has an APOP timestamp. */
+static void
+t_default_sasl_plain(void)
+{
+	const char *script =
+	    "< +OK hi <9.9@host>\n> CAPA\n< +OK\n"
+	    "< SASL SCRAM-SHA-1 CRAM-MD5 PLAIN LOGIN\n< USER\n< .\n"
+	    "> AUTH PLAIN AHUAc2VjcmV0LXB3\n< +OK in\n> NOOP\n< +OK\n";
+	struct pop3_options o;
+	struct pop3 *p;
+	struct fake f;
+	struct err err = {{0}};
+
+	if (fake_plain(&f, script, &o) != 0)
+		return;
+	p = connect_ok(&o, &err);
+	CHECK_STR(pop3_login_mechanism(p), "SASL PLAIN");
+	pop3_free(&p);
+	finish_no_mismatch(&f);
+}
+
+/* SASL LOGIN when it is the only usable mechanism offered. */
+static void
+t_default_sasl_login(void)
+{
+	const char *script =
+	    "< +OK hi\n> CAPA\n< +OK\n< SASL CRAM-MD5 LOGIN\n< .\n"
+	    "> AUTH LOGIN\n< + VXNlcm5hbWU6\n> dQ==\n< + UGFzc3dvcmQ6\n"
+	    "> c2VjcmV0LXB3\n< +OK in\n> NOOP\n< +OK\n";
+	struct pop3_options o;
+	struct pop3 *p;
+	struct fake f;
+	struct err err = {{0}};
+
+	if (fake_plain(&f, script, &o) != 0)
+		return;
+	p = connect_ok(&o, &err);
+	CHECK_STR(pop3_login_mechanism(p), "SASL LOGIN");
+	pop3_free(&p);
+	finish_no_mismatch(&f);
+}
+
+/* A refused SASL LOGIN password: auth error, no secret in the text. */
+static void
+t_default_sasl_login_refused(void)
+{
+	const char *script =
+	    "< +OK hi\n> CAPA\n< +OK\n< SASL LOGIN\n< .\n"
+	    "> AUTH LOGIN\n< + VXNlcm5hbWU6\n> dQ==\n< + UGFzc3dvcmQ6\n"
+	    "> c2VjcmV0LXB3\n< -ERR [AUTH] no\n";
+	struct pop3_options o;
+	struct pop3 *p;
+	struct fake f;
+	struct err err = {{0}};
+
+	if (fake_plain(&f, script, &o) != 0)
+		return;
+	p = pop3_new(&o, &err);
+	CHECK(pop3_connect(p, &err) == -1, "refused login succeeded");
+	CHECK_INT(pop3_error_kind(p), POP3_ERR_AUTH);
+	CHECK(strstr(err.msg, "connect: server said \"-ERR [AUTH] no\"") !=
+	        NULL,
+	    "%s", err.msg);
+	CHECK(strstr(err.msg, "c2VjcmV0LXB3") == NULL, "%s", err.msg);
+	CHECK_STR(pop3_login_mechanism(p), "");
+	pop3_free(&p);
+	finish_no_mismatch(&f);
+}
+
+/* auth: apop asks for APOP explicitly (libcurl, AUTH=+APOP). */
+static void
+t_apop_explicit(void)
+{
+	/* MD5("<1.2@host>secret-pw") */
+	const char *script = "< +OK <1.2@host>\n> CAPA\n< +OK\n< USER\n< .\n"
+	                     ">~ APOP u [0-9a-f]{32}\n< +OK\n> NOOP\n< +OK\n";
+	struct pop3_options o;
+	struct pop3 *p;
+	struct fake f;
+	struct err err = {{0}};
+
+	if (fake_plain(&f, script, &o) != 0)
+		return;
+	o.auth = POP3_AUTH_APOP;
+	p = connect_ok(&o, &err);
+	CHECK_STR(pop3_login_mechanism(p), "APOP");
+	pop3_free(&p);
+	finish_no_mismatch(&f);
+}
+
 /* Plain SASL PLAIN required but the server only offers USER: refused, and
  * nothing secret is sent. */
 static void
@@ -1138,6 +1284,12 @@ main(void)
 	RUN(t_session_transcript);
 	RUN(t_sasl_plain);
 	RUN(t_sasl_plain_missing);
+	RUN(t_apop_greeting_user_pass);
+	RUN(t_no_capa_user_pass);
+	RUN(t_default_sasl_plain);
+	RUN(t_default_sasl_login);
+	RUN(t_default_sasl_login_refused);
+	RUN(t_apop_explicit);
 	RUN(t_xoauth2);
 	t_err_each_command();
 	t_bad_listings();

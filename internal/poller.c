@@ -533,7 +533,6 @@ batch_decode(const struct pass *ps, struct batch *b)
 	memset(&opt, 0, sizeof(opt));
 	opt.headers = ps->xh;
 	opt.nheaders = ps->nxh;
-	opt.rules = ps->cfg->classify_rules;
 	opt.verp_pattern = ps->cfg->verp_pattern && *ps->cfg->verp_pattern
 	    ? ps->cfg->verp_pattern
 	    : NULL;

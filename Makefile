@@ -30,7 +30,7 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter 
 ALL_LDFLAGS = $(LDFLAGS) $(EXTRA_LDFLAGS)
 LIBS = $(PKG_LIBS) -lpthread -lm
 
-LIB_SRC   := $(wildcard internal/*.c)
+LIB_SRC   := $(sort $(wildcard internal/*.c) internal/classify_rules_gen.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/%.o)
 LIB       := $(B)/libbouncer.a
 BINS      := $(B)/bin/bouncerd $(B)/bin/bounce-parse
@@ -60,6 +60,10 @@ $(B)/%.o: %.c
 	@mkdir -p $(@D)
 	@$(if $(V),,echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# The classifier's rule table, compiled in as text (see the script).
+internal/classify_rules_gen.c: internal/classify_rules.txt internal/classify_rules_embed.sh
+	$(Q)sh internal/classify_rules_embed.sh > $@.tmp && mv $@.tmp $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(@D)

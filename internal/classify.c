@@ -1,19 +1,33 @@
 /*
  * classify.c - one failed recipient -> reason (Sisimai's vocabulary) and
- * class.  Two ordered tables, first match wins: phrases of the diagnostic
- * text and RFC 3463 enhanced status codes (subject.detail).  The text is
- * lower-cased and folded once per call, scanning at most SCAN_MAX bytes;
- * phrases are found through a three-byte index, so the cost is linear in the
- * text and never backtracks.  Leaf module: no logging, no allocation.
+ * class, by a fixed ladder of evidence over a table of rules.
+ *
+ * The rules are data: classify_rules.txt, compiled into the binary as text
+ * (classify_rules_gen.c) and parsed once on first use; operators add their
+ * own from the configuration.  Each rule has an id, a stage, a reason and
+ * what it matches: an enhanced status code pattern, a reply code range,
+ * the SMTP command, the reporting MTA family, a recipient domain and a
+ * phrase of the folded diagnostic text.  This file holds the ladder that
+ * decides which stage speaks first; the knowledge is in the table.
+ *
+ * The text is lower-cased and folded once per call, scanning at most
+ * SCAN_MAX bytes; the built-in phrases are found through a three-byte
+ * index, so the cost is linear in the text and never backtracks.  No
+ * logging; allocation only when a rule set is built.
  */
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "classify.h"
 
 #define SCAN_MAX 4096 /* bytes of diagnostic text examined */
+#define RULES_MAX 4096 /* rules in one set */
+#define PHRASE_MAX 200 /* bytes of one phrase */
+#define FIELD_MAX 256 /* bytes of any other field */
 
 enum reason {
 	R_AUTHFAILURE,
@@ -97,649 +111,77 @@ static const char *const reason_names[R_COUNT + 1] = {
 
 /* Reasons that say the address itself is bad (notaccept: only with 5xx). */
 static int
-reason_is_hard(enum reason r)
+reason_is_hard(int r)
 {
 	return r == R_USERUNKNOWN || r == R_HOSTUNKNOWN || r == R_HASMOVED ||
 	    r == R_NOTACCEPT;
 }
 
-/*
- * Phrases, lower-case, single spaces (the text is folded the same way and
- * framed by one space on each side, so a leading or trailing space marks a
- * word boundary).  First match in table order wins: the narrow, telling
- * reasons come first, the broad address-level ones last.  A phrase must not
- * contain an earlier phrase (it could never match); test_classify checks.
- */
-static const struct phrase_rule {
-	const char *phrase;
-	enum reason reason;
-} phrase_rules[] = {
-    /* Not delivered because of the sender's own suppression list. */
-    {"address is on the suppression list", R_SUPPRESSED},
-    {"on the account-level suppression list", R_SUPPRESSED},
+static int
+reason_of(const char *name)
+{
+	int i;
 
-    /* The destination does not take mail at all. */
-    {"does not accept mail", R_NOTACCEPT},
-    {"accepts no mail", R_NOTACCEPT},
-    {"null mx", R_NOTACCEPT},
-    {"not accepting mail", R_NOTACCEPT},
-    {"doesn't receive email", R_NOTACCEPT},
-    {"does not receive email", R_NOTACCEPT},
-    {"no smtp service", R_NOTACCEPT},
-    {"no mx record found", R_NOTACCEPT},
-    {"no mx found", R_NOTACCEPT},
-    {"couldn't find a mail exchanger", R_NOTACCEPT},
+	for (i = 0; i < R_COUNT; i++)
+		if (strcmp(reason_names[i], name) == 0)
+			return i;
+	return -1;
+}
 
-    /* au (EZweb): its receiving filter refused the message. */
-    {"recipients was rejected by a remote mail server", R_FILTERED},
+static int
+str_eq(const char *a, const char *b)
+{
+	return a != NULL && b != NULL && strcasecmp(a, b) == 0;
+}
 
-    /* cPanel Exim's text for an unrouteable address (it goes on to
-     * mention blacklists as a possible cause). */
-    {"the account or domain may not exist", R_HOSTUNKNOWN},
+/* ---- rules ------------------------------------------------------------ */
 
-    /* Spam verdicts that go on to explain SPF or DNS set-up. */
-    {"spam classification", R_SPAMDETECTED},
+enum stage { ST_OPERATOR, ST_PROVIDER, ST_TEXT, ST_CODE, ST_REPLY, ST_LADDER };
+static const char *const stage_names[] = {"operator", "provider", "text",
+    "code", "reply", "ladder"};
+#define NSTAGE (sizeof(stage_names) / sizeof(stage_names[0]))
 
-    /* Resolver failures that name the domain (temporary). */
-    {"dns error", R_NETWORKERROR},
-    {"dns query failed", R_NETWORKERROR},
-    {"name service error", R_NETWORKERROR},
+/* SMTP commands as bits; CMD_NONE: the command is not known. */
+enum {
+	CMD_CONN = 1,
+	CMD_HELO = 2,
+	CMD_MAIL = 4,
+	CMD_RCPT = 8,
+	CMD_DATA = 16,
+	CMD_NONE = 32
+};
+static const struct {
+	const char *name;
+	unsigned bit;
+} cmd_names[] = {{"CONN", CMD_CONN}, {"HELO", CMD_HELO},
+    {"EHLO", CMD_HELO}, {"MAIL", CMD_MAIL}, {"RCPT", CMD_RCPT},
+    {"DATA", CMD_DATA}, {"NONE", CMD_NONE}};
+#define NCMD (sizeof(cmd_names) / sizeof(cmd_names[0]))
 
-    /* Provider error codes that name the block (Cox "AUP#..."). */
-    {"aup#cxbl", R_BLOCKED},
-    {"aup#cdrbl", R_BLOCKED},
-    {"aup#ipbl", R_BLOCKED},
-    {"aup#rrbl", R_BLOCKED},
-    {"aup#cxdns", R_REQUIREPTR},
-
-    /* A blocked sender address (before the IP blocklists below). */
-    {"sending to/from", R_REJECTED},
-
-    /* SPF / DKIM / DMARC. */
-    {"dmarc policy", R_AUTHFAILURE},
-    {"dmarc check", R_AUTHFAILURE},
-    {"dmarc verification", R_AUTHFAILURE},
-    {"dmarc validation", R_AUTHFAILURE},
-    {"dmarc fail", R_AUTHFAILURE},
-    {"dmarc reject", R_AUTHFAILURE},
-    {"fails dmarc", R_AUTHFAILURE},
-    {"failed dmarc", R_AUTHFAILURE},
-    {"spf record", R_AUTHFAILURE},
-    {"spf check", R_AUTHFAILURE},
-    {"spf fail", R_AUTHFAILURE},
-    {"spf validation", R_AUTHFAILURE},
-    {"spf policy", R_AUTHFAILURE},
-    {"spf verification", R_AUTHFAILURE},
-    {"spf authentication", R_AUTHFAILURE},
-    {"spf softfail", R_AUTHFAILURE},
-    {"spf hardfail", R_AUTHFAILURE},
-    {"bad spf", R_AUTHFAILURE},
-    {"pass spf", R_AUTHFAILURE},
-    {"sender policy framework", R_AUTHFAILURE},
-    {"dkim signature", R_AUTHFAILURE},
-    {"dkim check", R_AUTHFAILURE},
-    {"dkim verification", R_AUTHFAILURE},
-    {"dkim validation", R_AUTHFAILURE},
-    {"dkim fail", R_AUTHFAILURE},
-    {"dkim policy", R_AUTHFAILURE},
-    {"unauthenticated email", R_AUTHFAILURE},
-    {"does not have authentication information", R_AUTHFAILURE},
-    {"not pass authentication checks", R_AUTHFAILURE},
-    {"authentication checks failed", R_AUTHFAILURE},
-
-    /* Message format against the RFCs. */
-    {"duplicate header", R_NOTCOMPLIANTRFC},
-    {"multiple addresses in from", R_NOTCOMPLIANTRFC},
-    {"rfc 5322", R_NOTCOMPLIANTRFC},
-    {"rfc5322", R_NOTCOMPLIANTRFC},
-    {"rfc 2822", R_NOTCOMPLIANTRFC},
-    {"rfc2822", R_NOTCOMPLIANTRFC},
-    {"rfc 822", R_NOTCOMPLIANTRFC},
-    {"rfc822 compliant", R_NOTCOMPLIANTRFC},
-    {"not rfc compliant", R_NOTCOMPLIANTRFC},
-    {"bare lf", R_NOTCOMPLIANTRFC},
-
-    /* Reverse DNS. */
-    {"reverse dns", R_REQUIREPTR},
-    {"reverse lookup", R_REQUIREPTR},
-    {"ptr record", R_REQUIREPTR},
-    {"ptr resource record", R_REQUIREPTR},
-    {"ptr-record", R_REQUIREPTR},
-    {" no ptr ", R_REQUIREPTR},
-    {" rdns", R_REQUIREPTR},
-    {"ip name lookup failed", R_REQUIREPTR},
-    {"cannot find your hostname", R_REQUIREPTR},
-    {"cannot find your reverse hostname", R_REQUIREPTR},
-    {"mismatches client ip", R_REQUIREPTR},
-    {"unresolvable relay host name", R_REQUIREPTR},
-    {"no reverse", R_REQUIREPTR},
-    {"without a valid sender domain", R_REQUIREPTR},
-    {"hostname does not resolve", R_REQUIREPTR},
-    {"client host name", R_REQUIREPTR},
-    {"does not resolve to your ip", R_REQUIREPTR},
-    {"generic dns", R_REQUIREPTR},
-
-    /* TLS. */
-    {"starttls", R_FAILEDSTARTTLS},
-    {"tls handshake", R_FAILEDSTARTTLS},
-    {"tls negotiation", R_FAILEDSTARTTLS},
-    {"tls is required", R_FAILEDSTARTTLS},
-    {"tls required", R_FAILEDSTARTTLS},
-    {"not support tls", R_FAILEDSTARTTLS},
-
-    /* Malware. */
-    {"virus", R_VIRUSDETECTED},
-    {"malware", R_VIRUSDETECTED},
-    {"infected", R_VIRUSDETECTED},
-    {"trojan", R_VIRUSDETECTED},
-    {"malicious", R_VIRUSDETECTED},
-
-    /* Reputation and rate. */
-    {"reputation", R_BADREPUTATION},
-    {"user complaints", R_BADREPUTATION},
-    {"too many connections", R_TOOMANYCONN},
-    {"too many simultaneous connections", R_TOOMANYCONN},
-    {"too many concurrent", R_TOOMANYCONN},
-    {"too many smtp sessions", R_TOOMANYCONN},
-    {"too many sessions", R_TOOMANYCONN},
-    {"connection frequency limited", R_TOOMANYCONN},
-    {"connection limit", R_TOOMANYCONN},
-    {"connection rate limit", R_TOOMANYCONN},
-    {"rate limit", R_SPEEDING},
-    {"ratelimit", R_SPEEDING},
-    {"rate-limit", R_SPEEDING},
-    {"sending too fast", R_SPEEDING},
-    {"too many messages", R_SPEEDING},
-    {"too many emails", R_SPEEDING},
-    {"too many mails", R_SPEEDING},
-    {"throttl", R_SPEEDING},
-    {"exceeded the rate", R_SPEEDING},
-    {"sending limit", R_SPEEDING},
-    {"receiving mail at a rate", R_SPEEDING},
-
-    /* Size. */
-    {"message length exceeds limit", R_EXCEEDLIMIT},
-    {"limit set by recipient", R_EXCEEDLIMIT},
-    {"message too large", R_MESGTOOBIG},
-    {"message is too large", R_MESGTOOBIG},
-    {"message too big", R_MESGTOOBIG},
-    {"message is too big", R_MESGTOOBIG},
-    {"message size exceeds", R_MESGTOOBIG},
-    {"message exceeds", R_MESGTOOBIG},
-    {"maximum message size", R_MESGTOOBIG},
-    {"max message size", R_MESGTOOBIG},
-    {"message size limit", R_MESGTOOBIG},
-    {"exceeds size limit", R_MESGTOOBIG},
-    {"size exceeds", R_MESGTOOBIG},
-    {"mail size limit", R_MESGTOOBIG},
-    {"email is too large", R_MESGTOOBIG},
-    {"message was too large", R_MESGTOOBIG},
-    {"file too big", R_MESGTOOBIG},
-    {"exceeds the maximum size", R_MESGTOOBIG},
-    {"sizelimit", R_MESGTOOBIG},
-
-    /* Mailbox over quota. */
-    {"mailbox full", R_MAILBOXFULL},
-    {"mailbox is full", R_MAILBOXFULL},
-    {"mail box full", R_MAILBOXFULL},
-    {"mailbox has exceeded", R_MAILBOXFULL},
-    {"mailbox exceeded", R_MAILBOXFULL},
-    {"mailbox size limit", R_MAILBOXFULL},
-    {"mailbox is over", R_MAILBOXFULL},
-    {"mailfolder is full", R_MAILBOXFULL},
-    {"inbox is full", R_MAILBOXFULL},
-    {"account is full", R_MAILBOXFULL},
-    {"full mailbox", R_MAILBOXFULL},
-    {"over quota", R_MAILBOXFULL},
-    {"overquota", R_MAILBOXFULL},
-    {"over the quota", R_MAILBOXFULL},
-    {"quota exceeded", R_MAILBOXFULL},
-    {"quota exceed", R_MAILBOXFULL},
-    {"exceeded quota", R_MAILBOXFULL},
-    {"exceeds quota", R_MAILBOXFULL},
-    {"exceed the quota", R_MAILBOXFULL},
-    {"exceeded its quota", R_MAILBOXFULL},
-    {"exceeded their quota", R_MAILBOXFULL},
-    {"disk quota", R_MAILBOXFULL},
-    {"mailbox quota", R_MAILBOXFULL},
-    {"storage quota", R_MAILBOXFULL},
-    {"exceeded storage", R_MAILBOXFULL},
-    {"out of storage", R_MAILBOXFULL},
-    {"not enough storage space", R_MAILBOXFULL},
-    {"user is over", R_MAILBOXFULL},
-    {"is over its", R_MAILBOXFULL},
-    {"would exceed", R_MAILBOXFULL},
-    {"mailbox exceeds", R_MAILBOXFULL},
-    {"too much mail", R_MAILBOXFULL},
-    {"no space left", R_MAILBOXFULL},
-    {"quota full", R_MAILBOXFULL},
-    {"allowed quota", R_MAILBOXFULL},
-
-    /* Receiving system. */
-    {"insufficient system storage", R_SYSTEMFULL},
-    {"system storage", R_SYSTEMFULL},
-    {"mail system full", R_SYSTEMFULL},
-    {"disk full", R_SYSTEMFULL},
-    {"out of disk", R_SYSTEMFULL},
-    {"spool full", R_SYSTEMFULL},
-    {"queue full", R_SYSTEMFULL},
-
-    /* Moved. */
-    {"has moved", R_HASMOVED},
-    {"has been moved", R_HASMOVED},
-    {"address has changed", R_HASMOVED},
-    {"no longer available at", R_HASMOVED},
-
-    /* Relaying. */
-    {"relay access denied", R_NORELAYING},
-    {"relaying denied", R_NORELAYING},
-    {"relay denied", R_NORELAYING},
-    {"relay not permitted", R_NORELAYING},
-    {"relay not allowed", R_NORELAYING},
-    {"relaying not allowed", R_NORELAYING},
-    {"relaying not permitted", R_NORELAYING},
-    {"not permitted to relay", R_NORELAYING},
-    {"unable to relay", R_NORELAYING},
-    {"we do not relay", R_NORELAYING},
-    {"does not relay", R_NORELAYING},
-    {"no relaying", R_NORELAYING},
-    {"relay prohibited", R_NORELAYING},
-    {"relaying mail to", R_NORELAYING},
-    {"relay attempt", R_NORELAYING},
-    {"not a gateway", R_NORELAYING},
-    {"identities failed the check", R_NORELAYING},
-    {"allowed rcpthosts", R_NORELAYING},
-    {"open relay", R_NORELAYING},
-
-    /* The client's IP address, host name or HELO. */
-    {"blocked using", R_BLOCKED},
-    {"spamhaus", R_BLOCKED},
-    {"spamcop", R_BLOCKED},
-    {"sorbs", R_BLOCKED},
-    {"barracudacentral", R_BLOCKED},
-    {"blacklist", R_BLOCKED},
-    {"(bl)", R_BLOCKED}, /* Cloudmark: "A problem occurred. ... (BL)" */
-    {"black list", R_BLOCKED},
-    {"blocklist", R_BLOCKED},
-    {"block list", R_BLOCKED},
-    {"denylist", R_BLOCKED},
-    {" dnsbl", R_BLOCKED},
-    {" rbl", R_BLOCKED},
-    {"is listed in", R_BLOCKED},
-    {"are listed in", R_BLOCKED},
-    {"ip listed", R_BLOCKED},
-    {"listed on", R_BLOCKED},
-    {"banned sending ip", R_BLOCKED},
-    {"client host rejected", R_BLOCKED},
-    {"client host blocked", R_BLOCKED},
-    {"client ip", R_BLOCKED},
-    {"ip address rejected", R_BLOCKED},
-    {"ip address blocked", R_BLOCKED},
-    {"ip blocked", R_BLOCKED},
-    {"ip is blocked", R_BLOCKED},
-    {"ip has been blocked", R_BLOCKED},
-    {"your ip", R_BLOCKED},
-    {"ip source", R_BLOCKED},
-    {"invalid ip for sending", R_BLOCKED},
-    {"not allowed to send mail from", R_BLOCKED},
-    {"not currently accepting mail from your", R_BLOCKED},
-    {"not accepting connections", R_BLOCKED},
-    {"connection refused by", R_BLOCKED},
-    {"access from ip", R_BLOCKED},
-    {"dynamic ip", R_BLOCKED},
-    {"dynamic/zombied", R_BLOCKED},
-    {"helo command rejected", R_BLOCKED},
-    {"open proxy", R_BLOCKED},
-    {"smtp server of your isp", R_BLOCKED},
-    {"looks suspiciously like spammer", R_BLOCKED},
-    {"currently sending spam", R_BLOCKED},
-    {"you are sending spam", R_BLOCKED},
-    {"too many spams from", R_BLOCKED},
-    {"unwanted messages", R_BLOCKED},
-    {"spamming", R_BLOCKED},
-    {"host network not allowed", R_BLOCKED},
-    {"you are not allowed to connect", R_BLOCKED},
-    {"service refuse", R_BLOCKED},
-    {"blocked by the recipient", R_FILTERED},
-    {"blocked by", R_BLOCKED},
-    {"go away", R_BLOCKED},
-    {"not accepted from this ip", R_BLOCKED},
-    {"permanently deferred", R_BLOCKED},
-    {"refused to talk to me", R_BLOCKED},
-    {"abuseat", R_BLOCKED},
-    {"uceprotect", R_BLOCKED},
-
-    /* The message as spam. */
-    {"spam", R_SPAMDETECTED},
-    {"message content rejected", R_SPAMDETECTED},
-    {" ube", R_SPAMDETECTED},
-    {"junk mail", R_SPAMDETECTED},
-    {"unsolicited", R_SPAMDETECTED},
-    {"bulk mail", R_SPAMDETECTED},
-
-    /* Message format. */
-    {"8-bit data", R_CONTENTERROR},
-    {"8bit data", R_CONTENTERROR},
-    {"headers too large", R_CONTENTERROR},
-    {"header too large", R_CONTENTERROR},
-    {"header too long", R_CONTENTERROR},
-    {"header is too long", R_CONTENTERROR},
-    {"illegal character", R_CONTENTERROR},
-    {"invalid character", R_CONTENTERROR},
-    {"malformed", R_CONTENTERROR},
-    {"invalid mime", R_CONTENTERROR},
-    {"mime error", R_CONTENTERROR},
-    {"content error", R_CONTENTERROR},
-    {"media error", R_CONTENTERROR},
-
-    /* Policy. */
-    {"policy violation", R_POLICYVIOLATION},
-    {"policy reasons", R_POLICYVIOLATION},
-    {"violates our", R_POLICYVIOLATION},
-    {"violation of our", R_POLICYVIOLATION},
-    {"content presents a potential", R_POLICYVIOLATION},
-    {"prohibited attachment", R_POLICYVIOLATION},
-    {"attachment not allowed", R_POLICYVIOLATION},
-    {"too many recipients", R_POLICYVIOLATION},
-    {"protocol violation", R_POLICYVIOLATION},
-    {"denied by policy", R_POLICYVIOLATION},
-
-    /* Account exists but is not usable. */
-    {"account disabled", R_SUSPEND},
-    {"account is disabled", R_SUSPEND},
-    {"account has been disabled", R_SUSPEND},
-    {"account that you tried to reach is disabled", R_SUSPEND},
-    {"mailbox disabled", R_SUSPEND},
-    {"mailbox is disabled", R_SUSPEND},
-    {"disabled recipient", R_SUSPEND},
-    {"user disabled", R_SUSPEND},
-    {"account suspended", R_SUSPEND},
-    {"account is suspended", R_SUSPEND},
-    {"account has been suspended", R_SUSPEND},
-    {"mailbox suspended", R_SUSPEND},
-    {"mailbox is suspended", R_SUSPEND},
-    {"mailbox has been suspended", R_SUSPEND},
-    {"user suspended", R_SUSPEND},
-    {"suspended account", R_SUSPEND},
-    {"suspended mailbox", R_SUSPEND},
-    {"recipient suspended", R_SUSPEND},
-    {"account is inactive", R_SUSPEND},
-    {"inactive account", R_SUSPEND},
-    {"inactive user", R_SUSPEND},
-    {"mailbox is inactive", R_SUSPEND},
-    {"mailbox is frozen", R_SUSPEND},
-    {"account is locked", R_SUSPEND},
-    {"account has been locked", R_SUSPEND},
-    {"deactivated", R_SUSPEND},
-    {"discontinued", R_SUSPEND},
-    {"account closed", R_SUSPEND},
-    {"account expired", R_SUSPEND},
-    {"account has expired", R_SUSPEND},
-    {"not an active", R_SUSPEND},
-    {"mailbox not active", R_SUSPEND},
-
-    /* The sender (MAIL FROM). */
-    {"sender address rejected", R_REJECTED},
-    {"sender rejected", R_REJECTED},
-    {"domain of sender address", R_REJECTED},
-    {"sender verify failed", R_REJECTED},
-    {"sender verification", R_REJECTED},
-    {"invalid sender", R_REJECTED},
-    {"sender domain", R_REJECTED},
-    {"sender is not allowed", R_REJECTED},
-    {"sender not allowed", R_REJECTED},
-    {"envelope sender", R_REJECTED},
-    {"purported responsible address", R_REJECTED},
-    {"return path", R_REJECTED},
-    {"mail from address", R_REJECTED},
-    {"unroutable sender", R_REJECTED},
-    {"unrouteable sender", R_REJECTED},
-    {"permission to post", R_REJECTED},
-    {"groups.google.com/support", R_REJECTED},
-    {"sender was rejected", R_REJECTED},
-
-    /* Security requirements of the receiving side. */
-    {"authentication required", R_SECURITYERROR},
-    {"authentication is required", R_SECURITYERROR},
-    {"must authenticate", R_SECURITYERROR},
-    {"unauthenticated senders", R_SECURITYERROR},
-    {"not authenticated", R_SECURITYERROR},
-    {"smtp auth", R_SECURITYERROR},
-    {"forged", R_SECURITYERROR},
-    {"encryption required", R_SECURITYERROR},
-
-    /* Per-recipient filters. */
-    {"filtered", R_FILTERED},
-    {"content filter", R_FILTERED},
-    {"refused due to recipient preferences", R_FILTERED},
-    {"only accepting mail from", R_FILTERED},
-    {"not accepting any mail", R_FILTERED},
-    {"user reject", R_FILTERED},
-    {"rst.notauthorized", R_FILTERED},
-
-    /* Domain. */
-    {"host unknown", R_HOSTUNKNOWN},
-    {"unknown host", R_HOSTUNKNOWN},
-    {"host not found", R_HOSTUNKNOWN},
-    {"domain not found", R_HOSTUNKNOWN},
-    {"domain does not exist", R_HOSTUNKNOWN},
-    {"domain doesn't exist", R_HOSTUNKNOWN},
-    {"no such domain", R_HOSTUNKNOWN},
-    {"unknown domain", R_HOSTUNKNOWN},
-    {"invalid domain", R_HOSTUNKNOWN},
-    {"domain name not found", R_HOSTUNKNOWN},
-    {"unrouteable address", R_HOSTUNKNOWN},
-    {"unroutable address", R_HOSTUNKNOWN},
-    {"name or service not known", R_HOSTUNKNOWN},
-    {"no mx", R_HOSTUNKNOWN},
-    {"non-existent host", R_HOSTUNKNOWN},
-    {"couldn't find any host", R_HOSTUNKNOWN},
-    {"illegal host/domain", R_HOSTUNKNOWN},
-    {"domain must exist", R_HOSTUNKNOWN},
-    {"host or domain name", R_HOSTUNKNOWN},
-    {"nxdomain", R_HOSTUNKNOWN},
-    {"no such host", R_HOSTUNKNOWN},
-    {"domain name does not exist", R_HOSTUNKNOWN},
-    {"unrouteable mail domain", R_HOSTUNKNOWN},
-    {"domain is not reachable", R_HOSTUNKNOWN},
-
-    /* Mailbox. */
-    {"user unknown", R_USERUNKNOWN},
-    {"unknown user", R_USERUNKNOWN},
-    {"no such user", R_USERUNKNOWN},
-    {"no such mailbox", R_USERUNKNOWN},
-    {"no such recipient", R_USERUNKNOWN},
-    {"no such account", R_USERUNKNOWN},
-    {"no such address", R_USERUNKNOWN},
-    {"no such person", R_USERUNKNOWN},
-    {"mailbox unavailable", R_USERUNKNOWN},
-    {"mailbox is unavailable", R_USERUNKNOWN},
-    {"mailbox not found", R_USERUNKNOWN},
-    {"mailbox does not exist", R_USERUNKNOWN},
-    {"does not exist", R_USERUNKNOWN},
-    {"doesn't exist", R_USERUNKNOWN},
-    {"invalid recipient", R_USERUNKNOWN},
-    {"invalid mailbox", R_USERUNKNOWN},
-    {"invalid address", R_USERUNKNOWN},
-    {"recipient unknown", R_USERUNKNOWN},
-    {"unknown recipient", R_USERUNKNOWN},
-    {"unknown address", R_USERUNKNOWN},
-    {"address unknown", R_USERUNKNOWN},
-    {"addressee unknown", R_USERUNKNOWN},
-    {"unknown mailbox", R_USERUNKNOWN},
-    {"unknown local part", R_USERUNKNOWN},
-    {"unknown or illegal alias", R_USERUNKNOWN},
-    {"user not found", R_USERUNKNOWN},
-    {"recipient not found", R_USERUNKNOWN},
-    {"address not found", R_USERUNKNOWN},
-    {"not a valid mailbox", R_USERUNKNOWN},
-    {"no mailbox", R_USERUNKNOWN},
-    {"bad destination mailbox", R_USERUNKNOWN},
-    {"no valid recipients", R_USERUNKNOWN},
-    {"not our customer", R_USERUNKNOWN},
-    {"user invalid", R_USERUNKNOWN},
-    {"invalid user", R_USERUNKNOWN},
-    {"no account by that name", R_USERUNKNOWN},
-    {"no one with that email", R_USERUNKNOWN},
-    {"not a known user", R_USERUNKNOWN},
-    {"user account is unavailable", R_USERUNKNOWN},
-    {"unknown local-part", R_USERUNKNOWN},
-    {"not a valid recipient", R_USERUNKNOWN},
-    {"user not exist", R_USERUNKNOWN},
-    {"no such local user", R_USERUNKNOWN},
-    {"mailbox invalid", R_USERUNKNOWN},
-    {"unknown account", R_USERUNKNOWN},
-    {"account unknown", R_USERUNKNOWN},
-    {"unknown email address", R_USERUNKNOWN},
-    {"user doesn't have a", R_USERUNKNOWN},
-    {"user does not have a", R_USERUNKNOWN},
-    {"invalid final delivery userid", R_USERUNKNOWN},
-    {"user not listed", R_USERUNKNOWN},
-    {"not listed in domino directory", R_USERUNKNOWN},
-    {"address couldn't be found", R_USERUNKNOWN},
-    {"recipient name is not recognized", R_USERUNKNOWN},
-
-    /* Gave up after retrying. */
-    {"retry timeout exceeded", R_EXPIRED},
-    {"could not deliver for the last", R_EXPIRED},
-    {"did not accept our requests to connect", R_EXPIRED},
-    {"message expired", R_EXPIRED},
-    {"delivery time expired", R_EXPIRED},
-    {"queue time expired", R_EXPIRED},
-    {"too long in queue", R_EXPIRED},
-    {"has been delayed", R_EXPIRED},
-    {"not been delivered within", R_EXPIRED},
-    {"message timed out", R_EXPIRED},
-    {"retry time exceeded", R_EXPIRED},
-    {"was not delivered within", R_EXPIRED},
-    {"giving up", R_EXPIRED},
-    {"queue too long", R_EXPIRED},
-    {"failing for a long time", R_EXPIRED},
-    {"could not be delivered for", R_EXPIRED},
-    {"could not send message for", R_EXPIRED},
-    {"cannot send message for", R_EXPIRED},
-    {"after a long failure period", R_EXPIRED},
-    {"was aborted after", R_EXPIRED},
-    {"host not reachable", R_EXPIRED},
-    {"expired", R_EXPIRED},
-
-    /* Network and routing. */
-    {"mail loop", R_NETWORKERROR},
-    {"message is looping", R_NETWORKERROR},
-    {"loops back to myself", R_NETWORKERROR},
-    {"routing loop", R_NETWORKERROR},
-    {"too many hops", R_NETWORKERROR},
-    {"hop count exceeded", R_NETWORKERROR},
-    {"network error", R_NETWORKERROR},
-    {"network is unreachable", R_NETWORKERROR},
-    {"no route to host", R_NETWORKERROR},
-    {"connection timed out", R_EXPIRED},
-    {"connection refused", R_NETWORKERROR},
-    {"connection reset", R_NETWORKERROR},
-    {"lost connection", R_NETWORKERROR},
-    {"temporary lookup failure", R_NETWORKERROR},
-    {"host name lookup failure", R_NETWORKERROR},
-    {"dns lookup", R_NETWORKERROR},
-    {"name server", R_NETWORKERROR},
-    {"could not connect", R_NETWORKERROR},
-    {"unable to connect", R_NETWORKERROR},
-
-    /* Local delivery program. */
-    {"mailer error", R_MAILERERROR},
-    {"command failed", R_MAILERERROR},
-    {"command died", R_MAILERERROR},
-    {"exit code", R_MAILERERROR},
-    {"procmail", R_MAILERERROR},
-    {"pipe to", R_MAILERERROR},
-    {"unknown mailer", R_MAILERERROR},
-
-    /* Receiving host trouble. */
-    {"system error", R_SYSTEMERROR},
-    {"internal error", R_SYSTEMERROR},
-    {"server error", R_SYSTEMERROR},
-    {"local error", R_SYSTEMERROR},
-    {"i/o error", R_SYSTEMERROR},
-    {"write error", R_SYSTEMERROR},
-    {"service currently unavailable", R_SYSTEMERROR},
-    {"temporary failure", R_SYSTEMERROR},
-    {"could not load", R_SYSTEMERROR},
-    {"ldap", R_SYSTEMERROR},
-    {"configuration error", R_SYSTEMERROR},
-
-    /* SMTP protocol. */
-    {"syntax error", R_SYNTAXERROR},
-    {"command not recognized", R_SYNTAXERROR},
-    {"unrecognized command", R_SYNTAXERROR},
-    {"sequence of commands", R_SYNTAXERROR},
-    {"command not implemented", R_SYNTAXERROR},
-    {"command parameter not implemented", R_SYNTAXERROR},
-    {"invalid command", R_SYNTAXERROR},
-
-    /* Last resort: a rejected recipient with no better word. */
-    {"recipient address rejected", R_USERUNKNOWN},
-    {"address rejected", R_USERUNKNOWN},
+struct crule {
+	char *id, *source, *phrase, *mta, *domain;
+	char *status_s, *reply_s, *cmd_s; /* as written */
+	int stage;
+	int reason; /* -1: a code with no default reason */
+	int cls; /* -1: from the reason; else CLASS_HARD or CLASS_SOFT */
+	char st_class; /* 0: no status condition; 'X': 4 or 5; '2' '4' '5' */
+	int st_subj; /* -1: any */
+	int st_lo, st_hi; /* detail range; -1: any */
+	int reply_lo, reply_hi; /* 0: no reply condition */
+	unsigned cmds; /* 0: any */
+	size_t plen;
+	int line;
 };
 
-#define NPHRASE (sizeof(phrase_rules) / sizeof(phrase_rules[0]))
-
-/*
- * Status codes by subject.detail ("S.*": any detail), first match wins.
- * decides: the code alone names the reason, whatever the text says;
- * otherwise the code is a fallback for text that matched no phrase.
- */
-static const struct status_rule {
-	const char *key;
-	enum reason reason;
-	int decides;
-} status_rules[] = {
-    {"1.1", R_USERUNKNOWN, 0}, /* bad destination mailbox */
-    {"1.2", R_HOSTUNKNOWN, 0}, /* bad destination system */
-    {"1.3", R_USERUNKNOWN, 0}, /* bad mailbox syntax */
-    {"1.6", R_HASMOVED, 1}, /* mailbox has moved */
-    {"1.7", R_REJECTED, 0}, /* bad sender mailbox syntax */
-    {"1.8", R_REJECTED, 1}, /* bad sender system address */
-    {"1.10", R_NOTACCEPT, 0}, /* null MX (RFC 7505) */
-    {"2.1", R_SUSPEND, 0}, /* mailbox disabled */
-    {"2.2", R_MAILBOXFULL, 1}, /* mailbox full */
-    {"2.3", R_EXCEEDLIMIT, 1}, /* message length exceeds limit */
-    {"2.4", R_SYSTEMERROR, 0}, /* list expansion problem */
-    {"3.0", R_SYSTEMERROR, 0}, /* other mail system status */
-    {"3.1", R_SYSTEMFULL, 0}, /* mail system full */
-    {"3.4", R_MESGTOOBIG, 1}, /* message too big for system */
-    {"3.5", R_SYSTEMERROR, 0}, /* system incorrectly configured */
-    {"4.1", R_EXPIRED, 0}, /* no answer from host */
-    {"4.2", R_NETWORKERROR, 0}, /* bad connection */
-    {"4.3", R_NETWORKERROR, 0}, /* directory server failure */
-    {"4.4", R_HOSTUNKNOWN, 0}, /* unable to route */
-    {"4.5", R_SYSTEMFULL, 0}, /* mail system congestion */
-    {"4.6", R_NETWORKERROR, 0}, /* routing loop */
-    {"4.7", R_EXPIRED, 0}, /* delivery time expired */
-    {"5.1", R_SYNTAXERROR, 0}, /* invalid command */
-    {"5.2", R_SYNTAXERROR, 0}, /* syntax error */
-    {"5.3", R_POLICYVIOLATION, 0}, /* too many recipients */
-    {"5.4", R_SYNTAXERROR, 0}, /* invalid command arguments */
-    {"5.5", R_SYNTAXERROR, 0}, /* wrong protocol version */
-    {"6.*", R_CONTENTERROR, 0}, /* media / conversion */
-    {"7.13", R_SUSPEND, 1}, /* user account disabled */
-    {"7.20", R_AUTHFAILURE, 0}, /* no passing DKIM signature */
-    {"7.21", R_AUTHFAILURE, 0}, /* no acceptable DKIM signature */
-    {"7.22", R_AUTHFAILURE, 0}, /* no aligned DKIM signature */
-    {"7.23", R_AUTHFAILURE, 0}, /* SPF validation failed */
-    {"7.24", R_AUTHFAILURE, 0}, /* SPF validation error */
-    {"7.25", R_REQUIREPTR, 1}, /* reverse DNS validation failed */
-    {"7.26", R_AUTHFAILURE, 1}, /* multiple authentication checks */
-    {"7.27", R_REJECTED, 0}, /* sender address has null MX */
-    {"7.*", R_SECURITYERROR, 0}, /* security or policy status */
-};
-
-#define NSTATUS (sizeof(status_rules) / sizeof(status_rules[0]))
-
-/* Three-byte index over phrase_rules: bucket -> ascending rule numbers. */
 #define NBUCKET 4096
-static uint16_t bucket_start[NBUCKET + 1];
-static uint16_t bucket_rule[NPHRASE];
-static uint16_t phrase_len[NPHRASE];
-static pthread_once_t index_once = PTHREAD_ONCE_INIT;
+struct classify_rules {
+	struct crule *r;
+	size_t n, cap;
+	int operator;
+	/* three-byte index over the phrases: bucket -> rule numbers */
+	uint32_t *bstart; /* NBUCKET + 1 */
+	uint32_t *brule;
+};
 
 static unsigned
 bucket_of(unsigned char a, unsigned char b, unsigned char c)
@@ -748,26 +190,726 @@ bucket_of(unsigned char a, unsigned char b, unsigned char c)
 }
 
 static void
-index_build(void)
+crule_free(struct crule *r)
 {
-	uint16_t fill[NBUCKET];
+	free(r->id);
+	free(r->source);
+	free(r->phrase);
+	free(r->mta);
+	free(r->domain);
+	free(r->status_s);
+	free(r->reply_s);
+	free(r->cmd_s);
+}
+
+void
+classify_rules_free(struct classify_rules *rs)
+{
 	size_t i;
 
-	memset(bucket_start, 0, sizeof(bucket_start));
-	for (i = 0; i < NPHRASE; i++) {
-		const unsigned char *p =
-		    (const unsigned char *)phrase_rules[i].phrase;
-		phrase_len[i] = (uint16_t)strlen(phrase_rules[i].phrase);
-		bucket_start[bucket_of(p[0], p[1], p[2]) + 1]++;
+	if (rs == NULL)
+		return;
+	for (i = 0; i < rs->n; i++)
+		crule_free(&rs->r[i]);
+	free(rs->r);
+	free(rs->bstart);
+	free(rs->brule);
+	free(rs);
+}
+
+struct classify_rules *
+classify_rules_new(void)
+{
+	struct classify_rules *rs = calloc(1, sizeof(*rs));
+
+	if (rs != NULL)
+		rs->operator= 1;
+	return rs;
+}
+
+static char *
+dup_n(const char *s, size_t n)
+{
+	char *d = malloc(n + 1);
+
+	if (d != NULL) {
+		memcpy(d, s, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+/* 1-3 digits at *p into *v (advancing p), or 0. */
+static int
+num3(const char **p, int *v)
+{
+	int n = 0, x = 0;
+
+	while (n < 3 && (*p)[0] >= '0' && (*p)[0] <= '9') {
+		x = x * 10 + ((*p)[0] - '0');
+		(*p)++;
+		n++;
+	}
+	if (n == 0 || ((*p)[0] >= '0' && (*p)[0] <= '9'))
+		return 0;
+	*v = x;
+	return 1;
+}
+
+/* "5.1.1", "X.7.*", "4.7.500-699", "5.*.*" -> r; 0 or -1. */
+static int
+parse_status_spec(const char *s, struct crule *r)
+{
+	const char *p = s;
+	char c = s[0];
+
+	if (c == 'x')
+		c = 'X';
+	if (c != '2' && c != '4' && c != '5' && c != 'X')
+		return -1;
+	if (s[1] != '.')
+		return -1;
+	p = s + 2;
+	r->st_class = c;
+	if (*p == '*') {
+		p++;
+		if (strcmp(p, ".*") != 0)
+			return -1;
+		r->st_subj = r->st_lo = r->st_hi = -1;
+		return 0;
+	}
+	if (!num3(&p, &r->st_subj) || *p++ != '.')
+		return -1;
+	if (*p == '*' && p[1] == '\0') {
+		r->st_lo = r->st_hi = -1;
+		return 0;
+	}
+	if (!num3(&p, &r->st_lo))
+		return -1;
+	r->st_hi = r->st_lo;
+	if (*p == '-') {
+		p++;
+		if (!num3(&p, &r->st_hi) || r->st_hi < r->st_lo)
+			return -1;
+	}
+	return *p == '\0' ? 0 : -1;
+}
+
+/* "550", "5xx", "55x", "421-452" -> r; 0 or -1. */
+static int
+parse_reply_spec(const char *s, struct crule *r)
+{
+	size_t n = strlen(s), i, x = 0;
+	int lo = 0, hi = 0;
+
+	if (n == 3 && s[0] >= '2' && s[0] <= '5') {
+		for (i = 0; i < 3; i++) {
+			if (s[i] >= '0' && s[i] <= '9' && x == 0) {
+				lo = lo * 10 + (s[i] - '0');
+				hi = hi * 10 + (s[i] - '0');
+			} else if ((s[i] == 'x' || s[i] == 'X') && i > 0) {
+				x++;
+				lo = lo * 10;
+				hi = hi * 10 + 9;
+			} else
+				return -1;
+		}
+	} else if (n == 7 && s[3] == '-') {
+		const char *p = s;
+
+		if (!num3(&p, &lo) || *p++ != '-' || !num3(&p, &hi) ||
+		    *p != '\0' || lo < 200 || hi > 599 || hi < lo)
+			return -1;
+	} else
+		return -1;
+	r->reply_lo = lo;
+	r->reply_hi = hi;
+	return 0;
+}
+
+/* "RCPT", "DATA|MAIL", ... -> bits; 0 or -1. */
+static int
+parse_cmd_spec(const char *s, struct crule *r)
+{
+	const char *p = s;
+
+	r->cmds = 0;
+	while (*p != '\0') {
+		size_t n = strcspn(p, "|"), i;
+
+		for (i = 0; i < NCMD; i++)
+			if (strlen(cmd_names[i].name) == n &&
+			    strncasecmp(p, cmd_names[i].name, n) == 0)
+				break;
+		if (i == NCMD)
+			return -1;
+		r->cmds |= cmd_names[i].bit;
+		p += n;
+		if (*p == '|')
+			p++;
+	}
+	return r->cmds != 0 ? 0 : -1;
+}
+
+/* The phrase as the text is folded: lower case, runs of white space as one
+ * space (a leading or trailing space marks a word boundary).  NULL when it
+ * could never match (fewer than 3 bytes, an '@': addresses are dropped from
+ * the folded text, control bytes). */
+static char *
+norm_phrase(const char *s)
+{
+	size_t n = strlen(s), i, k = 0;
+	char *d;
+
+	if (n > PHRASE_MAX || (d = malloc(n + 1)) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '@' || c == 0x7f || (c < ' ' && c != '\t')) {
+			free(d);
+			return NULL;
+		}
+		if (c == ' ' || c == '\t') {
+			if (k > 0 && d[k - 1] == ' ')
+				continue;
+			d[k++] = ' ';
+			continue;
+		}
+		d[k++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : (char)c;
+	}
+	d[k] = '\0';
+	if (k < 3 || strspn(d, " ") == k) {
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+static int
+valid_token(const char *s, size_t max)
+{
+	size_t i;
+
+	if (s[0] == '\0' || strlen(s) > max)
+		return 0;
+	for (i = 0; s[i] != '\0'; i++)
+		if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f || s[i] == '"')
+			return 0;
+	return 1;
+}
+
+/* Appends a rule made of spec to rs: 0, or -1 and err. */
+static int
+add_rule(struct classify_rules *rs, int stage,
+    const struct classify_rule_spec *sp, const char *source, int line,
+    char *err, size_t errlen)
+{
+	struct crule r;
+	char idbuf[FIELD_MAX + 8];
+
+	memset(&r, 0, sizeof(r));
+	r.stage = stage;
+	r.cls = -1;
+	r.line = line;
+	if (rs->n >= RULES_MAX) {
+		snprintf(err, errlen, "more than %d rules", RULES_MAX);
+		return -1;
+	}
+	if (sp->name == NULL || !valid_token(sp->name, FIELD_MAX)) {
+		snprintf(err, errlen,
+		    "name: missing, or not one word of at most %d bytes",
+		    FIELD_MAX);
+		return -1;
+	}
+	if (sp->reason == NULL) {
+		snprintf(err, errlen, "reason: missing");
+		return -1;
+	}
+	r.reason = reason_of(sp->reason);
+	if (r.reason < 0 && !(stage == ST_CODE && strcmp(sp->reason, "-") == 0)) {
+		snprintf(err, errlen, "reason: unknown reason \"%.64s\"",
+		    sp->reason);
+		return -1;
+	}
+	if (sp->cls != NULL) {
+		if (strcmp(sp->cls, "hard") == 0)
+			r.cls = CLASS_HARD;
+		else if (strcmp(sp->cls, "soft") == 0)
+			r.cls = CLASS_SOFT;
+		else {
+			snprintf(err, errlen, "class: \"%.32s\" is not hard or soft",
+			    sp->cls);
+			return -1;
+		}
+		if (r.reason == R_DELIVERED || r.reason == R_FEEDBACK ||
+		    r.reason == R_VACATION) {
+			snprintf(err, errlen,
+			    "class: %s is not a failure, it has no hard or soft",
+			    reason_names[r.reason]);
+			return -1;
+		}
+	}
+	if (sp->status != NULL && parse_status_spec(sp->status, &r) != 0) {
+		snprintf(err, errlen,
+		    "status: \"%.32s\" is not a status pattern (5.1.1, X.7.*, "
+		    "4.7.500-699)",
+		    sp->status);
+		return -1;
+	}
+	if (sp->reply != NULL && parse_reply_spec(sp->reply, &r) != 0) {
+		snprintf(err, errlen,
+		    "reply: \"%.32s\" is not a reply code (550, 5xx, 421-452)",
+		    sp->reply);
+		return -1;
+	}
+	if (sp->command != NULL && parse_cmd_spec(sp->command, &r) != 0) {
+		snprintf(err, errlen,
+		    "command: \"%.32s\" is not CONN, HELO, EHLO, MAIL, RCPT, "
+		    "DATA or NONE (several joined by |)",
+		    sp->command);
+		return -1;
+	}
+	if (sp->mta != NULL && !valid_token(sp->mta, FIELD_MAX)) {
+		snprintf(err, errlen, "mta: not one word");
+		return -1;
+	}
+	if (sp->domain != NULL && (!valid_token(sp->domain, FIELD_MAX) ||
+	                              strchr(sp->domain, '@') != NULL)) {
+		snprintf(err, errlen, "domain: not a domain name");
+		return -1;
+	}
+	if (sp->phrase != NULL) {
+		r.phrase = norm_phrase(sp->phrase);
+		if (r.phrase == NULL) {
+			snprintf(err, errlen,
+			    "phrase: could never match (under 3 characters, "
+			    "over %d, or holding '@' or control bytes)",
+			    PHRASE_MAX);
+			return -1;
+		}
+		r.plen = strlen(r.phrase);
+	}
+	if (stage == ST_CODE && (r.st_class == 0 || r.phrase != NULL)) {
+		snprintf(err, errlen, "a code rule matches a status, only");
+		goto fail;
+	}
+	if (stage == ST_REPLY && (r.reply_lo == 0 || r.phrase != NULL)) {
+		snprintf(err, errlen, "a reply rule matches a reply code, only");
+		goto fail;
+	}
+	if (stage == ST_TEXT && r.phrase == NULL) {
+		snprintf(err, errlen, "a text rule needs a phrase");
+		goto fail;
+	}
+	if ((stage == ST_OPERATOR || stage == ST_PROVIDER) && r.phrase == NULL &&
+	    r.st_class == 0 && r.reply_lo == 0 && sp->mta == NULL &&
+	    sp->domain == NULL) {
+		snprintf(err, errlen,
+		    "matches everything: give a status, reply, phrase, mta or "
+		    "domain");
+		goto fail;
+	}
+	if (stage == ST_OPERATOR)
+		snprintf(idbuf, sizeof(idbuf), "op:%s", sp->name);
+	else
+		snprintf(idbuf, sizeof(idbuf), "%s", sp->name);
+	r.id = dup_n(idbuf, strlen(idbuf));
+	r.source = source ? dup_n(source, strlen(source)) : NULL;
+	r.mta = sp->mta ? dup_n(sp->mta, strlen(sp->mta)) : NULL;
+	r.domain = sp->domain ? dup_n(sp->domain, strlen(sp->domain)) : NULL;
+	r.status_s = sp->status ? dup_n(sp->status, strlen(sp->status)) : NULL;
+	r.reply_s = sp->reply ? dup_n(sp->reply, strlen(sp->reply)) : NULL;
+	r.cmd_s = sp->command ? dup_n(sp->command, strlen(sp->command)) : NULL;
+	if (r.id == NULL || (source && r.source == NULL) ||
+	    (sp->mta && r.mta == NULL) || (sp->domain && r.domain == NULL) ||
+	    (sp->status && r.status_s == NULL) ||
+	    (sp->reply && r.reply_s == NULL) ||
+	    (sp->command && r.cmd_s == NULL)) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (rs->n == rs->cap) {
+		size_t cap = rs->cap ? rs->cap * 2 : 64;
+		struct crule *nr = realloc(rs->r, cap * sizeof(*nr));
+
+		if (nr == NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		rs->r = nr;
+		rs->cap = cap;
+	}
+	rs->r[rs->n++] = r;
+	free(rs->bstart); /* the index is rebuilt on demand */
+	free(rs->brule);
+	rs->bstart = rs->brule = NULL;
+	return 0;
+fail:
+	crule_free(&r);
+	return -1;
+}
+
+int
+classify_rules_add(struct classify_rules *rs,
+    const struct classify_rule_spec *spec, char *err, size_t errlen)
+{
+	size_t i;
+	char id[FIELD_MAX + 8];
+
+	if (rs == NULL || spec == NULL) {
+		snprintf(err, errlen, "no rule");
+		return -1;
+	}
+	if (spec->name != NULL) {
+		snprintf(id, sizeof(id), "op:%s", spec->name);
+		for (i = 0; i < rs->n; i++)
+			if (strcmp(rs->r[i].id, id) == 0) {
+				snprintf(err, errlen,
+				    "name: \"%.64s\" is used by an earlier rule",
+				    spec->name);
+				return -1;
+			}
+	}
+	return add_rule(rs, ST_OPERATOR, spec, NULL, 0, err, errlen);
+}
+
+/* Builds the phrase index of rs (once); 0 or -1 (out of memory). */
+static int
+index_build(struct classify_rules *rs)
+{
+	uint32_t fill[NBUCKET];
+	size_t i;
+
+	if (rs->bstart != NULL)
+		return 0;
+	rs->bstart = calloc(NBUCKET + 1, sizeof(uint32_t));
+	rs->brule = calloc(rs->n + 1, sizeof(uint32_t));
+	if (rs->bstart == NULL || rs->brule == NULL) {
+		free(rs->bstart);
+		free(rs->brule);
+		rs->bstart = rs->brule = NULL;
+		return -1;
+	}
+	for (i = 0; i < rs->n; i++) {
+		const unsigned char *p = (const unsigned char *)rs->r[i].phrase;
+
+		if (p != NULL)
+			rs->bstart[bucket_of(p[0], p[1], p[2]) + 1]++;
 	}
 	for (i = 0; i < NBUCKET; i++)
-		bucket_start[i + 1] += bucket_start[i];
-	memcpy(fill, bucket_start, sizeof(fill));
-	for (i = 0; i < NPHRASE; i++) {
-		const unsigned char *p =
-		    (const unsigned char *)phrase_rules[i].phrase;
-		bucket_rule[fill[bucket_of(p[0], p[1], p[2])]++] = (uint16_t)i;
+		rs->bstart[i + 1] += rs->bstart[i];
+	memcpy(fill, rs->bstart, sizeof(fill));
+	for (i = 0; i < rs->n; i++) {
+		const unsigned char *p = (const unsigned char *)rs->r[i].phrase;
+
+		if (p != NULL)
+			rs->brule[fill[bucket_of(p[0], p[1], p[2])]++] =
+			    (uint32_t)i;
 	}
+	return 0;
+}
+
+/*
+ * The table format, one rule a line:
+ *   [stage]                      provider, text, code, reply or ladder
+ *   ID REASON key=value ...      keys: status reply command mta domain
+ *                                phrase class source; a value with
+ *                                spaces is quoted "..." (no escapes)
+ *   # comment, blank lines
+ * Operator text has no [stage] lines; its rules are operator rules.
+ */
+int
+classify_rules_parse(const char *text, size_t len, int operator,
+    struct classify_rules **out, char *err, size_t errlen)
+{
+	struct classify_rules *rs = calloc(1, sizeof(*rs));
+	int stage = operator ? ST_OPERATOR : -1, line = 0;
+	size_t pos = 0;
+	char msg[256];
+
+	*out = NULL;
+	if (rs == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	rs->operator= operator;
+	while (pos < len) {
+		size_t e = pos, col;
+		char buf[1024];
+		char *tok[24];
+		size_t ntok = 0, k;
+		struct classify_rule_spec sp;
+		const char *source = NULL;
+		char *p;
+
+		line++;
+		while (e < len && text[e] != '\n')
+			e++;
+		if (e - pos >= sizeof(buf)) {
+			snprintf(err, errlen, "%d:1: line longer than %zu bytes",
+			    line, sizeof(buf) - 1);
+			goto fail;
+		}
+		memcpy(buf, text + pos, e - pos);
+		buf[e - pos] = '\0';
+		if (strlen(buf) != e - pos) {
+			snprintf(err, errlen, "%d:%zu: NUL byte", line,
+			    strlen(buf) + 1);
+			goto fail;
+		}
+		pos = e + 1;
+		for (k = 0; buf[k] != '\0'; k++)
+			if (buf[k] == '\r' || buf[k] == '\t')
+				buf[k] = ' ';
+		p = buf + strspn(buf, " ");
+		if (*p == '\0' || *p == '#')
+			continue;
+		if (*p == '[') {
+			char *q = strchr(p, ']');
+			size_t s;
+
+			if (operator|| q == NULL) {
+				snprintf(err, errlen, "%d:%zu: %s", line,
+				    (size_t)(p - buf) + 1,
+				    operator? "no stages in operator rules"
+				            : "unclosed [stage]");
+				goto fail;
+			}
+			*q = '\0';
+			for (s = 0; s < NSTAGE; s++)
+				if (strcmp(p + 1, stage_names[s]) == 0)
+					break;
+			if (s == NSTAGE || s == ST_OPERATOR) {
+				snprintf(err, errlen,
+				    "%d:%zu: unknown stage \"%.32s\"", line,
+				    (size_t)(p - buf) + 2, p + 1);
+				goto fail;
+			}
+			stage = (int)s;
+			continue;
+		}
+		if (stage < 0) {
+			snprintf(err, errlen, "%d:%zu: rule before any [stage]",
+			    line, (size_t)(p - buf) + 1);
+			goto fail;
+		}
+		/* tokens: word or key="quoted value" */
+		while (*p != '\0') {
+			char *t = p;
+
+			if (ntok == sizeof(tok) / sizeof(tok[0])) {
+				snprintf(err, errlen, "%d:%zu: too many fields",
+				    line, (size_t)(p - buf) + 1);
+				goto fail;
+			}
+			while (*p != '\0' && *p != ' ') {
+				if (*p == '"') {
+					char *q = strchr(p + 1, '"');
+
+					if (q == NULL) {
+						snprintf(err, errlen,
+						    "%d:%zu: unclosed quote",
+						    line,
+						    (size_t)(p - buf) + 1);
+						goto fail;
+					}
+					p = q;
+				}
+				p++;
+			}
+			if (*p == ' ')
+				*p++ = '\0';
+			tok[ntok++] = t;
+			p += strspn(p, " ");
+		}
+		if (ntok < 2) {
+			snprintf(err, errlen, "%d:1: want ID REASON key=value...",
+			    line);
+			goto fail;
+		}
+		memset(&sp, 0, sizeof(sp));
+		sp.name = tok[0];
+		sp.reason = tok[1];
+		for (k = 2; k < ntok; k++) {
+			char *eq = strchr(tok[k], '='), *v;
+			const char **slot = NULL;
+			size_t vl;
+
+			col = (size_t)(tok[k] - buf) + 1;
+			if (eq == NULL) {
+				snprintf(err, errlen,
+				    "%d:%zu: \"%.32s\" is not key=value", line,
+				    col, tok[k]);
+				goto fail;
+			}
+			*eq = '\0';
+			v = eq + 1;
+			vl = strlen(v);
+			if (v[0] == '"') {
+				if (vl < 2 || v[vl - 1] != '"') {
+					snprintf(err, errlen,
+					    "%d:%zu: bad quoting", line, col);
+					goto fail;
+				}
+				v[vl - 1] = '\0';
+				v++;
+			} else if (strchr(v, '"') != NULL) {
+				snprintf(err, errlen, "%d:%zu: bad quoting",
+				    line, col);
+				goto fail;
+			}
+			if (strcmp(tok[k], "status") == 0)
+				slot = &sp.status;
+			else if (strcmp(tok[k], "reply") == 0)
+				slot = &sp.reply;
+			else if (strcmp(tok[k], "command") == 0)
+				slot = &sp.command;
+			else if (strcmp(tok[k], "mta") == 0)
+				slot = &sp.mta;
+			else if (strcmp(tok[k], "domain") == 0)
+				slot = &sp.domain;
+			else if (strcmp(tok[k], "phrase") == 0)
+				slot = &sp.phrase;
+			else if (strcmp(tok[k], "class") == 0)
+				slot = &sp.cls;
+			else if (strcmp(tok[k], "source") == 0)
+				slot = &source;
+			if (slot == NULL) {
+				snprintf(err, errlen,
+				    "%d:%zu: unknown key \"%.32s\"", line, col,
+				    tok[k]);
+				goto fail;
+			}
+			if (*slot != NULL) {
+				snprintf(err, errlen,
+				    "%d:%zu: \"%.32s\" given twice", line, col,
+				    tok[k]);
+				goto fail;
+			}
+			*slot = v;
+		}
+		if (!operator&&(source == NULL || source[0] == '\0')) {
+			snprintf(err, errlen, "%d:1: rule %.64s has no source",
+			    line, sp.name);
+			goto fail;
+		}
+		for (k = 0; k < rs->n; k++)
+			if (strcmp(rs->r[k].id, sp.name) == 0) {
+				snprintf(err, errlen,
+				    "%d:1: id %.64s is used on line %d", line,
+				    sp.name, rs->r[k].line);
+				goto fail;
+			}
+		if (add_rule(rs, stage, &sp, source, line, msg, sizeof(msg)) !=
+		    0) {
+			snprintf(err, errlen, "%d:1: %s: %s", line, sp.name, msg);
+			goto fail;
+		}
+	}
+	if (index_build(rs) != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	*out = rs;
+	return 0;
+fail:
+	classify_rules_free(rs);
+	return -1;
+}
+
+/* Ids the ladder decides by itself; each has a [ladder] line in the table,
+ * which says where the step comes from. */
+static const char *const ladder_ids[] = {"feedback", "vacation",
+    "delivered", "x-unix", "suspend-code", "data-split", "text-alone",
+    "mail-split",
+    "delayed", "helo-refused", "mail-refused", "onhold", "undefined"};
+enum {
+	L_FEEDBACK,
+	L_VACATION,
+	L_DELIVERED,
+	L_XUNIX,
+	L_SUSPENDCODE,
+	L_DATASPLIT,
+	L_ALONE,
+	L_MAILSPLIT,
+	L_DELAYED,
+	L_HELO,
+	L_MAILREFUSED,
+	L_ONHOLD,
+	L_UNDEFINED,
+	L_COUNT
+};
+
+static struct classify_rules *builtin;
+static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
+
+static void
+builtin_load(void)
+{
+	char err[256];
+	size_t i, k;
+
+	if (classify_rules_parse(classify_rules_text, classify_rules_text_len,
+	        0, &builtin, err, sizeof(err)) != 0) {
+		fprintf(stderr, "classify_rules.txt:%s\n", err);
+		builtin = NULL;
+		return;
+	}
+	for (i = 0; i < L_COUNT; i++) {
+		for (k = 0; k < builtin->n; k++)
+			if (builtin->r[k].stage == ST_LADDER &&
+			    strcmp(builtin->r[k].id, ladder_ids[i]) == 0)
+				break;
+		if (k == builtin->n) {
+			fprintf(stderr,
+			    "classify_rules.txt: no [ladder] line for %s\n",
+			    ladder_ids[i]);
+			classify_rules_free(builtin);
+			builtin = NULL;
+			return;
+		}
+	}
+}
+
+const struct classify_rules *
+classify_builtin(void)
+{
+	pthread_once(&builtin_once, builtin_load);
+	return builtin;
+}
+
+size_t
+classify_rules_count(const struct classify_rules *rs)
+{
+	return rs != NULL ? rs->n : 0;
+}
+
+int
+classify_rule_get(const struct classify_rules *rs, size_t i,
+    struct classify_rule_info *out)
+{
+	const struct crule *r;
+
+	if (rs == NULL || i >= rs->n)
+		return -1;
+	r = &rs->r[i];
+	memset(out, 0, sizeof(*out));
+	out->id = r->id;
+	out->stage = stage_names[r->stage];
+	out->reason = r->reason >= 0 ? reason_names[r->reason] : "-";
+	out->cls = r->cls == CLASS_HARD ? "hard"
+	    : r->cls == CLASS_SOFT      ? "soft"
+	                                : NULL;
+	out->status = r->status_s;
+	out->reply = r->reply_s;
+	out->command = r->cmd_s;
+	out->mta = r->mta;
+	out->phrase = r->phrase;
+	out->domain = r->domain;
+	out->source = r->source;
+	out->line = r->line;
+	return 0;
 }
 
 /*
@@ -834,50 +976,6 @@ out:
 		dst[n++] = ' ';
 	dst[n] = '\0';
 	return n;
-}
-
-/* First phrase rule found in the folded text t (n bytes), or -1.
- * seen_out (may be NULL): bit r set for every reason r some phrase of
- * which occurs anywhere in the text. */
-static int
-phrase_find(const char *t, size_t n, uint64_t *seen_out)
-{
-	size_t best = NPHRASE, pos, k;
-	uint64_t seen = 0;
-
-	for (pos = 0; pos + 2 < n; pos++) {
-		unsigned h = bucket_of((unsigned char)t[pos],
-		    (unsigned char)t[pos + 1], (unsigned char)t[pos + 2]);
-
-		for (k = bucket_start[h]; k < bucket_start[h + 1]; k++) {
-			size_t r = bucket_rule[k];
-
-			const char *ph = phrase_rules[r].phrase;
-
-			if (phrase_len[r] > n - pos || t[pos] != ph[0] ||
-			    t[pos + 1] != ph[1] || t[pos + 2] != ph[2] ||
-			    memcmp(t + pos + 3, ph + 3, phrase_len[r] - 3u) !=
-			        0)
-				continue;
-			seen |= (uint64_t)1 << phrase_rules[r].reason;
-			if (r < best)
-				best = r;
-		}
-	}
-	if (seen_out != NULL)
-		*seen_out = seen;
-	return best == NPHRASE ? -1 : (int)best;
-}
-
-int
-classify_phrase_match(const char *text)
-{
-	char buf[SCAN_MAX + 4];
-	size_t n;
-
-	pthread_once(&index_once, index_build);
-	n = fold_text(text, buf, sizeof(buf));
-	return phrase_find(buf, n, NULL);
 }
 
 /* Digits at s, 1-3 of them, not followed by another digit. */
@@ -948,49 +1046,6 @@ reply_in_text(const char *t)
 	return 0;
 }
 
-/* The status rule for "C.S.D", or -1.  subject_out: S as a number. */
-static int
-status_find(const char *st, int *subject_out)
-{
-	const char *sd = st + 2; /* "S.D" */
-	const char *dot = strchr(sd, '.');
-	size_t slen = (size_t)(dot - sd);
-	size_t i;
-
-	*subject_out = (int)(sd[0] - '0');
-	if (slen == 2)
-		*subject_out = *subject_out * 10 + (sd[1] - '0');
-	else if (slen == 3)
-		*subject_out =
-		    *subject_out * 100 + (sd[1] - '0') * 10 + (sd[2] - '0');
-	for (i = 0; i < NSTATUS; i++) {
-		const char *k = status_rules[i].key;
-		size_t klen = strlen(k);
-
-		if (k[klen - 1] == '*') {
-			if (klen - 1 == slen + 1 &&
-			    strncmp(k, sd, slen + 1) == 0)
-				return (int)i;
-		} else if (strcmp(k, sd) == 0)
-			return (int)i;
-	}
-	return -1;
-}
-
-static int
-str_eq(const char *a, const char *b)
-{
-	return a != NULL && strcasecmp(a, b) == 0;
-}
-
-/* Reasons whose phrases are vague enough that a status code naming a
- * reason of its own is trusted more ("connection refused" after 4.4.7). */
-static int
-reason_is_weak(enum reason r)
-{
-	return r == R_NETWORKERROR || r == R_SYSTEMERROR || r == R_SYNTAXERROR;
-}
-
 /* Phrases naming the SMTP command a reply answered, when the decoder did
  * not say; first match wins. */
 static const struct {
@@ -1030,43 +1085,6 @@ smtp_command(const struct classify_input *in, const char *text)
 	return NULL;
 }
 
-/* Replies that state that the account does not exist, which stand even
- * when the SMTP stage is unknown or was DATA: a server's own wording for
- * "no such account" rather than a filter's generic "user unknown".  mta:
- * only for bounces of that family (NULL: any). */
-static const struct {
-	const char *mta;
-	const char *phrase;
-} no_account_phrases[] = {
-    {NULL, "user doesn't have a"}, {NULL, "user does not have a"},
-    {NULL, "invalid recipient"},
-    {NULL, "recipient name is not recognized"}, /* Exchange 5.5 / 2003 */
-    {NULL, "(000c05a6)"}, /* Exchange: Unknown Recipient */
-    {NULL, "invalid final delivery userid"}, /* IMail */
-    {NULL, "mail.local: unknown user"}, /* Sendmail's local mailer */
-    {NULL, "not listed in public name & address book"}, /* Domino */
-    {NULL, "not listed in domino directory"},
-    {NULL, "recipientnotfound"}, /* Exchange Online resolver */
-    {NULL, "recipient not found by smtp address lookup"},
-    {NULL, "address couldn't be found"}, /* Gmail */
-    {"outlook", "mailbox unavailable"}, /* Outlook.com / Hotmail */
-};
-
-static int
-explicit_no_account(const struct classify_input *in, const char *text)
-{
-	size_t i;
-
-	for (i = 0;
-	     i < sizeof(no_account_phrases) / sizeof(no_account_phrases[0]);
-	     i++)
-		if ((no_account_phrases[i].mta == NULL ||
-		        str_eq(in->mta, no_account_phrases[i].mta)) &&
-		    strstr(text, no_account_phrases[i].phrase) != NULL)
-			return 1;
-	return 0;
-}
-
 /* A diagnostic that is only a number: the exit status of a local delivery
  * program (Diagnostic-Code: X-Unix; 75). */
 static int
@@ -1083,228 +1101,371 @@ exit_status_only(const char *text)
 	    p[d + (p[d] != '\0')] == '\0';
 }
 
-/* The text is the complaint of a local delivery program ("procmail:
- * Couldn't create ...", "maildrop: ..."): whatever it says about the user,
- * the program failed. */
-static const char *const local_agents[] = {
-    " procmail:",
-    " maildrop:",
-};
+/* ---- the ladder ------------------------------------------------------- */
 
-static int
-local_agent_text(const char *text)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(local_agents) / sizeof(local_agents[0]); i++)
-		if (strncmp(text, local_agents[i], strlen(local_agents[i])) ==
-		    0)
-			return 1;
-	return 0;
-}
-
-/* Network faults that explain a message's expiry better than the expiry
- * itself (a refused or timed-out connection does not: it is the usual
- * story of any expired message). */
-static const char *const network_faults[] = {
-    "host name lookup failure",
-    "name server",
-    "no route to host",
-    "host is unreachable",
-    "network is unreachable",
-    "hop count exceeded",
-    "too many hops",
-    "unrouteable",
-    "routing loop",
-};
-
-static int
-names_network_fault(const char *text)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(network_faults) / sizeof(network_faults[0]); i++)
-		if (strstr(text, network_faults[i]) != NULL)
-			return 1;
-	return 0;
-}
-
-/* The first phrase rule matching the bounce's Subject, or -1. */
-static int
-subject_phrase(const char *subject)
-{
-	char buf[512];
+/* What one call reads off its input, shared by the stages. */
+struct ctx {
+	const struct classify_input *in;
+	const char *text; /* folded diagnostic */
 	size_t n;
+	char st[16]; /* status read, "" none */
+	int st_subj, st_det;
+	int reply;
+	unsigned cmd; /* one CMD_ bit */
+	const char *domain; /* of the recipient, or NULL */
+};
 
-	if (subject == NULL)
-		return -1;
-	n = fold_text(subject, buf, sizeof(buf));
-	return phrase_find(buf, n, NULL);
+/* The folded text holds the phrase of r (any rule set, no index). */
+static int
+phrase_in(const struct ctx *c, const struct crule *r)
+{
+	return r->phrase == NULL || strstr(c->text, r->phrase) != NULL;
+}
+
+/* Every other condition of r holds (the phrase is checked by the caller). */
+static int
+conds_hold(const struct crule *r, const struct ctx *c)
+{
+	if (r->st_class != 0) {
+		if (c->st[0] == '\0')
+			return 0;
+		if (r->st_class == 'X' ? (c->st[0] != '4' && c->st[0] != '5')
+		                       : c->st[0] != r->st_class)
+			return 0;
+		if (r->st_subj >= 0 && r->st_subj != c->st_subj)
+			return 0;
+		if (r->st_lo >= 0 && (c->st_det < r->st_lo || c->st_det > r->st_hi))
+			return 0;
+	}
+	if (r->reply_lo != 0 && (c->reply < r->reply_lo || c->reply > r->reply_hi))
+		return 0;
+	if (r->cmds != 0 && !(r->cmds & c->cmd))
+		return 0;
+	if (r->mta != NULL && !str_eq(c->in->mta, r->mta))
+		return 0;
+	if (r->domain != NULL) {
+		size_t dl, rl;
+
+		if (c->domain == NULL)
+			return 0;
+		dl = strlen(c->domain);
+		rl = strlen(r->domain);
+		if (!(dl == rl && strcasecmp(c->domain, r->domain) == 0) &&
+		    !(dl > rl && c->domain[dl - rl - 1] == '.' &&
+		        strcasecmp(c->domain + dl - rl, r->domain) == 0))
+			return 0;
+	}
+	return 1;
+}
+
+/* Sets bit i of hit for every rule i of rs whose phrase occurs in the
+ * folded text (one pass over the text through the index). */
+static void
+phrases_hit(const struct classify_rules *rs, const struct ctx *c,
+    uint64_t *hit)
+{
+	const char *t = c->text;
+	size_t n = c->n, pos, k;
+
+	for (pos = 0; pos + 2 < n; pos++) {
+		unsigned h = bucket_of((unsigned char)t[pos],
+		    (unsigned char)t[pos + 1], (unsigned char)t[pos + 2]);
+
+		for (k = rs->bstart[h]; k < rs->bstart[h + 1]; k++) {
+			const struct crule *r = &rs->r[rs->brule[k]];
+
+			if (r->plen > n - pos ||
+			    memcmp(t + pos, r->phrase, r->plen) != 0)
+				continue;
+			hit[rs->brule[k] >> 6] |= (uint64_t)1
+			    << (rs->brule[k] & 63);
+		}
+	}
+}
+
+static int
+hit_at(const uint64_t *hit, size_t i)
+{
+	return (int)(hit[i >> 6] >> (i & 63) & 1);
+}
+
+/* First rule of the built-in table in stage st, from index from, that
+ * holds; -1 when none. */
+static long
+first_of(const struct classify_rules *rs, const uint64_t *hit,
+    const struct ctx *c, int st, size_t from)
+{
+	size_t i;
+
+	for (i = from; i < rs->n; i++) {
+		const struct crule *r = &rs->r[i];
+
+		if (r->stage != st || (r->phrase != NULL && !hit_at(hit, i)))
+			continue;
+		if (conds_hold(r, c))
+			return (long)i;
+	}
+	return -1;
+}
+
+static const struct crule *
+ladder_rule(const struct classify_rules *rs, int which)
+{
+	size_t i;
+
+	for (i = 0; i < rs->n; i++)
+		if (rs->r[i].stage == ST_LADDER &&
+		    strcmp(rs->r[i].id, ladder_ids[which]) == 0)
+			return &rs->r[i];
+	return NULL;
+}
+
+/* The class of a failure with reason r: hard needs a reason that blames
+ * the address; notaccept is hard with a permanent code, or with no code
+ * and no word of a temporary condition. */
+static enum bounce_class
+class_of(int r, const struct ctx *c, int failed)
+{
+	const struct classify_input *in = c->in;
+
+	if (r == R_FEEDBACK)
+		return CLASS_COMPLAINT;
+	if (r == R_VACATION)
+		return CLASS_AUTOREPLY;
+	if (r == R_DELIVERED)
+		return CLASS_DELIVERED;
+	if (r == R_NOTACCEPT)
+		return (c->reply >= 500 || (c->reply == 0 && c->st[0] == '5') ||
+		           (c->reply == 0 && c->st[0] == '\0' &&
+		               !str_eq(in->action, "delayed") &&
+		               !str_eq(in->kind, "delayed") &&
+		               strstr(c->text, "temporar") == NULL &&
+		               strstr(c->text, "try again") == NULL))
+		    ? CLASS_HARD
+		    : CLASS_SOFT;
+	if (reason_is_hard(r))
+		return CLASS_HARD;
+	if ((r == R_UNDEFINED || r == R_ONHOLD) && !failed)
+		return CLASS_UNKNOWN;
+	return CLASS_SOFT;
+}
+
+static void
+decide(struct classify_result *out, const struct crule *r, int reason,
+    const char *phrase, const struct ctx *c, int failed)
+{
+	out->reason = reason_names[reason];
+	out->cls = (r != NULL && r->cls >= 0) ? (enum bounce_class)r->cls
+	                                      : class_of(reason, c, failed);
+	out->rule = r != NULL ? r->id : NULL;
+	out->phrase = phrase;
+}
+
+static unsigned
+cmd_bit(const char *cmd)
+{
+	size_t i;
+
+	if (cmd == NULL)
+		return CMD_NONE;
+	for (i = 0; i < NCMD; i++)
+		if (strcasecmp(cmd, cmd_names[i].name) == 0)
+			return cmd_names[i].bit;
+	return CMD_NONE;
+}
+
+static const char *
+cmd_name(unsigned bit)
+{
+	size_t i;
+
+	for (i = 0; i < NCMD; i++)
+		if (cmd_names[i].bit == bit && bit != CMD_NONE)
+			return cmd_names[i].name;
+	return NULL;
 }
 
 void
 classify(const struct classify_input *in, struct classify_result *out)
 {
+	const struct classify_rules *rs = classify_builtin();
 	char text[SCAN_MAX + 4];
-	char st[16] = "", tst[16] = "";
-	size_t n;
-	int reply, pr, ps, sr = -1, subj = 0, no_hard, failed;
-	const char *cmd = NULL;
-	uint64_t seen = 0;
-	enum reason r;
+	char tst[16] = "";
+	uint64_t hit[RULES_MAX / 64];
+	struct ctx c;
+	const struct crule *lr;
+	long t, k, code, rep;
+	int failed;
+	size_t i;
 
-	pthread_once(&index_once, index_build);
+	memset(out, 0, sizeof(*out));
 	out->reason = reason_names[R_UNDEFINED];
 	out->cls = CLASS_UNKNOWN;
-	if (in == NULL)
+	if (in == NULL || rs == NULL)
 		return;
+	memset(&c, 0, sizeof(c));
+	c.in = in;
 
 	if (str_eq(in->kind, "complaint") ||
 	    (in->feedback_type != NULL && in->feedback_type[0] != '\0')) {
-		out->reason = reason_names[R_FEEDBACK];
-		out->cls = CLASS_COMPLAINT;
+		c.text = " ";
+		decide(out, ladder_rule(rs, L_FEEDBACK), R_FEEDBACK, NULL, &c, 0);
 		return;
 	}
 	if (str_eq(in->kind, "autoreply")) {
-		out->reason = reason_names[R_VACATION];
-		out->cls = CLASS_AUTOREPLY;
+		c.text = " ";
+		decide(out, ladder_rule(rs, L_VACATION), R_VACATION, NULL, &c, 0);
 		return;
 	}
 
-	n = fold_text(in->diagnostic, text, sizeof(text));
-	if (in->status == NULL || classify_parse_status(in->status, st) != 0)
-		st[0] = '\0';
+	c.n = fold_text(in->diagnostic, text, sizeof(text));
+	c.text = text;
+	if (in->status == NULL || classify_parse_status(in->status, c.st) != 0)
+		c.st[0] = '\0';
 	if (in->diagnostic != NULL)
 		(void)status_in_text(in->diagnostic,
 		    strnlen(in->diagnostic, SCAN_MAX), tst);
 	/* A generic "5.0.0" gives way to the code the reply itself gave. */
-	if (st[0] == '\0' || (strcmp(st + 1, ".0.0") == 0 && tst[0] == st[0]))
-		memcpy(st, tst, sizeof(st));
-	reply = in->reply_code;
-	if (reply < 200 || reply > 599)
-		reply = reply_in_text(text);
-	if (exit_status_only(text))
-		reply = 0;
+	if (c.st[0] == '\0' ||
+	    (strcmp(c.st + 1, ".0.0") == 0 && tst[0] == c.st[0]))
+		memcpy(c.st, tst, sizeof(c.st));
+	if (c.st[0] != '\0') {
+		const char *p = c.st + 2;
 
-	if (st[0] == '2' || str_eq(in->action, "delivered") ||
+		(void)num3(&p, &c.st_subj);
+		p++;
+		(void)num3(&p, &c.st_det);
+	}
+	c.reply = in->reply_code;
+	if (c.reply < 200 || c.reply > 599)
+		c.reply = reply_in_text(text);
+	if (exit_status_only(text))
+		c.reply = 0;
+	c.cmd = cmd_bit(smtp_command(in, text));
+	if (in->recipient != NULL && (c.domain = strrchr(in->recipient, '@')))
+		c.domain = c.domain[1] != '\0' ? c.domain + 1 : NULL;
+	memcpy(out->status, c.st, sizeof(out->status));
+	out->reply = c.reply;
+	out->command = cmd_name(c.cmd);
+
+	/* 2: 2.x.x (or an action that says so) is a delivery. */
+	if (c.st[0] == '2' || str_eq(in->action, "delivered") ||
 	    str_eq(in->action, "relayed") || str_eq(in->action, "expanded") ||
-	    (str_eq(in->kind, "delivered") && st[0] == '\0')) {
-		out->reason = reason_names[R_DELIVERED];
-		out->cls = CLASS_DELIVERED;
+	    (str_eq(in->kind, "delivered") && c.st[0] == '\0')) {
+		decide(out, ladder_rule(rs, L_DELIVERED), R_DELIVERED, NULL, &c,
+		    0);
+		return;
+	}
+	failed = c.st[0] == '4' || c.st[0] == '5' || c.reply >= 400 ||
+	    str_eq(in->action, "failed") || str_eq(in->action, "delayed") ||
+	    str_eq(in->kind, "bounce") || str_eq(in->kind, "delayed");
+	if (!failed && str_eq(in->kind, "unknown")) {
+		out->status[0] = '\0';
+		out->reply = 0;
+		out->command = NULL;
+		return; /* not a bounce we recognise: nothing to say */
+	}
+
+	/* 0: the operator's rules, in their order. */
+	if (in->operator_rules != NULL)
+		for (i = 0; i < in->operator_rules->n; i++) {
+			const struct crule *r = &in->operator_rules->r[i];
+
+			if (phrase_in(&c, r) && conds_hold(r, &c)) {
+				decide(out, r, r->reason, r->phrase, &c, failed);
+				return;
+			}
+		}
+
+	memset(hit, 0, sizeof(hit));
+	phrases_hit(rs, &c, hit);
+
+	/* 1: the reporting system's own codes and texts. */
+	if ((k = first_of(rs, hit, &c, ST_PROVIDER, 0)) >= 0) {
+		decide(out, &rs->r[k], rs->r[k].reason, rs->r[k].phrase, &c,
+		    failed);
+		return;
+	}
+	t = first_of(rs, hit, &c, ST_TEXT, 0);
+	code = first_of(rs, hit, &c, ST_CODE, 0);
+	rep = first_of(rs, hit, &c, ST_REPLY, 0);
+
+	/* 1: a local delivery program's report (Diagnostic-Code: x-unix)
+	 * in words says the program failed, whatever it says, unless the
+	 * mailbox was full. */
+	if (str_eq(in->diagnostic_type, "x-unix") && !exit_status_only(text) &&
+	    c.n > 2 && !(t >= 0 && rs->r[t].reason == R_MAILBOXFULL)) {
+		decide(out, ladder_rule(rs, L_XUNIX), R_MAILERERROR, NULL, &c,
+		    failed);
 		return;
 	}
 
-	failed = st[0] == '4' || st[0] == '5' || reply >= 400 ||
-	    str_eq(in->action, "failed") || str_eq(in->action, "delayed") ||
-	    str_eq(in->kind, "bounce") || str_eq(in->kind, "delayed");
-	if (!failed && str_eq(in->kind, "unknown"))
-		return; /* not a bounce we recognise: nothing to say */
+	/* 3: the diagnostic text, in the table's precedence. */
+	while (t >= 0) {
+		const struct crule *r = &rs->r[t];
 
-	if (st[0] != '\0')
-		sr = status_find(st, &subj);
-	/* A policy status (x.7.x) never blames the address. */
-	no_hard =
-	    subj == 7 || (tst[0] != '\0' && tst[2] == '7' && tst[3] == '.');
-	pr = phrase_find(text, n, &seen);
+		if (r->reason == R_USERUNKNOWN) {
+			if (code >= 0 && rs->r[code].reason == R_SUSPEND) {
+				lr = ladder_rule(rs, L_SUSPENDCODE);
+				decide(out, lr, R_SUSPEND, r->phrase, &c, failed);
+				return;
+			}
+			if (c.cmd != CMD_RCPT &&
+			    !(code >= 0 && rs->r[code].reason == R_USERUNKNOWN) &&
+			    c.cmd != CMD_MAIL) {
+				lr = ladder_rule(rs, c.cmd == CMD_DATA ? L_DATASPLIT : L_ALONE);
+				decide(out, lr, R_FILTERED, r->phrase, &c, failed);
+				return;
+			}
+			if (c.cmd == CMD_MAIL &&
+			    !(code >= 0 && rs->r[code].reason == R_USERUNKNOWN)) {
+				lr = ladder_rule(rs, L_MAILSPLIT);
+				decide(out, lr, R_REJECTED, r->phrase, &c, failed);
+				return;
+			}
+		}
+		if (r->reason == R_FILTERED && c.cmd != CMD_DATA &&
+		    c.cmd != CMD_NONE) {
+			/* nothing refused before DATA is filtered: the next
+			 * telling text, else the codes decide */
+			t = first_of(rs, hit, &c, ST_TEXT, (size_t)t + 1);
+			while (t >= 0 && rs->r[t].reason == R_FILTERED)
+				t = first_of(rs, hit, &c, ST_TEXT, (size_t)t + 1);
+			continue;
+		}
+		decide(out, r, r->reason, r->phrase, &c, failed);
+		return;
+	}
 
-	if (sr >= 0 && status_rules[sr].decides)
-		r = status_rules[sr].reason;
-	else if (local_agent_text(text))
-		r = R_MAILERERROR;
-	else if (sr >= 0 && (seen >> status_rules[sr].reason & 1))
-		r = status_rules[sr].reason; /* the text confirms the code */
-	else if (pr >= 0 &&
-	    !(sr >= 0 && reason_is_weak(phrase_rules[pr].reason)))
-		r = phrase_rules[pr].reason;
-	else if (sr >= 0)
-		r = status_rules[sr].reason;
-	else if (pr >= 0)
-		r = phrase_rules[pr].reason;
-	else if (exit_status_only(text))
-		r = R_MAILERERROR;
-	else if ((ps = subject_phrase(in->subject)) >= 0 &&
-	    !reason_is_hard(phrase_rules[ps].reason))
-		r = phrase_rules[ps].reason; /* a hint, never enough for hard */
-	else if ((cmd = smtp_command(in, text)) != NULL &&
-	    (str_eq(cmd, "CONN") || str_eq(cmd, "HELO") || str_eq(cmd, "EHLO")))
-		r = R_BLOCKED; /* refused before any address was given */
-	else if (str_eq(cmd, "MAIL"))
-		r = R_REJECTED; /* the sender was refused */
+	/* 4: the enhanced status code's default reason, then the basic
+	 * reply code's. */
+	if (code >= 0 && rs->r[code].reason >= 0) {
+		decide(out, &rs->r[code], rs->r[code].reason, NULL, &c, failed);
+		return;
+	}
+	if (rep >= 0) {
+		decide(out, &rs->r[rep], rs->r[rep].reason, NULL, &c, failed);
+		return;
+	}
+
+	/* 5: the last resorts. */
+	if (str_eq(in->diagnostic_type, "x-unix") || exit_status_only(text))
+		decide(out, ladder_rule(rs, L_XUNIX), R_MAILERERROR, NULL, &c,
+		    failed);
 	else if (str_eq(in->action, "delayed") || str_eq(in->kind, "delayed"))
-		r = R_EXPIRED;
-	else if (st[0] != '\0' || reply >= 400)
-		r = R_ONHOLD;
-	else if (str_eq(in->mta, "notes") && n > 2)
-		r = R_ONHOLD; /* Notes gave a failure reason we cannot read */
+		decide(out, ladder_rule(rs, L_DELAYED), R_EXPIRED, NULL, &c,
+		    failed);
+	else if (c.cmd == CMD_HELO || c.cmd == CMD_CONN)
+		decide(out, ladder_rule(rs, L_HELO), R_BLOCKED, NULL, &c, failed);
+	else if (c.cmd == CMD_MAIL)
+		decide(out, ladder_rule(rs, L_MAILREFUSED), R_REJECTED, NULL, &c,
+		    failed);
+	else if (c.st[0] != '\0' || c.reply >= 400 || c.n > 2)
+		decide(out, ladder_rule(rs, L_ONHOLD), R_ONHOLD, NULL, &c,
+		    failed);
 	else
-		r = R_UNDEFINED;
-
-	/* A local delivery program's report (Diagnostic-Code: x-unix) with
-	 * words: the program failed, whatever it says, unless the mailbox
-	 * was full. */
-	if (str_eq(in->diagnostic_type, "x-unix") && !exit_status_only(text) &&
-	    r != R_MAILBOXFULL)
-		r = R_MAILERERROR;
-
-	/* A status that only says the queue time ran out gives way to the
-	 * cause the text names: a refused connection or a network failure
-	 * (Sisimai tries blocked and networkerror before expired). */
-	if (r == R_EXPIRED && sr >= 0 && status_rules[sr].reason == R_EXPIRED) {
-		if (seen >> R_BLOCKED & 1)
-			r = R_BLOCKED;
-		else if (names_network_fault(text))
-			r = R_NETWORKERROR;
-	}
-
-	/* A missing-mailbox phrase proves a missing mailbox only when the
-	 * status code says so (x.1.1) or when the reply answered RCPT TO;
-	 * the same words from a filtering gateway at any other stage (or at
-	 * an unknown one) are the filter's verdict on the message. */
-	if (r == R_USERUNKNOWN &&
-	    !(sr >= 0 && status_rules[sr].reason == R_USERUNKNOWN)) {
-		cmd = smtp_command(in, text);
-		if (explicit_no_account(in, text))
-			; /* the server's own words: no such account */
-		else if (str_eq(cmd, "MAIL"))
-			r = R_REJECTED;
-		else if (!str_eq(cmd, "RCPT"))
-			r = R_FILTERED;
-	}
-
-	/* "User unknown" in answer to the message data is a filter's verdict
-	 * on the content, not proof that the mailbox is missing, unless the
-	 * reply says in so many words that there is no such account. */
-	if (r == R_USERUNKNOWN &&
-	    !(sr >= 0 && status_rules[sr].reason == R_USERUNKNOWN) &&
-	    str_eq(smtp_command(in, text), "DATA") &&
-	    !explicit_no_account(in, text))
-		r = R_FILTERED;
-
-	/* Under a policy code the recipient was refused by a filter, not
-	 * found missing. */
-	if (no_hard &&
-	    (r == R_USERUNKNOWN || r == R_HOSTUNKNOWN || r == R_HASMOVED))
-		r = r == R_USERUNKNOWN ? R_FILTERED
-		    : sr >= 0          ? status_rules[sr].reason
-		                       : R_SECURITYERROR;
-
-	out->reason = reason_names[r];
-	if (r == R_NOTACCEPT)
-		out->cls = !no_hard &&
-		        (reply >= 500 || (reply == 0 && st[0] == '5') ||
-		            (reply == 0 && st[0] == '\0' &&
-		                !str_eq(in->action, "delayed") &&
-		                !str_eq(in->kind, "delayed") &&
-		                strstr(text, "temporar") == NULL &&
-		                strstr(text, "try again") == NULL))
-		    ? CLASS_HARD
-		    : CLASS_SOFT;
-	else if (reason_is_hard(r) && !no_hard)
-		out->cls = CLASS_HARD;
-	else if ((r == R_UNDEFINED || r == R_ONHOLD) && !failed)
-		out->cls = CLASS_UNKNOWN;
-	else
-		out->cls = CLASS_SOFT;
+		decide(out, ladder_rule(rs, L_UNDEFINED), R_UNDEFINED, NULL, &c,
+		    failed);
 }
 
 const char *
@@ -1346,19 +1507,3 @@ classify_reasons(void)
 	return reason_names;
 }
 
-int
-classify_rule_at(enum classify_table t, size_t i, const char **key_out,
-    const char **reason_out)
-{
-	if (t == CLASSIFY_TABLE_PHRASE && i < NPHRASE) {
-		*key_out = phrase_rules[i].phrase;
-		*reason_out = reason_names[phrase_rules[i].reason];
-		return 0;
-	}
-	if (t == CLASSIFY_TABLE_STATUS && i < NSTATUS) {
-		*key_out = status_rules[i].key;
-		*reason_out = reason_names[status_rules[i].reason];
-		return 0;
-	}
-	return -1;
-}

@@ -5,9 +5,15 @@
  * Classes: hard (the address is bad: userunknown, hostunknown, hasmoved,
  * notaccept with a 5xx), soft (everything else that failed), complaint
  * (ARF feedback), autoreply (RFC 3834), delivered (2.x.x reports), unknown
- * (nothing recognised: never treated as hard).  Table-driven: the status
- * code, the SMTP reply code and phrases of the diagnostic text select the
- * reason; the class follows from the reason (and the code for notaccept).
+ * (nothing recognised: never treated as hard).
+ *
+ * The decision is a fixed ladder of evidence (README, "Classification"):
+ * operator rules, then the reporting system's own codes and texts, then
+ * 2.x.x, then the diagnostic text in a fixed precedence, then the enhanced
+ * status code's default reason, then the basic reply code, then the last
+ * resorts.  The knowledge lives in a rule table (classify_rules.txt,
+ * compiled into the binary); the ladder lives in classify.c.  Every result
+ * names the rule that decided it.
  */
 #ifndef BOUNCER_CLASSIFY_H
 #define BOUNCER_CLASSIFY_H
@@ -23,6 +29,9 @@ enum bounce_class {
 	CLASS_DELIVERED,
 };
 
+/* A set of rules: the built-in table, or an operator's. */
+struct classify_rules;
+
 struct classify_input {
 	const char *status; /* RFC 3463 "5.1.1" or NULL */
 	int reply_code; /* 550, or 0 when none */
@@ -31,7 +40,8 @@ struct classify_input {
 	const char *kind; /* dsn_kind_name(): bounce|delayed|... or NULL */
 	const char *feedback_type; /* ARF Feedback-Type, for complaints */
 	const char *mta; /* detected MTA/provider family, or NULL */
-	/* Optional (NULL = absent): the bounce's Subject, a hint only. */
+	/* Optional (NULL = absent): the bounce's Subject.  Unused by the
+	 * ladder; kept for callers. */
 	const char *subject;
 	/* Optional (NULL = unknown): the SMTP command the reply answered:
 	 * "CONN", "HELO", "MAIL", "RCPT" or "DATA" (also for end of data). */
@@ -39,11 +49,22 @@ struct classify_input {
 	/* Optional (NULL = unknown): the Diagnostic-Code type, "smtp",
 	 * "x-unix" (a local delivery program's report), ... any case. */
 	const char *diagnostic_type;
+	/* Optional: the failed address (operator rules match its domain). */
+	const char *recipient;
+	/* Optional: operator rules, tried before the built-in table. */
+	const struct classify_rules *operator_rules;
 };
 
 struct classify_result {
 	const char *reason; /* static string from the reason list */
 	enum bounce_class cls;
+	/* The evidence, for --explain and the bounces.rule column.  Strings
+	 * are static or belong to the rule set used (valid while it is). */
+	const char *rule; /* id of the deciding rule, NULL: nothing to say */
+	const char *phrase; /* the rule's phrase that matched, or NULL */
+	char status[16]; /* the status code the ladder read, "" none */
+	int reply; /* the reply code it read, 0 none */
+	const char *command; /* the SMTP command it read, or NULL */
 };
 
 /* Never fails: an unrecognised input gives reason "undefined"/"onhold"
@@ -60,17 +81,55 @@ const char *const *classify_reasons(void);
  * at the start of s; 0 and out filled ("5.1.10", NUL-terminated), or -1. */
 int classify_parse_status(const char *s, char out[16]);
 
-/* The ordered rule tables (first match wins), for tests and docs. */
-enum classify_table {
-	CLASSIFY_TABLE_PHRASE, /* lower-case phrase found in the text */
-	CLASSIFY_TABLE_STATUS, /* "S.D" subject.detail, or "S.*" */
+/*
+ * Rule sets.  The built-in table is parsed once, on first use, from the
+ * text compiled into the binary.  classify_rules_parse() reads the same
+ * format (one rule a line; see classify_rules.txt): 0 and *out, or -1 with
+ * "LINE:COL: message" in err.  operator: the rules are an operator's (each
+ * needs a name, no stage sections, ids become "op:NAME").
+ */
+int classify_rules_parse(const char *text, size_t len, int operator,
+    struct classify_rules **out, char *err, size_t errlen);
+void classify_rules_free(struct classify_rules *rs);
+/* The built-in table; NULL only if it failed to parse (a build error the
+ * unit tests catch). */
+const struct classify_rules *classify_builtin(void);
+
+/* One operator rule given field by field (from YAML): name, reason and
+ * the optional fields; NULL for absent.  class: "hard", "soft" or NULL.
+ * 0, or -1 with a message in err naming the field at fault. */
+struct classify_rule_spec {
+	const char *name;
+	const char *reason;
+	const char *cls;
+	const char *status; /* "5.1.1", "X.7.*", "4.7.500-699" */
+	const char *reply; /* "550", "5xx", "421-452" */
+	const char *command; /* "RCPT", "DATA|MAIL", ... */
+	const char *mta;
+	const char *phrase;
+	const char *domain; /* recipient domain (and its subdomains) */
 };
-/* 0 and the i-th rule of the table (static strings), or -1 past the end.
- * key_out: the phrase or status key; reason_out: the reason it gives. */
-int classify_rule_at(enum classify_table t, size_t i, const char **key_out,
-    const char **reason_out);
-/* Index of the first phrase rule matching text (any case, any run of
- * white space), or -1.  Used by the tests to prove the table order. */
-int classify_phrase_match(const char *text);
+struct classify_rules *classify_rules_new(void);
+int classify_rules_add(struct classify_rules *rs,
+    const struct classify_rule_spec *spec, char *err, size_t errlen);
+
+/* Read-only view of rule i (0..count-1), for --rules, --explain and the
+ * tests; strings belong to the set. */
+struct classify_rule_info {
+	const char *id;
+	const char *stage; /* operator|provider|text|code|reply|ladder */
+	const char *reason; /* "-" for a code with no default reason */
+	const char *cls; /* "hard", "soft" or NULL (from the reason) */
+	const char *status, *reply, *command, *mta, *phrase, *domain;
+	const char *source;
+	int line;
+};
+size_t classify_rules_count(const struct classify_rules *rs);
+int classify_rule_get(const struct classify_rules *rs, size_t i,
+    struct classify_rule_info *out);
+
+/* The built-in table's text as compiled in (classify_rules_gen.c). */
+extern const char classify_rules_text[];
+extern const unsigned long classify_rules_text_len;
 
 #endif

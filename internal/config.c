@@ -651,6 +651,16 @@ check_dburl(const char *v, char *msg, size_t n)
 }
 
 static int
+check_rule_class(const char *v, char *msg, size_t n)
+{
+	if (strcmp(v, "hard") != 0 && strcmp(v, "soft") != 0) {
+		snprintf(msg, n, "'%s' is not hard or soft", v);
+		return -1;
+	}
+	return 0;
+}
+
+static int
 check_reason(const char *v, char *msg, size_t n)
 {
 	if (!classify_reason_valid(v)) {
@@ -767,6 +777,22 @@ static const struct table override_table = {.keys = override_keys,
     .post = override_post,
     .hide = override_hide};
 
+#define CR(f) offsetof(struct classify_rule_config, f)
+static const struct key class_rule_keys[] = {
+    KEY("name", K_STR, CR(name), .flags = F_REQ),
+    KEY("reason", K_STR, CR(reason), .flags = F_REQ, .check = check_reason),
+    KEY("class", K_STR, CR(cls), .check = check_rule_class),
+    KEY("status", K_STR, CR(status)),
+    KEY("reply", K_STR, CR(reply)),
+    KEY("command", K_STR, CR(command)),
+    KEY("mta", K_STR, CR(mta)),
+    KEY("phrase", K_STR, CR(phrase)),
+    KEY("domain", K_STR, CR(domain)),
+};
+static const struct table class_rule_table = {.keys = class_rule_keys,
+    .n = NELEM(class_rule_keys),
+    .elem_size = sizeof(struct classify_rule_config)};
+
 #define CF(f) offsetof(struct config, f)
 static const struct key database_keys[] = {
     KEY("url", K_STR, CF(database_url), .flags = F_SECRET | F_URL | F_RESTART,
@@ -822,6 +848,13 @@ static const struct key suppression_keys[] = {
 static const struct table suppression_table = {.keys = suppression_keys,
     .n = NELEM(suppression_keys)};
 
+static const struct key classify_keys[] = {
+    KEY("rules", K_LIST, CF(class_rules), .sub = &class_rule_table,
+        .aux = CF(n_class_rules)),
+};
+static const struct table classify_table = {.keys = classify_keys,
+    .n = NELEM(classify_keys)};
+
 static const struct key root_keys[] = {
     KEY("database", K_MAP, 0, .sub = &database_table),
     KEY("log", K_MAP, 0, .sub = &log_table),
@@ -831,6 +864,7 @@ static const struct key root_keys[] = {
     KEY("defaults", K_MAP, CF(defaults), .sub = &poll_table),
     KEY("extract", K_MAP, 0, .sub = &extract_table),
     KEY("suppression", K_MAP, 0, .sub = &suppression_table),
+    KEY("classify", K_MAP, 0, .sub = &classify_table),
     KEY("mailboxes", K_LIST, CF(mailboxes), .sub = &mailbox_table,
         .aux = CF(n_mailboxes)),
 };
@@ -1727,6 +1761,43 @@ check_unique(struct ctx *c, const struct node *list, const char *lname,
 	free(refs);
 }
 
+/* Builds cfg->classify_rules from classify.rules, reporting each rule the
+ * classifier refuses at the field it names. */
+static void
+compile_class_rules(struct ctx *c, struct config *cfg, const struct node *list)
+{
+	size_t i;
+
+	if (list == NULL || list->kind != N_SEQ || cfg->n_class_rules == 0)
+		return;
+	cfg->classify_rules = classify_rules_new();
+	if (cfg->classify_rules == NULL)
+		abort(); /* like every other allocation here */
+	for (i = 0; i < cfg->n_class_rules && i < list->n; i++) {
+		const struct classify_rule_config *rc = &cfg->class_rules[i];
+		struct classify_rule_spec sp = {rc->name, rc->reason, rc->cls,
+		    rc->status, rc->reply, rc->command, rc->mta, rc->phrase,
+		    rc->domain};
+		char msg[256], path[300], field[32];
+		const struct node *at;
+		size_t fl;
+
+		if (rc->name == NULL || rc->reason == NULL)
+			continue; /* reported as missing already */
+		if (classify_rules_add(cfg->classify_rules, &sp, msg,
+		        sizeof(msg)) == 0)
+			continue;
+		fl = strcspn(msg, ":");
+		snprintf(field, sizeof(field), "%.*s", (int)(fl < 31 ? fl : 0),
+		    msg);
+		at = field[0] != '\0' ? map_get(list->kid[i], field) : NULL;
+		snprintf(path, sizeof(path), "classify.rules[%zu]%s%s", i,
+		    at != NULL ? "." : "", at != NULL ? field : "");
+		err_node(c, at != NULL ? at : list->kid[i], path, "%s",
+		    at != NULL && msg[fl] == ':' ? msg + fl + 2 : msg);
+	}
+}
+
 static void
 root_post(struct ctx *c, const struct node *map, void *base, const char *path,
     const struct node *where)
@@ -1753,6 +1824,7 @@ root_post(struct ctx *c, const struct node *map, void *base, const char *path,
 		    &cfg->overrides[0].reason,
 		    sizeof(struct suppression_override), cfg->n_overrides,
 		    "reason");
+	compile_class_rules(c, cfg, map_get(map_get(map, "classify"), "rules"));
 }
 
 /* ---- freeing ---- */
@@ -1798,6 +1870,7 @@ config_free(struct config **cfg)
 	if (cfg == NULL || *cfg == NULL)
 		return;
 	free_table(&root_table, *cfg);
+	classify_rules_free((*cfg)->classify_rules);
 	free((*cfg)->path);
 	free(*cfg);
 	*cfg = NULL;

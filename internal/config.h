@@ -97,6 +97,14 @@ struct suppression_override {
 	int count; /* hard_after: soft bounces before suppressing */
 };
 
+/* One operator classification rule (classify.rules), as written. */
+struct classify_rule_config {
+	char *name;
+	char *reason;
+	char *cls; /* "hard", "soft" or NULL */
+	char *status, *reply, *command, *mta, *phrase, *domain;
+};
+
 struct config {
 	char *path; /* file name as given */
 	/* database */
@@ -126,6 +134,10 @@ struct config {
 	size_t n_overrides;
 	struct mailbox_config *mailboxes;
 	size_t n_mailboxes;
+	/* classify: operator rules, tried before the built-in table */
+	struct classify_rule_config *class_rules;
+	size_t n_class_rules;
+	struct classify_rules *classify_rules; /* compiled; NULL when none */
 };
 
 /* Every error found, in file order: "file:line:col: key.path: message". */

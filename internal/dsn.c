@@ -1349,10 +1349,18 @@ finish(struct dsn_report *r, const struct dsn_options *opt)
 			    strlen(rc->diagnostic));
 		in.smtp_command = rc->smtp_command;
 		in.diagnostic_type = rc->diagnostic_type;
+		in.recipient = dsn_rcpt_address(rc);
+		in.operator_rules = opt != NULL ? opt->rules : NULL;
 		memset(&res, 0, sizeof(res));
 		classify(&in, &res);
 		rc->reason = res.reason ? res.reason : "undefined";
 		rc->cls = res.cls;
+		rc->rule = res.rule ? dsn_keep(r, xstrdup(res.rule)) : NULL;
+		rc->rule_phrase =
+		    res.phrase ? dsn_keep(r, xstrdup(res.phrase)) : NULL;
+		memcpy(rc->rule_status, res.status, sizeof(rc->rule_status));
+		rc->rule_reply = res.reply;
+		rc->rule_command = res.command;
 	}
 }
 

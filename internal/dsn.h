@@ -32,6 +32,8 @@ struct dsn_options {
 	/* VERP return-path pattern, e.g. "bounces+{local}={domain}@example.com";
 	 * NULL for none */
 	const char *verp_pattern;
+	/* operator classification rules, tried first; NULL for none */
+	const struct classify_rules *rules;
 };
 
 /* Every string is NUL-terminated valid UTF-8 or NULL; borrowed, valid
@@ -54,6 +56,14 @@ struct dsn_rcpt {
 	const char *smtp_command;
 	const char *reason; /* from classify() */
 	enum bounce_class cls;
+	/* The evidence classify() read (struct classify_result): the id of
+	 * the deciding rule and its phrase (NULL: none), the status, reply
+	 * code and SMTP command it used ("" / 0 / NULL: none). */
+	const char *rule;
+	const char *rule_phrase;
+	char rule_status[16];
+	int rule_reply;
+	const char *rule_command;
 	/* Diagnostic-Code type, lower-case ("smtp", "x-unix", ...), or NULL */
 	const char *diagnostic_type;
 };

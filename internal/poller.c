@@ -396,6 +396,7 @@ fill_bounces(const struct pass *ps, struct pending *pd)
 		b->original_recipient = rc->original_recipient;
 		b->cls = rc->cls;
 		b->reason = rc->reason;
+		b->rule = rc->rule;
 		b->action = rc->action;
 		b->status = rc->status;
 		b->reply_code = rc->reply_code;
@@ -533,6 +534,7 @@ batch_decode(const struct pass *ps, struct batch *b)
 	memset(&opt, 0, sizeof(opt));
 	opt.headers = ps->xh;
 	opt.nheaders = ps->nxh;
+	opt.rules = ps->cfg->classify_rules;
 	opt.verp_pattern = ps->cfg->verp_pattern && *ps->cfg->verp_pattern
 	    ? ps->cfg->verp_pattern
 	    : NULL;

@@ -408,7 +408,7 @@ static const struct stmt {
         "  reason, action, status, reply_code, diagnostic, remote_mta,"
         "  reporting_mta, feedback_type, original_message_id,"
         "  campaign_id, list_id, subscriber_id, original_headers, counts,"
-        "  not_counted_because, bounced_at)"
+        "  not_counted_because, bounced_at, rule)"
         " SELECT w.id, x.recipient, x.recipient_domain,"
         "  x.recipient_source, x.final_recipient, x.original_recipient,"
         "  x.class, x.reason, x.action, x.status, x.reply_code,"
@@ -416,7 +416,7 @@ static const struct stmt {
         "  x.original_message_id, x.campaign_id, x.list_id,"
         "  x.subscriber_id, coalesce(x.original_headers, '{}'),"
         "  x.counts, x.not_counted_because,"
-        "  coalesce(to_timestamp(x.bounced_at), now())"
+        "  coalesce(to_timestamp(x.bounced_at), now()), x.rule"
         " FROM w CROSS JOIN LATERAL jsonb_array_elements(w.bounces)"
         "  WITH ORDINALITY AS e(v, ord)"
         " CROSS JOIN LATERAL jsonb_to_record(e.v) AS x("
@@ -427,7 +427,8 @@ static const struct stmt {
         "  feedback_type text, original_message_id text,"
         "  campaign_id text, list_id text, subscriber_id text,"
         "  original_headers jsonb, counts boolean,"
-        "  not_counted_because text, bounced_at double precision)"
+        "  not_counted_because text, bounced_at double precision,"
+        "  rule text)"
         " ORDER BY w.i, e.ord"
         ") SELECT w.i FROM w"},
     {"record_failure",
@@ -1286,6 +1287,7 @@ bounce_json(struct buf *b, const struct store_message *m,
 		why = "max_age";
 	buf_printf(b, ",\"counts\":%s", why ? "false" : "true");
 	json_field(b, "not_counted_because", why, STORE_TEXT_MAX, rp);
+	json_field(b, "rule", x->rule, STORE_TEXT_MAX, rp);
 	if (when != 0)
 		buf_printf(b, ",\"bounced_at\":%" PRId64, when);
 	buf_append_str(b, "}");

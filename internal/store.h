@@ -149,6 +149,7 @@ struct store_bounce {
 	const char *original_recipient;
 	enum bounce_class cls;
 	const char *reason; /* NULL: "undefined" */
+	const char *rule; /* id of the deciding classification rule, or NULL */
 	const char *action;
 	const char *status;
 	int reply_code; /* 0: none */

@@ -12,20 +12,23 @@
 
 #include "buf.h"
 #include "classify.h"
+#include "config.h"
 #include "dsn.h"
 #include "util.h"
 
 #define DEFAULT_MAX (4u * 1024 * 1024)
 
-enum format { FMT_TSV, FMT_JSON };
+enum format { FMT_TSV, FMT_JSON, FMT_EXPLAIN };
 
 static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: bounce-parse [--format tsv|json] [--max-size BYTES]\n"
+	    "usage: bounce-parse [--format tsv|json] [--explain] "
+	    "[--max-size BYTES]\n"
 	    "                    [--header NAME]... [--verp PATTERN] "
-	    "FILE...\n");
+	    "[-c CONFIG] FILE...\n"
+	    "       bounce-parse --rules [-c CONFIG]\n");
 }
 
 /* Reads at most max bytes of path; *truncated when the file is longer. */
@@ -130,7 +133,93 @@ print_tsv(const char *base, const struct dsn_report *r)
 		tsv_field(rc->recipient_source, '\t');
 		tsv_field(rc->feedback_type, '\t');
 		tsv_field(dsn_mta(r), '\t');
-		tsv_field(rc->smtp_command, '\n');
+		tsv_field(rc->smtp_command, '\t');
+		tsv_field(rc->rule, '\n');
+	}
+}
+
+/* The rule with id id in rs, or -1. */
+static long
+rule_index(const struct classify_rules *rs, const char *id)
+{
+	struct classify_rule_info ri;
+	size_t i;
+
+	for (i = 0; id != NULL && classify_rule_get(rs, i, &ri) == 0; i++)
+		if (strcmp(ri.id, id) == 0)
+			return (long)i;
+	return -1;
+}
+
+static void
+print_rule(const struct classify_rule_info *ri)
+{
+	printf("%s\t%s\t%s", ri->id, ri->stage, ri->reason);
+	if (ri->cls != NULL)
+		printf("\tclass=%s", ri->cls);
+	if (ri->status != NULL)
+		printf("\tstatus=%s", ri->status);
+	if (ri->reply != NULL)
+		printf("\treply=%s", ri->reply);
+	if (ri->command != NULL)
+		printf("\tcommand=%s", ri->command);
+	if (ri->mta != NULL)
+		printf("\tmta=%s", ri->mta);
+	if (ri->domain != NULL)
+		printf("\tdomain=%s", ri->domain);
+	if (ri->phrase != NULL)
+		printf("\tphrase=\"%s\"", ri->phrase);
+	if (ri->source != NULL)
+		printf("\tsource=\"%s\"", ri->source);
+	putchar('\n');
+}
+
+/* Per recipient: the evidence the classifier read and the rule that
+ * decided, with the rule's table line. */
+static void
+print_explain(const char *base, const struct dsn_report *r,
+    const struct classify_rules *oper)
+{
+	size_t i;
+
+	if (dsn_rcpt_count(r) == 0)
+		printf("%s: kind %s, no recipient\n", base,
+		    dsn_kind_name(dsn_kind(r)));
+	for (i = 0; i < dsn_rcpt_count(r); i++) {
+		const struct dsn_rcpt *rc = dsn_rcpt_at(r, i);
+		struct classify_rule_info ri;
+		const struct classify_rules *rs = classify_builtin();
+		long k = rule_index(rs, rc->rule);
+
+		if (k < 0 && oper != NULL && (k = rule_index(oper, rc->rule)) >= 0)
+			rs = oper;
+		printf("%s: %s\n", base,
+		    dsn_rcpt_address(rc) ? dsn_rcpt_address(rc) : "-");
+		printf("  kind        %s\n", dsn_kind_name(dsn_kind(r)));
+		printf("  recipient   %s (%s)\n",
+		    rc->recipient ? rc->recipient : "-",
+		    rc->recipient_source ? rc->recipient_source : "-");
+		printf("  action      %s\n", rc->action ? rc->action : "-");
+		printf("  status      %s\n",
+		    rc->rule_status[0] ? rc->rule_status : "-");
+		if (rc->rule_reply > 0)
+			printf("  reply       %d\n", rc->rule_reply);
+		else
+			printf("  reply       -\n");
+		printf("  command     %s\n",
+		    rc->rule_command ? rc->rule_command : "-");
+		printf("  mta         %s\n", dsn_mta(r) ? dsn_mta(r) : "-");
+		printf("  diagnostic  %s\n",
+		    rc->diagnostic ? rc->diagnostic : "-");
+		printf("  matched     %s\n",
+		    rc->rule_phrase ? rc->rule_phrase : "-");
+		printf("  reason      %s (%s)\n", rc->reason,
+		    classify_class_name(rc->cls));
+		printf("  rule        ");
+		if (k >= 0 && classify_rule_get(rs, (size_t)k, &ri) == 0)
+			print_rule(&ri);
+		else
+			printf("-\n");
 	}
 }
 
@@ -160,6 +249,7 @@ print_json(const char *base, const struct dsn_report *r)
 		json_field("diagnostic_type", rc->diagnostic_type);
 		json_field("reason", rc->reason);
 		json_field("class", classify_class_name(rc->cls));
+		json_field("rule", rc->rule);
 		json_field("hard_or_soft", hard_or_soft(r, rc));
 		json_field("reporting_mta", dsn_reporting_mta(r));
 		json_field("mta", dsn_mta(r));
@@ -189,7 +279,8 @@ main(int argc, char **argv)
 	const char *headers[32];
 	struct dsn_options opt;
 	uint64_t max = DEFAULT_MAX;
-	int i, rc = 0, nfiles = 0;
+	int i, rc = 0, nfiles = 0, list_rules = 0;
+	struct config *cfg = NULL;
 
 	memset(&opt, 0, sizeof(opt));
 	opt.headers = headers;
@@ -223,6 +314,28 @@ main(int argc, char **argv)
 				return 2;
 			}
 			headers[opt.nheaders++] = argv[++i];
+		} else if ((strcmp(argv[i], "-c") == 0 ||
+		               strcmp(argv[i], "--config") == 0) &&
+		    i + 1 < argc) {
+			struct config_errors errs = {0};
+			size_t k;
+
+			config_free(&cfg);
+			if (config_load(argv[++i], &cfg, &errs) != 0) {
+				for (k = 0; k < errs.count; k++)
+					fprintf(stderr, "%s\n", errs.items[k]);
+				config_errors_free(&errs);
+				return 2;
+			}
+			/* the operator's rules and VERP pattern, as the
+			 * daemon applies them */
+			opt.rules = cfg->classify_rules;
+			if (cfg->verp_pattern != NULL && *cfg->verp_pattern)
+				opt.verp_pattern = cfg->verp_pattern;
+		} else if (strcmp(argv[i], "--explain") == 0) {
+			fmt = FMT_EXPLAIN;
+		} else if (strcmp(argv[i], "--rules") == 0) {
+			list_rules = 1;
 		} else if (strcmp(argv[i], "--verp") == 0 && i + 1 < argc) {
 			opt.verp_pattern = argv[++i];
 		} else if (strcmp(argv[i], "-h") == 0 ||
@@ -240,14 +353,33 @@ main(int argc, char **argv)
 		} else
 			break;
 	}
+	if (classify_builtin() == NULL) {
+		fprintf(stderr, "bounce-parse: the built-in rule table does "
+		                "not parse\n");
+		return 1;
+	}
+	if (list_rules) {
+		const struct classify_rules *sets[2] = {opt.rules,
+		    classify_builtin()};
+		struct classify_rule_info ri;
+		size_t k, s;
+
+		for (s = 0; s < 2; s++)
+			for (k = 0; classify_rule_get(sets[s], k, &ri) == 0; k++)
+				print_rule(&ri);
+		config_free(&cfg);
+		return 0;
+	}
 	if (i >= argc) {
 		usage(stderr);
+		config_free(&cfg);
 		return 2;
 	}
 	if (fmt == FMT_TSV)
 		fputs("file\trecipient\treason\thard_or_soft\tstatus\t"
 		      "reply_code\taction\tdiagnostic\tkind\tbest_recipient\t"
-		      "recipient_source\tfeedback_type\tmta\tsmtp_command\n",
+		      "recipient_source\tfeedback_type\tmta\tsmtp_command\t"
+		      "rule\n",
 		    stdout);
 	for (; i < argc; i++) {
 		struct err err = {{0}};
@@ -271,11 +403,14 @@ main(int argc, char **argv)
 			rc = 1;
 		} else if (fmt == FMT_TSV)
 			print_tsv(base, r);
+		else if (fmt == FMT_EXPLAIN)
+			print_explain(base, r, opt.rules);
 		else
 			print_json(base, r);
 		dsn_free(&r);
 		buf_free(&b);
 	}
 	fflush(stdout);
+	config_free(&cfg);
 	return rc;
 }

@@ -506,105 +506,228 @@ t_parse_status(void)
 }
 
 /*
- * The phrase table is first-match-wins: an earlier phrase contained in a
- * later one makes the later one dead, and a repeated key is a slip.  Each
- * phrase, given as the text, must select its own rule.
+ * The built-in rule table: every rule names a source and a known reason,
+ * ids are unique, and inside a stage no phrase rule is dead behind an
+ * earlier one (first match wins, so an earlier phrase contained in a later
+ * one, with no other condition, makes the later one unreachable).  Each
+ * text rule's phrase, given as the text of a refusal at RCPT, selects that
+ * rule; each code rule selects itself for a status it matches.
  */
 static void
-t_phrase_table(void)
+t_rule_table(void)
 {
-	const char *ki, *ri, *kj, *rj;
-	size_t i, j, n = 0;
+	const struct classify_rules *rs = classify_builtin();
+	struct classify_rule_info ri, rj;
+	size_t i, j, n = classify_rules_count(rs), ntext = 0;
 
-	while (classify_rule_at(CLASSIFY_TABLE_PHRASE, n, &ki, &ri) == 0)
-		n++;
-	test_begin("phrase table is not empty");
-	CHECK(n > 100, "only %zu phrases", n);
+	test_begin("built-in table parses and is not empty");
+	CHECK(rs != NULL, "classify_rules.txt does not parse");
+	CHECK(n > 200, "only %zu rules", n);
 	test_end();
 	for (i = 0; i < n; i++) {
-		classify_rule_at(CLASSIFY_TABLE_PHRASE, i, &ki, &ri);
-		test_begin("phrase %zu \"%s\" -> %s", i, ki, ri);
-		CHECK(classify_reason_valid(ri), "bad reason %s", ri);
-		CHECK(strlen(ki) >= 3, "phrase too short");
-		for (j = 0; ki[j] != '\0'; j++)
-			CHECK(!(ki[j] >= 'A' && ki[j] <= 'Z') &&
-			        !(ki[j] == ' ' && ki[j + 1] == ' '),
-			    "not lower-case / single-spaced");
+		classify_rule_get(rs, i, &ri);
+		test_begin("rule %s (line %d)", ri.id, ri.line);
+		CHECK(ri.source != NULL && strlen(ri.source) > 5,
+		    "no source");
+		CHECK(classify_reason_valid(ri.reason) ||
+		        (strcmp(ri.reason, "-") == 0 &&
+		            strcmp(ri.stage, "code") == 0),
+		    "bad reason %s", ri.reason);
 		for (j = 0; j < i; j++) {
-			classify_rule_at(CLASSIFY_TABLE_PHRASE, j, &kj, &rj);
-			CHECK(strcmp(ki, kj) != 0, "repeats rule %zu", j);
-			CHECK(strstr(ki, kj) == NULL,
-			    "shadowed by earlier rule %zu \"%s\"", j, kj);
+			classify_rule_get(rs, j, &rj);
+			CHECK(strcmp(ri.id, rj.id) != 0, "repeats rule %s",
+			    rj.id);
+			if (ri.phrase == NULL || rj.phrase == NULL ||
+			    strcmp(ri.stage, rj.stage) != 0 ||
+			    rj.status != NULL || rj.reply != NULL ||
+			    rj.command != NULL || rj.mta != NULL)
+				continue;
+			CHECK(strstr(ri.phrase, rj.phrase) == NULL,
+			    "shadowed by earlier rule %s \"%s\"", rj.id,
+			    rj.phrase);
 		}
-		CHECK_INT(classify_phrase_match(ki), (long)i);
+		if (strcmp(ri.stage, "text") == 0) {
+			struct classify_input in;
+			struct classify_result out;
+
+			ntext++;
+			memset(&in, 0, sizeof(in));
+			in.action = "failed";
+			in.kind = "bounce";
+			in.smtp_command = "RCPT";
+			in.diagnostic = ri.phrase;
+			classify(&in, &out);
+			CHECK(out.rule != NULL && strcmp(out.rule, ri.id) == 0,
+			    "\"%s\" decided by %s", ri.phrase,
+			    out.rule ? out.rule : "nothing");
+		}
+		if (strcmp(ri.stage, "code") == 0) {
+			struct classify_input in;
+			struct classify_result out;
+			char code[32], cls = ri.status[0];
+			const char *p = ri.status + 2;
+			int subj = atoi(p), det = 0;
+
+			p = strchr(p, '.');
+			if (p != NULL && p[1] != '*')
+				det = atoi(p + 1);
+			snprintf(code, sizeof(code), "%c.%d.%d",
+			    cls == 'X' ? '5' : cls, subj, det);
+			memset(&in, 0, sizeof(in));
+			in.action = "failed";
+			in.kind = "bounce";
+			in.status = code;
+			classify(&in, &out);
+			if (strcmp(ri.reason, "-") != 0)
+				CHECK(out.rule != NULL &&
+				        strcmp(out.rule, ri.id) == 0,
+				    "%s decided by %s", code,
+				    out.rule ? out.rule : "nothing");
+			else
+				CHECK(out.rule != NULL &&
+				        strcmp(out.rule, "onhold") == 0,
+				    "%s (no default) decided by %s", code,
+				    out.rule ? out.rule : "nothing");
+		}
 		test_end();
 	}
+	test_begin("text stage is not empty");
+	CHECK(ntext > 100, "only %zu text rules", ntext);
+	test_end();
 }
 
-/* Status keys: "S.D" or "S.*", unique, no "S.*" before an "S.D". */
+/* The table's own parser refuses what it must, naming line and column. */
 static void
-t_status_table(void)
+t_rules_parse(void)
 {
-	const char *ki, *ri, *kj, *rj;
-	size_t i, j;
+	static const struct {
+		const char *text;
+		const char *err; /* NULL: parses */
+	} cases[] = {
+	    {"[text]\nt.a mailboxfull phrase=\"over quota\" source=\"x y\"\n",
+	        NULL},
+	    {"t.a mailboxfull phrase=\"over quota\" source=x\n",
+	        "1:1: rule before any [stage]"},
+	    {"[text]\nt.a mailboxfull phrase=\"over quota\"\n", "has no source"},
+	    {"[text]\nt.a nosuch phrase=abc source=x\n", "unknown reason"},
+	    {"[text]\nt.a mailboxfull phrase=ab source=x\n", "could never match"},
+	    {"[text]\nt.a mailboxfull phrase=\"a@b.c\" source=x\n",
+	        "could never match"},
+	    {"[text]\nt.a mailboxfull source=x\n", "needs a phrase"},
+	    {"[code]\nc.a mailboxfull status=5.2.2 phrase=abc source=x\n",
+	        "matches a status, only"},
+	    {"[code]\nc.a mailboxfull status=5.2 source=x\n",
+	        "not a status pattern"},
+	    {"[code]\nc.a mailboxfull status=5.2.9-3 source=x\n",
+	        "not a status pattern"},
+	    {"[reply]\nr.a notaccept reply=5x1 source=x\n", "not a reply code"},
+	    {"[provider]\np.a blocked command=CONN source=x\n",
+	        "matches everything"},
+	    {"[provider]\np.a blocked phrase=abc command=QUIT source=x\n",
+	        "is not CONN"},
+	    {"[text]\nt.a mailboxfull phrase=\"over quota source=x\n",
+	        "unclosed quote"},
+	    {"[text]\nt.a mailboxfull phrase=abc color=red source=x\n",
+	        "unknown key"},
+	    {"[text]\nt.a mailboxfull phrase=abc source=x\n"
+	     "t.a blocked phrase=def source=x\n",
+	        "2:1: id t.a is used on line 1"},
+	    {"[nosuch]\n", "unknown stage"},
+	    {"[text]\nt.a delivered phrase=abc class=hard source=x\n",
+	        "not a failure"},
+	};
+	size_t i;
 
-	for (i = 0; classify_rule_at(CLASSIFY_TABLE_STATUS, i, &ki, &ri) == 0;
-	     i++) {
-		char code[32], out[16];
-		size_t kl = strlen(ki);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct classify_rules *rs = NULL;
+		char err[256] = "";
+		int rc;
 
-		test_begin("status rule %zu %s -> %s", i, ki, ri);
-		CHECK(classify_reason_valid(ri), "bad reason %s", ri);
-		if (kl >= 2 && ki[kl - 1] == '*')
-			snprintf(code, sizeof(code), "5.%.*s0", (int)(kl - 1),
-			    ki);
+		test_begin("rules parse case %zu", i);
+		rc = classify_rules_parse(cases[i].text, strlen(cases[i].text),
+		    0, &rs, err, sizeof(err));
+		if (cases[i].err == NULL)
+			CHECK(rc == 0 && rs != NULL, "refused: %s", err);
 		else
-			snprintf(code, sizeof(code), "5.%s", ki);
-		CHECK(classify_parse_status(code, out) == 0 &&
-		        strcmp(code, out) == 0,
-		    "key %s does not form a status code", ki);
-		for (j = 0; j < i; j++) {
-			size_t jl;
-
-			classify_rule_at(CLASSIFY_TABLE_STATUS, j, &kj, &rj);
-			jl = strlen(kj);
-			CHECK(strcmp(ki, kj) != 0, "repeats rule %zu", j);
-			CHECK(!(kj[jl - 1] == '*' &&
-			          strncmp(ki, kj, jl - 1) == 0),
-			    "shadowed by earlier rule %zu %s", j, kj);
-		}
+			CHECK(rc == -1 && rs == NULL &&
+			        strstr(err, cases[i].err) != NULL,
+			    "got rc %d \"%s\", want \"%s\"", rc, err,
+			    cases[i].err);
+		classify_rules_free(rs);
 		test_end();
 	}
 }
 
-/* No phrase of any reason makes a 5.7.x policy rejection hard, and no
- * text at all can make a non-bounce hard. */
+/* Operator rules come first, match on every field, and may set the class. */
+static void
+t_operator_rules(void)
+{
+	struct classify_rules *rs = classify_rules_new();
+	struct classify_rule_spec a = {.name = "corp", .reason = "filtered",
+	    .phrase = "Quarantined  by CORP"};
+	struct classify_rule_spec b = {.name = "partner", .reason = "blocked",
+	    .cls = "soft", .status = "5.1.1", .domain = "partner.example"};
+	struct classify_rule_spec bad = {.name = "x", .reason = "blocked",
+	    .reply = "55"};
+	struct classify_input in;
+	struct classify_result out;
+	char err[256];
+
+	test_begin("operator rules");
+	CHECK(classify_rules_add(rs, &a, err, sizeof(err)) == 0, "%s", err);
+	CHECK(classify_rules_add(rs, &b, err, sizeof(err)) == 0, "%s", err);
+	CHECK(classify_rules_add(rs, &a, err, sizeof(err)) == -1 &&
+	        strstr(err, "earlier rule") != NULL,
+	    "repeated name accepted: %s", err);
+	CHECK(classify_rules_add(rs, &bad, err, sizeof(err)) == -1 &&
+	        strncmp(err, "reply:", 6) == 0,
+	    "bad reply accepted: %s", err);
+	memset(&in, 0, sizeof(in));
+	in.action = "failed";
+	in.kind = "bounce";
+	in.status = "5.1.1";
+	in.smtp_command = "RCPT";
+	in.diagnostic = "550 5.1.1 quarantined by corp: user unknown";
+	in.operator_rules = rs;
+	classify(&in, &out);
+	CHECK(strcmp(out.reason, "filtered") == 0 && out.rule != NULL &&
+	        strcmp(out.rule, "op:corp") == 0,
+	    "phrase rule: %s by %s", out.reason, out.rule);
+	in.diagnostic = "550 5.1.1 user unknown";
+	in.recipient = "Bob@Mail.Partner.Example";
+	classify(&in, &out);
+	CHECK(strcmp(out.reason, "blocked") == 0 && out.cls == CLASS_SOFT &&
+	        strcmp(out.rule, "op:partner") == 0,
+	    "domain rule: %s by %s", out.reason, out.rule);
+	in.recipient = "bob@otherpartner.example";
+	classify(&in, &out);
+	CHECK(strcmp(out.reason, "userunknown") == 0 && out.cls == CLASS_HARD,
+	    "other domain: %s by %s", out.reason, out.rule);
+	test_end();
+	classify_rules_free(rs);
+}
+
+/* No text at all can make a non-bounce hard. */
 static void
 t_never_hard(void)
 {
-	const char *k, *r;
+	const struct classify_rules *rs = classify_builtin();
+	struct classify_rule_info ri;
 	size_t i;
 
-	test_begin("no phrase is hard under 5.7.1 or without a bounce");
-	for (i = 0; classify_rule_at(CLASSIFY_TABLE_PHRASE, i, &k, &r) == 0;
-	     i++) {
+	test_begin("no phrase is hard without a bounce");
+	for (i = 0; classify_rule_get(rs, i, &ri) == 0; i++) {
 		struct classify_input in;
 		struct classify_result out;
 
-		memset(&in, 0, sizeof(in));
-		in.status = "5.7.1";
-		in.reply_code = 550;
-		in.action = "failed";
-		in.kind = "bounce";
-		in.diagnostic = k;
-		classify(&in, &out);
-		CHECK(out.cls != CLASS_HARD, "\"%s\" hard under 5.7.1", k);
+		if (ri.phrase == NULL)
+			continue;
 		memset(&in, 0, sizeof(in));
 		in.kind = "unknown";
-		in.diagnostic = k;
+		in.diagnostic = ri.phrase;
 		classify(&in, &out);
-		CHECK(out.cls == CLASS_UNKNOWN, "\"%s\" in a non-bounce: %s", k,
-		    classify_class_name(out.cls));
+		CHECK(out.cls == CLASS_UNKNOWN, "\"%s\" in a non-bounce: %s",
+		    ri.phrase, classify_class_name(out.cls));
 	}
 	test_end();
 }
@@ -802,8 +925,9 @@ main(void)
 	t_reason_list();
 	t_reasons_md();
 	t_parse_status();
-	t_phrase_table();
-	t_status_table();
+	t_rule_table();
+	t_rules_parse();
+	t_operator_rules();
 	t_never_hard();
 	t_hostile();
 	t_subject();

@@ -30,7 +30,7 @@ if [ ! -x "$BP" ]; then
 	exit 1
 fi
 
-# The 35 reason names of REASONS.md's table.
+# The reason names of REASONS.md's table (all 36 of them).
 REASONS="authfailure badreputation blocked contenterror delivered exceedlimit
 expired failedstarttls feedback filtered hasmoved hostunknown mailboxfull
 mailererror mesgtoobig networkerror norelaying notaccept notcompliantrfc onhold

@@ -34,24 +34,37 @@ summary() {
 	echo "$pass passed, $fail failed, $skip skipped"
 }
 
-# The compose tool, with the replica count and a free published port per
-# replica; docker compose also gets --scale (podman-compose 1.0.3 reads
-# deploy.replicas only).
+# The compose tool, run from docker/ with a free published port per
+# replica.  Three replicas: --scale with docker compose; podman-compose
+# 1.0.3 cannot scale a service with a health check, so it gets the two
+# extra services of compose.replicas.yml.
 compose() {	# REPLICAS ARGS...
 	local n=$1
 	shift
-	local scale=()
-	if [ "$1" = up ] && [ "$COMPOSE" != podman-compose ]; then
-		scale=(--scale "bouncerd=$n")
+	local files=(-f compose.yml) scale=()
+	if [ "$n" = 3 ]; then
+		if [ "$COMPOSE" = podman-compose ]; then
+			files+=(-f compose.replicas.yml)
+		elif [ "$1" = up ]; then
+			scale=(--scale bouncerd=3)
+		fi
 	fi
-	BOUNCERD_PORT="" BOUNCERD_REPLICAS=$n timeout -k 10 600 \
-	    $COMPOSE -p "$PROJECT" -f "$CF" "$@" "${scale[@]}"
+	(cd docker && BOUNCERD_PORT="" timeout -k 10 600 \
+	    $COMPOSE -p "$PROJECT" "${files[@]}" "$@" "${scale[@]}")
 }
 
-ctrs() {	# [SERVICE] -> container ids of this project (all states)
-	local f=(--filter "label=com.docker.compose.project=$PROJECT")
-	[ -n "${1:-}" ] && f+=(--filter "label=com.docker.compose.service=$1")
-	"$ENGINE" ps -aq "${f[@]}"
+ctrs() {	# [SERVICE] -> container ids of this project (all states);
+	# bouncerd includes the replicas of compose.replicas.yml
+	local f=(--filter "label=com.docker.compose.project=$PROJECT") s svcs
+	if [ -z "${1:-}" ]; then
+		"$ENGINE" ps -aq "${f[@]}"
+		return
+	fi
+	svcs=$1
+	[ "$1" = bouncerd ] && svcs="bouncerd bouncerd-2 bouncerd-3"
+	for s in $svcs; do
+		"$ENGINE" ps -aq "${f[@]}" --filter "label=com.docker.compose.service=$s"
+	done
 }
 
 psql_q() {	# SQL -> one value
@@ -294,9 +307,9 @@ check replicas-no-duplicate-row test "$(psql_q "SELECT count(*) FROM (SELECT 1 F
 check replicas-mailboxes-emptied test "$(left_in_mailboxes)" = 0
 worked=0
 for c in $(ctrs bouncerd); do
-	"$ENGINE" logs "$c" 2>&1 | grep -qi 'fetched\|recorded\|pass done\|messages=' && worked=$((worked + 1))
+	"$ENGINE" logs "$c" 2>&1 | grep -q 'pass done.*fetched=[1-9]' && worked=$((worked + 1))
 done
-note "replicas that logged a pass with messages: $worked of 3"
+note "replicas that fetched messages in some pass: $worked of 3"
 t=$(date +%s)
 compose 3 down -v >"$TMP/down3.log" 2>&1
 check compose-down-3-replicas-leaves-nothing nothing_left

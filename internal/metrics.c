@@ -30,6 +30,7 @@ static const char *err_names[METRICS_ERR__COUNT] = {
     "oversize",
     "refused",
     "quarantine",
+    "duplicate_uidl",
     "other",
 };
 

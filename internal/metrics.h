@@ -28,6 +28,7 @@ enum metrics_err_kind {
 	METRICS_ERR_OVERSIZE, /* a message over max_message_bytes */
 	METRICS_ERR_REFUSED, /* records the database refused */
 	METRICS_ERR_QUARANTINE, /* a message set aside after 3 failures */
+	METRICS_ERR_DUP_UIDL, /* a message whose UIDL others share too */
 	METRICS_ERR_OTHER,
 	METRICS_ERR__COUNT
 };

@@ -1019,6 +1019,115 @@ cmp_entry_key(const void *a, const void *b)
 }
 
 /*
+ * Keys listed more than once in ent[0..*n) (message-number order within
+ * each run): the 2nd ... 9th of a run get "-2" ... "-9" appended; any
+ * further copies, and keys too long to take a suffix, are left out of the
+ * listing, to wait for a later pass.  Returns how many were left out.
+ */
+static size_t
+suffix_same_keys(struct pop3_entry *ent, size_t *n)
+{
+	struct pop3_entry **ix;
+	size_t i, j, out;
+
+	ix = xcalloc(*n + 1, sizeof(*ix));
+	for (i = 0; i < *n; i++)
+		ix[i] = &ent[i];
+	qsort(ix, *n, sizeof(*ix), cmp_entry_key);
+	for (i = 0; i < *n; i = j) {
+		for (j = i + 1; j < *n && strcmp(ix[j]->uidl, ix[i]->uidl) == 0;
+		     j++) {
+			size_t k = j - i + 1, len = strlen(ix[j]->uidl);
+
+			if (k <= 9 && len + 2 <= POP3_UIDL_MAX)
+				snprintf(ix[j]->uidl + len, 3, "-%zu", k);
+			else
+				ix[j]->uidl[0] = '\0'; /* a later pass */
+		}
+	}
+	free(ix);
+	for (i = 0, out = 0; i < *n; i++)
+		if (ent[i].uidl[0] != '\0')
+			ent[out++] = ent[i];
+	i = *n - out;
+	*n = out;
+	return i;
+}
+
+/*
+ * Messages the server gave the same UIDL (RFC 1939 forbids it; servers
+ * that derive ids from content do it): each is retrieved and keyed by
+ * pop3_content_key() (its UIDL and its content), copies alike in both
+ * numbered by suffix_same_keys().  Logged once per pass at warn and
+ * counted (errors, kind duplicate_uidl); the rest of the mailbox goes
+ * on as usual.  0, or -1 with err set (the session broke).
+ */
+static int
+rekey_duplicates(struct pass *ps, struct pop3_entry *ent, size_t *n,
+    struct err *err)
+{
+	struct pop3_entry **ix;
+	struct buf b;
+	size_t i, j, ndup = 0, late;
+	char first[POP3_UIDL_MAX + 1] = "", num[24];
+	int rc = 0;
+
+	if (*n < 2)
+		return 0;
+	ix = xcalloc(*n + 1, sizeof(*ix));
+	for (i = 0; i < *n; i++)
+		ix[i] = &ent[i];
+	qsort(ix, *n, sizeof(*ix), cmp_entry_key);
+	buf_init(&b,
+	    ps->mc->poll.max_message_bytes > 0
+	        ? (size_t)ps->mc->poll.max_message_bytes
+	        : (size_t)32 << 20);
+	for (i = 0; i < *n && rc == 0; i = j) {
+		for (j = i + 1; j < *n && strcmp(ix[j]->uidl, ix[i]->uidl) == 0;
+		     j++)
+			;
+		if (j - i < 2)
+			continue;
+		if (first[0] == '\0')
+			memcpy(first, ix[i]->uidl, sizeof(first));
+		for (size_t k = i; k < j && rc == 0; k++) {
+			char uidl[POP3_UIDL_MAX + 1];
+
+			if (ps->p->stop) {
+				err_set(err, "interrupted");
+				rc = -1;
+				break;
+			}
+			if (pop3_retr(ps->pop, ix[k]->msgno, &b, err) != 0) {
+				rc = -1;
+				break;
+			}
+			memcpy(uidl, ix[k]->uidl, sizeof(uidl));
+			pop3_content_key(uidl, b.data ? b.data : "", b.len,
+			    ix[k]->uidl);
+			ndup++;
+		}
+	}
+	buf_free(&b);
+	free(ix);
+	if (ndup == 0 || rc != 0)
+		return rc;
+	late = suffix_same_keys(ent, n);
+	for (i = 0; i < ndup; i++)
+		metrics_add_error(ps->p->m, ps->midx, METRICS_ERR_DUP_UIDL);
+	snprintf(num, sizeof(num), "%zu", ndup);
+	log_warn("server gave several messages the same UIDL: keyed by "
+	         "UIDL and content",
+	    "mailbox", ps->mc->name, "host", ps->mc->host, "messages", num,
+	    "uidl", first, NULL);
+	if (late > 0)
+		log_warn("more than 9 identical messages share a UIDL: the "
+		         "rest wait for a later pass",
+		    "mailbox", ps->mc->name, "host", ps->mc->host, NULL);
+	return 0;
+}
+
+/*
  * For a server without UIDL: a new session, LIST, and each message keyed
  * by a digest of its header block (TOP n 0).  Messages whose header blocks
  * are identical get "-2" ... "-9" appended, in message-number order; any
@@ -1029,8 +1138,7 @@ static int
 scan_by_header(struct pass *ps, const char *token, struct pop3_entry **ent,
     size_t *nent, struct err *err)
 {
-	struct pop3_entry **ix;
-	size_t n = 0, i, j, out;
+	size_t n = 0, i;
 
 	pop3_free(&ps->pop); /* QUIT: nothing was DELEd */
 	if ((ps->pop = open_pop3(ps, token, err)) == NULL ||
@@ -1045,31 +1153,11 @@ scan_by_header(struct pass *ps, const char *token, struct pop3_entry **ent,
 		err_set(err, "interrupted");
 		return -1;
 	}
-	ix = xcalloc(n + 1, sizeof(*ix));
-	for (i = 0; i < n; i++)
-		ix[i] = &(*ent)[i];
-	qsort(ix, n, sizeof(*ix), cmp_entry_key);
-	for (i = 0; i < n; i = j) {
-		for (j = i + 1; j < n && strcmp(ix[j]->uidl, ix[i]->uidl) == 0;
-		     j++) {
-			size_t k = j - i + 1;
-
-			if (k <= 9)
-				snprintf(ix[j]->uidl + strlen(ix[j]->uidl), 3,
-				    "-%zu", k);
-			else
-				ix[j]->uidl[0] = '\0'; /* a later pass */
-		}
-	}
-	free(ix);
-	for (i = 0, out = 0; i < n; i++)
-		if ((*ent)[i].uidl[0] != '\0')
-			(*ent)[out++] = (*ent)[i];
-	if (out < n)
+	if (suffix_same_keys(*ent, &n) > 0)
 		log_warn("more than 9 messages with the same header block: "
 		         "the rest wait for a later pass",
 		    "mailbox", ps->mc->name, NULL);
-	*nent = out;
+	*nent = n;
 	return 0;
 }
 
@@ -1181,7 +1269,8 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 			nent = 0;
 			rc = scan_by_header(&ps, token, &ent, &nent, &err);
 		}
-	}
+	} else if (rc == 0)
+		rc = rekey_duplicates(&ps, ent, &nent, &err);
 	if (rc != 0) {
 		pass_error(&ps,
 		    ps.pop ? pop3_kind(pop3_error_kind(ps.pop))

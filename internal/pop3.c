@@ -1048,14 +1048,6 @@ has_dup_u32(uint32_t *v, size_t n, uint32_t *dup)
 }
 
 static int
-cmp_entry_uidl(const void *a, const void *b)
-{
-	const struct pop3_entry *x = *(const struct pop3_entry *const *)a;
-	const struct pop3_entry *y = *(const struct pop3_entry *const *)b;
-	return strcmp(x->uidl, y->uidl);
-}
-
-static int
 cmp_entry_msgno(const void *a, const void *b)
 {
 	const struct pop3_entry *x = a, *y = b;
@@ -1085,7 +1077,7 @@ parse_listing(const char *data, size_t len, int uidl, size_t max_messages,
     struct pop3_entry **list_out, size_t *n_out, enum pop3_error *kind,
     struct err *err)
 {
-	struct pop3_entry *list = NULL, **byuid = NULL;
+	struct pop3_entry *list = NULL;
 	uint32_t *nos = NULL;
 	size_t n = 0, alloc = 0, pos = 0, lineno = 0, i;
 	char show[48];
@@ -1202,23 +1194,9 @@ parse_listing(const char *data, size_t len, int uidl, size_t max_messages,
 			    (unsigned)dup);
 			goto out;
 		}
-		if (uidl) {
-			byuid = xmalloc(n * sizeof(*byuid));
-			for (i = 0; i < n; i++)
-				byuid[i] = &list[i];
-			qsort(byuid, n, sizeof(*byuid), cmp_entry_uidl);
-			for (i = 1; i < n; i++)
-				if (strcmp(byuid[i]->uidl,
-				        byuid[i - 1]->uidl) == 0) {
-					err_set(err,
-					    "duplicate UIDL \"%.70s\" "
-					    "(messages %u and %u)",
-					    byuid[i]->uidl,
-					    (unsigned)byuid[i - 1]->msgno,
-					    (unsigned)byuid[i]->msgno);
-					goto out;
-				}
-		}
+		/* A UIDL listed twice is passed on: RFC 1939 forbids it,
+		 * but servers that derive ids from content give them, and
+		 * the caller keys such messages itself. */
 	}
 	*list_out = list;
 	*n_out = n;
@@ -1228,7 +1206,6 @@ parse_listing(const char *data, size_t len, int uidl, size_t max_messages,
 out:
 	free(list);
 	free(nos);
-	free(byuid);
 	return rc;
 }
 
@@ -1760,6 +1737,44 @@ pop3_header_key(const char *msg, size_t len, char key_out[POP3_UIDL_MAX + 1])
 	}
 	sha256_final(&s, d);
 	memcpy(key_out, "hdr:", 4);
+	for (i2 = 0; i2 < 32; i2++) {
+		key_out[4 + i2 * 2] = hex[d[i2] >> 4];
+		key_out[5 + i2 * 2] = hex[d[i2] & 15];
+	}
+	key_out[68] = '\0';
+}
+
+void
+pop3_content_key(const char *uidl, const char *msg, size_t len,
+    char key_out[POP3_UIDL_MAX + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	struct sha256 s;
+	unsigned char d[32];
+	size_t i = 0;
+	int i2;
+
+	sha256_init(&s);
+	sha256_update(&s, uidl, strlen(uidl));
+	sha256_update(&s, "\n", 1);
+	/* every line with a canonical "\n" end: CR LF, CR CR LF and LF
+	 * read alike */
+	while (i < len) {
+		size_t start = i, e;
+
+		while (i < len && msg[i] != '\n')
+			i++;
+		e = i;
+		while (e > start && msg[e - 1] == '\r')
+			e--;
+		sha256_update(&s, msg + start, e - start);
+		if (i < len) {
+			sha256_update(&s, "\n", 1);
+			i++;
+		}
+	}
+	sha256_final(&s, d);
+	memcpy(key_out, "dup:", 4);
 	for (i2 = 0; i2 < 32; i2++) {
 		key_out[4 + i2 * 2] = hex[d[i2] >> 4];
 		key_out[5 + i2 * 2] = hex[d[i2] & 15];

@@ -108,8 +108,9 @@ int pop3_connect(struct pop3 *p, struct err *err);
 /*
  * Listings.  On success *list_out (caller frees with free()) holds *n_out
  * entries in server order.  Each message number is a positive decimal,
- * unique; each uidl 1..70 chars in 0x21..0x7E, unique; every line ends in
- * CRLF.  Anything else is POP3_ERR_PROTOCOL.  A server that refuses UIDL
+ * unique; each uidl 1..70 chars in 0x21..0x7E (a UIDL listed for several
+ * messages is passed on as it is: see pop3_content_key()); every line
+ * ends in CRLF.  Anything else is POP3_ERR_PROTOCOL.  A server that refuses UIDL
  * gives POP3_ERR_NO_UIDL and the session ends, as after any -ERR (QUIT
  * is sent at pop3_free): reconnect and use pop3_list() + pop3_top_key().
  * pop3_scan() runs UIDL then LIST and merges them (both must list the same
@@ -201,6 +202,13 @@ void pop3_abort(struct pop3 **p);
  * 68 characters, a valid UIDL.  key_out must hold POP3_UIDL_MAX + 1.
  */
 void pop3_header_key(const char *msg, size_t len,
+    char key_out[POP3_UIDL_MAX + 1]);
+/*
+ * Key for a message whose UIDL the server gave to others too: "dup:" +
+ * the SHA-256 (hex) of the UIDL and the whole message, every line end
+ * (CRLF, CR CR LF, LF) treated alike.  68 characters, a valid UIDL.
+ */
+void pop3_content_key(const char *uidl, const char *msg, size_t len,
     char key_out[POP3_UIDL_MAX + 1]);
 /* TOP msgno 0 and pop3_header_key() of the result.  0 or -1. */
 int pop3_top_key(struct pop3 *p, uint32_t msgno,

@@ -22,6 +22,18 @@ When the script of a connection is exhausted the server keeps reading and
 recording client lines until the client closes (or --timeout passes),
 answering "+OK" to a QUIT.
 
+Maildrop mode (--maildrop DIR, instead of --script): a stateful server
+over the files of DIR (one message each, in file-name order, served as
+stored): USER/PASS (--password), CAPA (--capa, "" for a server without
+CAPA), UIDL, LIST, STAT, RETR, TOP, DELE, NOOP, RSET, QUIT; DELE takes
+effect at QUIT only, one connection after another until --timeout.
+  --uidl name     the UIDL is the file name (up to its first ".")
+  --uidl header   the UIDL is the MD5 of the header block, as popa3d does,
+                  so messages with identical headers share one
+  --eol crcrlf    each CRLF of a stored message is sent as CR CR LF, as
+                  Courier and GNU Mailutils do
+  --apop          the greeting carries an APOP timestamp
+
 Transcript: one line per event: "C: line" for each client line,
 "MISMATCH: want X got Y" (the connection is then closed), "EOF" when the
 client closed, "CONNECT" for each accepted connection, "TLSERR: ..." when a
@@ -29,6 +41,7 @@ handshake fails.
 """
 import argparse
 import codecs
+import hashlib
 import os
 import re
 import socket
@@ -144,9 +157,128 @@ def play(conn, script, ctx):
             conn.send(b"+OK bye\r\n")
 
 
+def header_block(data):
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        i = data.find(sep)
+        if i >= 0:
+            return data[:i]
+    return data
+
+
+def serve_maildrop(conn, a):
+    names = sorted(f for f in os.listdir(a.maildrop)
+                   if os.path.isfile(os.path.join(a.maildrop, f)))
+    msgs = []
+    for f in names:
+        with open(os.path.join(a.maildrop, f), "rb") as fp:
+            data = fp.read()
+        if a.uidl == "header":
+            uid = hashlib.md5(header_block(data)).hexdigest()
+        else:
+            uid = f.split(".", 1)[0]
+        if a.eol == "crcrlf":
+            data = data.replace(b"\r\n", b"\r\r\n")
+        msgs.append({"file": f, "data": data, "uid": uid, "dele": False})
+
+    def ok(text=""):
+        conn.send(b"+OK" + (b" " + text.encode() if text else b"") + b"\r\n")
+
+    def err(text):
+        conn.send(b"-ERR " + text.encode() + b"\r\n")
+
+    def body(data):
+        out = []
+        for line in data.split(b"\n"):
+            out.append(b"." + line if line.startswith(b".") else line)
+        data = b"\n".join(out)
+        if data and not data.endswith(b"\n"):
+            data += b"\r\n"
+        conn.send(data + b".\r\n")
+
+    def pick(arg):
+        try:
+            n = int(arg)
+        except ValueError:
+            return None
+        if 1 <= n <= len(msgs) and not msgs[n - 1]["dele"]:
+            return n
+        return None
+
+    stamp = " <%d.%d@fake.example>" % (os.getpid(), int(time.time()))
+    conn.send(("+OK fake maildrop ready%s\r\n" %
+               (stamp if a.apop else "")).encode())
+    authed = False
+    user = None
+    while True:
+        line = conn.readline()
+        if line is None:
+            conn.note("EOF")
+            return
+        conn.note("C: " + ("PASS ***" if line.upper().startswith("PASS ")
+                           else line))
+        parts = line.split(" ")
+        cmd, args = parts[0].upper(), parts[1:]
+        if cmd == "QUIT":
+            if authed:
+                for m in msgs:
+                    if m["dele"]:
+                        try:
+                            os.unlink(os.path.join(a.maildrop, m["file"]))
+                        except FileNotFoundError:
+                            pass
+            ok("bye")
+            return
+        if cmd == "CAPA" and a.capa != "":
+            conn.send(b"+OK\r\n" + b"".join(
+                c.encode() + b"\r\n" for c in a.capa.split(",")) + b".\r\n")
+        elif not authed:
+            if cmd == "USER" and len(args) == 1:
+                user = args[0]
+                ok()
+            elif cmd == "PASS" and user is not None and \
+                    " ".join(args) == a.password:
+                authed = True
+                ok("logged in")
+            else:
+                err("[AUTH] Bad login")
+        elif cmd == "NOOP":
+            ok()
+        elif cmd == "STAT":
+            live = [m for m in msgs if not m["dele"]]
+            ok("%d %d" % (len(live), sum(len(m["data"]) for m in live)))
+        elif cmd in ("UIDL", "LIST") and not args:
+            ok()
+            conn.send(b"".join(
+                ("%d %s\r\n" % (i + 1, m["uid"] if cmd == "UIDL"
+                                 else len(m["data"]))).encode()
+                for i, m in enumerate(msgs) if not m["dele"]) + b".\r\n")
+        elif cmd == "RETR" and len(args) == 1 and pick(args[0]):
+            ok()
+            body(msgs[pick(args[0]) - 1]["data"])
+        elif cmd == "TOP" and len(args) == 2 and pick(args[0]):
+            data = msgs[pick(args[0]) - 1]["data"]
+            ok()
+            body(header_block(data) + b"\r\n\r\n")
+        elif cmd == "DELE" and len(args) == 1 and pick(args[0]):
+            msgs[pick(args[0]) - 1]["dele"] = True
+            ok("marked")
+        elif cmd == "RSET":
+            for m in msgs:
+                m["dele"] = False
+            ok()
+        else:
+            err("no such command or message")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--script", required=True)
+    ap.add_argument("--script")
+    ap.add_argument("--maildrop")
+    ap.add_argument("--password", default="pw")
+    ap.add_argument("--capa", default="USER,UIDL,TOP,PIPELINING")
+    ap.add_argument("--uidl", choices=["name", "header"], default="name")
+    ap.add_argument("--eol", choices=["crlf", "crcrlf"], default="crlf")
+    ap.add_argument("--apop", action="store_true")
     ap.add_argument("--transcript", required=True)
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--cert")
@@ -155,7 +287,9 @@ def main():
     ap.add_argument("--timeout", type=float, default=30.0)
     a = ap.parse_args()
 
-    conns = parse_script(a.script)
+    if (a.script is None) == (a.maildrop is None):
+        raise SystemExit("fakepop3: give --script or --maildrop")
+    conns = parse_script(a.script) if a.script else None
     ctx = None
     if a.cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -170,6 +304,26 @@ def main():
     os.rename(tmp, a.port_file)
     deadline = time.monotonic() + a.timeout
     with open(a.transcript, "w", encoding="latin-1") as log:
+        if a.maildrop:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                ls.settimeout(left)
+                try:
+                    s, _ = ls.accept()
+                except socket.timeout:
+                    break
+                log.write("CONNECT\n")
+                log.flush()
+                c = Conn(s, log, deadline)
+                try:
+                    serve_maildrop(c, a)
+                except (BrokenPipeError, ConnectionResetError) as e:
+                    c.note("SENDERR: %s" % e)
+                s.close()
+            ls.close()
+            return 0
         for script in conns:
             left = deadline - time.monotonic()
             if left <= 0:

@@ -630,7 +630,6 @@ static const struct bad_row {
 	int uidl;
 	const char *why;
 } bad_rows[] = {
-    {"duplicate UIDL", "< 1 same\n< 2 same\n< .\n", 1, "duplicate UIDL"},
     {"duplicate msgno", "< 1 a\n< 1 b\n< .\n", 1, "duplicate message number"},
     {"non-printable UIDL", "<r 1 ab\\x01cd\\r\\n\n< .\n", 1, "byte 0x01"},
     {"8-bit UIDL", "<r 1 ab\\xffcd\\r\\n\n< .\n", 1, "byte 0xff"},

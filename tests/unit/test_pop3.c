@@ -43,7 +43,7 @@ static const struct row {
     {"uidl 8-bit byte", "1 ab\xc3\xa9\r\n", 1, 0, 0, "0xc3"},
     {"uidl NUL byte", "1 ab\0cd\r\n", 1, 0, 0, "0x00"},
     {"uidl trailing tab", "1 abc\t\r\n", 1, 0, 0, "0x09"},
-    {"uidl duplicate uid", "1 abc\r\n2 abc\r\n", 1, 0, 0, "duplicate UIDL"},
+    {"uidl duplicate uid passed on", "1 abc\r\n2 abc\r\n", 1, 1, 2, NULL},
     {"uidl duplicate msgno", "1 abc\r\n1 def\r\n", 1, 0, 0,
         "duplicate message number 1"},
     {"uidl bare LF", "1 abc\n2 def\r\n", 1, 0, 0, "bare LF"},

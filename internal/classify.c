@@ -1460,7 +1460,8 @@ classify(const struct classify_input *in, struct classify_result *out)
 	else if (c.cmd == CMD_MAIL)
 		decide(out, ladder_rule(rs, L_MAILREFUSED), R_REJECTED, NULL, &c,
 		    failed);
-	else if (c.st[0] != '\0' || c.reply >= 400 || c.n > 2)
+	else if ((c.st[0] != '\0' && !(c.st_subj == 0 && c.st_det == 0)) ||
+	    c.reply >= 400 || c.n > 2)
 		decide(out, ladder_rule(rs, L_ONHOLD), R_ONHOLD, NULL, &c,
 		    failed);
 	else

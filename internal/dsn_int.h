@@ -33,6 +33,10 @@ struct dsn_report {
 	int64_t date;
 	int truncated;
 	const char *verp;
+	/* the recipient in a bounce address of the common VERP form
+	 * prefix+local=domain@host, when no pattern is configured: used
+	 * only when the report names no recipient at all */
+	const char *verp_guess;
 	struct dsn_rcpt *rcpts;
 	size_t nrcpt, arcpt;
 	struct dsn_hdr *hdrs;

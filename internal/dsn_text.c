@@ -849,13 +849,13 @@ has_code(const char *s, size_t n)
 	return dsn_find_status(s, n, st) && st[0] != '2';
 }
 
-/* Letters in a diagnostic other than its address: is it informative? */
-static int
-weak_diag(const char *d, size_t n, const char *addr)
+/* Letters in a diagnostic other than its address. */
+static size_t
+diag_letters(const char *d, size_t n, const char *addr)
 {
 	size_t i, letters = 0, al = strlen(addr);
 
-	for (i = 0; i < n; i++) {
+	for (i = 0; d != NULL && i < n; i++) {
 		if (n - i >= al && ascii_ncasecmp(d + i, addr, al) == 0) {
 			i += al - 1;
 			continue;
@@ -863,7 +863,14 @@ weak_diag(const char *d, size_t n, const char *addr)
 		if (g_ascii_isalpha(d[i]) || (unsigned char)d[i] >= 0x80)
 			letters++;
 	}
-	return letters < 12;
+	return letters;
+}
+
+/* Is a diagnostic informative beyond its address? */
+static int
+weak_diag(const char *d, size_t n, const char *addr)
+{
+	return diag_letters(d, n, addr) < 12;
 }
 
 void
@@ -911,9 +918,12 @@ dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
 		        (null_rp || has_orig ||
 		            has_any(low_subj, weak_subjects)));
 	}
+	/* a report that returns the original under a bounce subject is a
+	 * bounce, even when marked auto-replied */
 	if (!bounce ||
 	    (!daemon && !xfailed && is_autoreply(top, low_subj) &&
-	        !has_any(low_text, bounce_body)))
+	        !has_any(low_text, bounce_body) &&
+	        !(has_orig && has_any(low_subj, bounce_subjects))))
 		goto autoreply;
 	if (is_temporary(low_subj, low_text))
 		action = "delayed";
@@ -966,7 +976,28 @@ dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
 			scan_section(&sc, text, sec_len, 0);
 		for (i = 0; i < sc.nc; i++) {
 			struct cand *c = &sc.c[i];
+			size_t k;
 
+			/* addresses listed one under the other share the
+			 * reason that follows the list */
+			for (k = i + 1;
+			     diag_letters(c->diag.data, c->diag.len, c->addr) ==
+			         0 &&
+			     k < sc.nc &&
+			     diag_letters(sc.c[k - 1].diag.data,
+			         sc.c[k - 1].diag.len, sc.c[k - 1].addr) == 0;
+			     k++)
+				if (has_code(sc.c[k].diag.data,
+				        sc.c[k].diag.len)) {
+					add_recipient(r, c->addr,
+					    sc.c[k].diag.data, sc.c[k].diag.len,
+					    action);
+					break;
+				}
+			if (r->nrcpt > 0 &&
+			    strcmp(r->rcpts[r->nrcpt - 1].final_recipient,
+			        c->addr) == 0)
+				continue;
 			if (c->diag.len == 0 ||
 			    weak_diag(c->diag.data, c->diag.len, c->addr) ||
 			    !has_code(c->diag.data, c->diag.len)) {
@@ -993,16 +1024,34 @@ dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
 				    c->diag.len, action);
 		}
 	}
-	if (r->nrcpt == 0 && (daemon || xfailed)) {
-		/* nothing in the prose: the returned message's recipient */
-		const char *to = dsn_orig_header(r, "To");
-		size_t pos = 0, st;
-		char a[DSN_ADDR_MAX];
+	if (r->nrcpt == 0 &&
+	    (daemon || xfailed || dsn_orig_header(r, "To") != NULL)) {
+		/* nothing in the prose: the returned message's recipients
+		 * (To, then Cc), said so in recipient_source */
+		static const char *const fields[] = {"To", "Cc"};
+		size_t f;
 
-		while (to != NULL && r->nrcpt < 16 &&
-		    dsn_next_addr(to, strlen(to), &pos, &st, a))
-			if (!excluded(&sc, a))
-				add_recipient(r, a, text, sec_len, action);
+		for (f = 0; f < 2; f++) {
+			const char *to = dsn_orig_header(r, fields[f]);
+			size_t pos = 0, st, n0 = r->nrcpt;
+			char a[DSN_ADDR_MAX];
+
+			while (to != NULL && r->nrcpt < 16 &&
+			    dsn_next_addr(to, strlen(to), &pos, &st, a))
+				if (!excluded(&sc, a) &&
+				    strncmp(a, "postmaster@", 11) != 0)
+					add_recipient(r, a, text, sec_len,
+					    action);
+			for (; n0 < r->nrcpt; n0++)
+				r->rcpts[n0].recipient_source =
+				    "returned_headers";
+		}
+	}
+	if (r->nrcpt == 0 && r->verp_guess != NULL) {
+		/* nothing names the recipient but the bounce address itself,
+		 * in the common VERP form (prefix+local=domain@host) */
+		add_recipient(r, r->verp_guess, text, sec_len, action);
+		r->verp = r->verp_guess;
 	}
 	if (r->nrcpt > 0) {
 		r->kind = strcmp(action, "delayed") == 0 ? DSN_KIND_DELAYED

@@ -610,6 +610,44 @@ index_build(struct classify_rules *rs)
 	return 0;
 }
 
+static int
+id_cmp(const void *a, const void *b)
+{
+	const struct crule *x = *(const struct crule *const *)a;
+	const struct crule *y = *(const struct crule *const *)b;
+	int d = strcmp(x->id, y->id);
+
+	return d != 0 ? d : (x->line > y->line) - (x->line < y->line);
+}
+
+/* Ids are unique: sorted, a repeat sits next to its first use.  0, or -1
+ * and err naming the later line. */
+static int
+dup_id(const struct classify_rules *rs, char *err, size_t errlen)
+{
+	const struct crule **v;
+	size_t i;
+	int rc = 0;
+
+	if (rs->n < 2)
+		return 0;
+	if ((v = malloc(rs->n * sizeof(*v))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < rs->n; i++)
+		v[i] = &rs->r[i];
+	qsort(v, rs->n, sizeof(*v), id_cmp);
+	for (i = 1; i < rs->n && rc == 0; i++)
+		if (strcmp(v[i]->id, v[i - 1]->id) == 0) {
+			snprintf(err, errlen, "%d:1: id %.64s is used on line %d",
+			    v[i]->line, v[i]->id, v[i - 1]->line);
+			rc = -1;
+		}
+	free(v);
+	return rc;
+}
+
 /*
  * The table format, one rule a line:
  *   [stage]                      provider, text, code, reply or ladder
@@ -794,19 +832,14 @@ classify_rules_parse(const char *text, size_t len, int operator,
 			    line, sp.name);
 			goto fail;
 		}
-		for (k = 0; k < rs->n; k++)
-			if (strcmp(rs->r[k].id, sp.name) == 0) {
-				snprintf(err, errlen,
-				    "%d:1: id %.64s is used on line %d", line,
-				    sp.name, rs->r[k].line);
-				goto fail;
-			}
 		if (add_rule(rs, stage, &sp, source, line, msg, sizeof(msg)) !=
 		    0) {
 			snprintf(err, errlen, "%d:1: %s: %s", line, sp.name, msg);
 			goto fail;
 		}
 	}
+	if (dup_id(rs, err, errlen) != 0)
+		goto fail;
 	if (index_build(rs) != 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;

@@ -1466,7 +1466,7 @@ parse_depth(const char *msg, size_t len, int truncated,
 	struct dsn_top th;
 	struct walk w;
 	const char *v;
-	int rc = -1;
+	int rc = -1, ds_part;
 	size_t i, body_off = 0;
 
 	memset(&w, 0, sizeof(w));
@@ -1582,9 +1582,13 @@ parse_depth(const char *msg, size_t len, int truncated,
 		rc = 0;
 		goto classify_out;
 	}
+	ds_part = w.ds.len > 0;
 	if (w.ds.len == 0)
 		raw_ds(&w.ds, msg, len, body_off);
-	if (w.text.len == 0 && body_off < len)
+	/* no text part: the raw body is the text, unless the message has a
+	 * delivery-status part of its own (an empty human-readable part then
+	 * means no words, not the report's fields) */
+	if (w.text.len == 0 && body_off < len && !ds_part)
 		buf_append(&w.text, msg + body_off,
 		    len - body_off > DSN_TEXT_CAP ? DSN_TEXT_CAP
 		                                  : len - body_off);

@@ -192,6 +192,23 @@ memfind(const char *s, size_t n, const char *needle)
 	return NULL;
 }
 
+/* With no diagnosticCode, SES's own classification is the diagnostic:
+ * "bounceType/bounceSubType" (or the delayType), as its notifications
+ * write them ("Permanent/OnAccountSuppressionList"). */
+static void
+ses_type(struct dsn_report *r, struct dsn_rcpt *rc, const char *s, size_t n)
+{
+	char t[64], st[64];
+
+	if (json_str(s, n, "bounceType", t, sizeof(t))) {
+		if (!json_str(s, n, "bounceSubType", st, sizeof(st)))
+			st[0] = '\0';
+		rc->diagnostic = dsn_keep(r, xasprintf("%s%s%s", t,
+		    st[0] != '\0' ? "/" : "", st));
+	} else if (json_str(s, n, "delayType", t, sizeof(t)))
+		rc->diagnostic = dsn_keep(r, xasprintf("%s", t));
+}
+
 static int
 ses_json(struct dsn_report *r, const char *s, size_t n)
 {
@@ -281,6 +298,8 @@ ses_json(struct dsn_report *r, const char *s, size_t n)
 				        v, sizeof(v)))
 					rc->diagnostic =
 					    dsn_keep_clean(r, v, strlen(v));
+				else
+					ses_type(r, rc, s, n);
 				if (rc->action == NULL)
 					rc->action = "failed";
 			}

@@ -1467,7 +1467,7 @@ const struct store_migration_src store_migration_srcs[] = {
 	    "$$;\n"
 	    "\n"
 	    "-- the state of the bounces already recorded\n"
-	    "SELECT suppression_rules_sync();\n"
+	    "DO $$ BEGIN PERFORM suppression_rules_sync(); END $$;\n"
 	},
 };
 const size_t store_migration_nsrcs = 10;

@@ -845,6 +845,11 @@ op_settings(struct store *s, void *argp, struct err *err)
 		rc = exec_prep(s, "override", 3, ov, PGRES_COMMAND_OK, NULL,
 		    err);
 	}
+	/* new rules: every stored suppression state is evaluated again
+	 * (nothing is done when they did not change) */
+	if (rc == 0)
+		rc = exec_simple(s,
+		    "DO $$BEGIN PERFORM suppression_rules_sync(); END$$", err);
 	if (rc == 0)
 		rc = exec_simple(s, "COMMIT", err);
 	if (rc == -1) {
@@ -1785,5 +1790,45 @@ store_prune(struct store *s, int64_t mailbox_id, const char *const *present,
 	if (pruned_out)
 		*pruned_out = rc == 0 ? a.changed : 0;
 	buf_free(&arr);
+	return rc;
+}
+
+struct expire_arg {
+	int64_t evaluated;
+};
+
+static int
+op_expire(struct store *s, void *argp, struct err *err)
+{
+	struct expire_arg *a = argp;
+	PGresult *r = NULL;
+	int64_t n = 0;
+	int rc;
+
+	/* one transaction per chunk: the row locks and the feed's counter
+	 * are held only briefly against concurrent recording */
+	do {
+		r = PQexec(s->conn, "SELECT suppression_state_expire(1000)");
+		rc = check(s, r, PGRES_TUPLES_OK, "suppression_state_expire",
+		    err);
+		n = 0;
+		if (rc == 0)
+			parse_int64(PQgetvalue(r, 0, 0), 0, INT64_MAX, &n,
+			    NULL);
+		PQclear(r);
+		a->evaluated += n;
+	} while (rc == 0 && n >= 1000);
+	return rc;
+}
+
+int
+store_suppression_expire(struct store *s, int64_t *evaluated_out,
+    struct err *err)
+{
+	struct expire_arg a = {0};
+	int rc = run(s, op_expire, &a, err);
+
+	if (evaluated_out)
+		*evaluated_out = a.evaluated;
 	return rc;
 }

@@ -19,10 +19,11 @@
 #include "dsn.h"
 #include "util.h"
 
-/* Channel of the NOTIFY sent when an address enters the suppression list;
- * payload: {"address": ..., "reason": ..., "class": "hard"|"soft"|
- * "complaint", "suppressed_because": "hard_bounce"|"soft_bounces"|
- * "complaint"}. */
+/* Channel of the NOTIFY sent for each change of the suppression list, at
+ * COMMIT; payload: {"id": <suppression_changes.id>, "change": "added"|
+ * "lifted"|"expired"|"reason_changed", "address": ..., "reason": ...,
+ * "class": "hard"|"soft"|"complaint", "suppressed_because": "hard_bounce"|
+ * "complaint"|"reason_override"|"soft_bounces"}. */
 #define STORE_NOTIFY_CHANNEL "bouncerd_suppression"
 
 /* Longest text stored per field, in bytes (longer text is cut at a UTF-8
@@ -248,6 +249,15 @@ int store_mark_deleted(struct store *s, int64_t mailbox_id,
  * *pruned_out (may be NULL) gets the number of rows changed. */
 int store_prune(struct store *s, int64_t mailbox_id, const char *const *present,
     size_t n, int64_t raw_keep_s, int64_t *pruned_out, struct err *err);
+
+/* Evaluates again the suppression state of every address whose oldest
+ * counted soft bounce has left soft_window since it was last evaluated
+ * (the address leaves the list when too few remain; each change goes to
+ * the change feed and is announced).  Call it on a timer; it costs an
+ * index lookup when nothing is due.  *evaluated_out (may be NULL) gets
+ * the number of addresses evaluated. */
+int store_suppression_expire(struct store *s, int64_t *evaluated_out,
+    struct err *err);
 
 /* Repairs len bytes of wire text into a new NUL-terminated string (caller
  * frees): invalid UTF-8 sequences become U+FFFD, NUL bytes are dropped,

@@ -272,6 +272,8 @@ t_notify_on_entry(void)
 	const struct ev delayed[] = {{CLASS_SOFT, "expired", "delayed", DAY, 0,
 	                                 NULL},
 	    EV_END};
+	long long id;
+	char *want;
 
 	if (l == NULL)
 		return;
@@ -283,22 +285,34 @@ t_notify_on_entry(void)
 	CHECK_INT(drain(l, 300, last, sizeof(last)), 0);
 	record_events("n@b.example", soft); /* the third: enters */
 	CHECK_INT(drain(l, 1000, last, sizeof(last)), 1);
-	CHECK_STR(last,
-	    "{\"address\" : \"n@b.example\", \"reason\" : "
-	    "\"mailboxfull\", \"class\" : \"soft\", "
-	    "\"suppressed_because\" : \"soft_bounces\"}");
+	id = tdb_count(db, "SELECT max(id) FROM suppression_changes");
+	want = xasprintf("{\"id\" : %lld, \"change\" : \"added\", "
+	                 "\"address\" : \"n@b.example\", \"reason\" : "
+	                 "\"mailboxfull\", \"class\" : \"soft\", "
+	                 "\"suppressed_because\" : \"soft_bounces\"}",
+	    id);
+	CHECK_STR(last, want);
+	free(want);
 	record_events("n@b.example", soft); /* already on the list */
 	CHECK_INT(drain(l, 300, last, sizeof(last)), 0);
-	/* a hard bounce of a listed address changes the reason, but the
-	 * address does not enter again */
+	/* a hard bounce of a listed address changes the reason: announced
+	 * as such, the address does not enter again */
 	record_events("n@b.example", hard);
-	CHECK_INT(drain(l, 300, last, sizeof(last)), 0);
+	CHECK_INT(drain(l, 1000, last, sizeof(last)), 1);
+	CHECK(strstr(last, "\"change\" : \"reason_changed\"") != NULL, "%s",
+	    last);
+	CHECK(strstr(last, "\"suppressed_because\" : \"hard_bounce\"") != NULL,
+	    "%s", last);
 	record_events("h@b.example", hard);
 	CHECK_INT(drain(l, 1000, last, sizeof(last)), 1);
-	CHECK_STR(last,
-	    "{\"address\" : \"h@b.example\", \"reason\" : "
-	    "\"userunknown\", \"class\" : \"hard\", "
-	    "\"suppressed_because\" : \"hard_bounce\"}");
+	id = tdb_count(db, "SELECT max(id) FROM suppression_changes");
+	want = xasprintf("{\"id\" : %lld, \"change\" : \"added\", "
+	                 "\"address\" : \"h@b.example\", \"reason\" : "
+	                 "\"userunknown\", \"class\" : \"hard\", "
+	                 "\"suppressed_because\" : \"hard_bounce\"}",
+	    id);
+	CHECK_STR(last, want);
+	free(want);
 	record_events("h@b.example", hard);
 	CHECK_INT(drain(l, 300, last, sizeof(last)), 0);
 	PQfinish(l);

@@ -1,0 +1,417 @@
+/*
+ * test_store_state.c - the stored suppression state (suppression_state,
+ * read by the suppressions view) against the rules evaluated from scratch
+ * (suppression_status(NULL)) over thousands of random address histories:
+ * bounces of every class in multi-row statements, delays, first-pass and
+ * max-age rows, delivery reports, lifts, window, threshold and override
+ * changes, and soft bounces leaving the window while the test runs.  The
+ * change feed must replay to the same list.  Then two writers hammering
+ * the same addresses: every change announced exactly once, ids in order.
+ * Skips without BOUNCER_TEST_PG; BOUNCER_TEST_SEED repeats a run.
+ */
+#include <poll.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "store.h"
+#include "test.h"
+#include "test_store_db.h"
+#include "util.h"
+
+#define NADDR 3000 /* histories: one per address */
+#define ROUNDS 6
+
+static char *uri;
+static PGconn *db;
+static unsigned seed;
+static int uidl_seq;
+
+static void tbuf_printf(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void
+tbuf_printf(struct buf *b, const char *fmt, ...)
+{
+	char *p;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&p, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		abort();
+	buf_append(b, p, (size_t)n);
+	free(p);
+}
+
+static unsigned
+rnd(unsigned n)
+{
+	seed = seed * 1103515245u + 12345u;
+	return ((seed >> 8) & 0xffffff) % n;
+}
+
+static const char *const classes[] = {"hard", "soft", "soft", "soft",
+    "complaint", "delivered", "autoreply", "unknown"};
+static const char *const reasons[] = {"userunknown", "mailboxfull", "blocked",
+    "expired", "spamdetected"};
+
+/* Appends one random bounce row of address a to sql, as a VALUES row. */
+static void
+bounce_row(struct buf *sql, int a, int first)
+{
+	const char *cls = classes[rnd(sizeof(classes) / sizeof(classes[0]))];
+	const char *reason = reasons[rnd(sizeof(reasons) / sizeof(reasons[0]))];
+	const char *action = rnd(8) == 0 ? "delayed" : "failed";
+	const char *counts = "true", *why = "NULL";
+	char when[96];
+	unsigned k = rnd(20);
+
+	if (strcmp(cls, "complaint") == 0)
+		reason = "feedback";
+	if (k == 0) {
+		counts = "false";
+		why = "'first_pass'";
+	} else if (k == 1) {
+		counts = "false";
+		why = "'max_age'";
+	}
+	if (rnd(12) == 0) /* leaves a 30-day window within seconds */
+		snprintf(when, sizeof(when),
+		    "now() - interval '30 days' + interval '%u seconds'",
+		    1 + rnd(4));
+	else
+		snprintf(when, sizeof(when), "now() - interval '%u seconds'",
+		    rnd(60 * 86400));
+	tbuf_printf(sql,
+	    "%s('h%d@d%d.example', 'd%d.example', '%s', '%s', '%s', %s, %s, "
+	    "%s)",
+	    first ? "" : ",", a, a % 97, a % 97, cls, reason, action, counts,
+	    why, when);
+}
+
+/* One INSERT statement with n random rows of random addresses (and
+ * sometimes several rows of one address). */
+static int
+insert_batch(PGconn *c, int n)
+{
+	struct buf sql;
+	int i, rc, a = (int)rnd(NADDR);
+
+	buf_init(&sql, 4096);
+	tbuf_printf(&sql,
+	    "WITH m AS (INSERT INTO messages (mailbox_id, uidl) VALUES "
+	    "((SELECT min(id) FROM mailboxes), 'eq-%d') RETURNING id) "
+	    "INSERT INTO bounces (message_id, recipient, recipient_domain, "
+	    "class, reason, action, counts, not_counted_because, bounced_at) "
+	    "SELECT m.id, v.* FROM m, (VALUES ",
+	    ++uidl_seq);
+	for (i = 0; i < n; i++) {
+		if (rnd(3) != 0)
+			a = (int)rnd(NADDR);
+		bounce_row(&sql, a, i == 0);
+	}
+	buf_append_str(&sql, ") AS v");
+	rc = tdb_exec(c, buf_cstr(&sql));
+	buf_free(&sql);
+	return rc;
+}
+
+/* Differences between the stored list and the rules evaluated now, in
+ * one transaction after the expiry sweep (so both see the same now()). */
+static long long
+differences(PGconn *c)
+{
+	long long n;
+
+	if (tdb_exec(c, "BEGIN") != 0)
+		return -1;
+	n = tdb_count(c, "SELECT suppression_state_expire(1000000)");
+	if (n >= 0)
+		n = tdb_count(c,
+		    "SELECT count(*) FROM ("
+		    "(SELECT * FROM suppressions EXCEPT "
+		    " SELECT address, domain, suppressed_because, reason, "
+		    "class,"
+		    " hard_bounces, complaints, recent_soft_bounces,"
+		    " first_bounced_at, last_bounced_at"
+		    " FROM suppression_status(NULL) WHERE suppressed)"
+		    " UNION ALL "
+		    "(SELECT address, domain, suppressed_because, reason, "
+		    "class,"
+		    " hard_bounces, complaints, recent_soft_bounces,"
+		    " first_bounced_at, last_bounced_at"
+		    " FROM suppression_status(NULL) WHERE suppressed"
+		    " EXCEPT SELECT * FROM suppressions)) d");
+	if (n != 0)
+		tdb_exec(c,
+		    "SELECT 'state' AS src, * FROM (SELECT * FROM suppressions "
+		    "EXCEPT SELECT address, domain, suppressed_because, reason,"
+		    " class, hard_bounces, complaints, recent_soft_bounces,"
+		    " first_bounced_at, last_bounced_at FROM "
+		    "suppression_status(NULL) WHERE suppressed) x LIMIT 3");
+	tdb_exec(c, "COMMIT");
+	return n;
+}
+
+/* Addresses whose latest change in the feed disagrees with the state. */
+static long long
+feed_mismatches(PGconn *c)
+{
+	return tdb_count(c,
+	    "SELECT count(*) FROM suppression_state s FULL JOIN ("
+	    " SELECT DISTINCT ON (address) address, change,"
+	    "  suppressed_because, reason, class FROM suppression_changes"
+	    " ORDER BY address, id DESC) f ON f.address = s.address "
+	    "WHERE coalesce(s.suppressed, false) IS DISTINCT FROM"
+	    "  coalesce(f.change IN ('added', 'reason_changed'), false)"
+	    " OR (s.suppressed AND (s.suppressed_because, s.reason, s.class)"
+	    "  IS DISTINCT FROM (f.suppressed_because, f.reason, f.class))");
+}
+
+static void
+random_settings(PGconn *c)
+{
+	static const char *const windows[] = {"30 days", "10 days", "45 days",
+	    "30 days"};
+	char *sql = xasprintf(
+	    "UPDATE settings SET soft_threshold = %u, soft_window = '%s'",
+	    1 + rnd(4), windows[rnd(4)]);
+
+	tdb_exec(c, "BEGIN");
+	tdb_exec(c, sql);
+	tdb_exec(c, "DELETE FROM reason_overrides");
+	switch (rnd(4)) {
+	case 0:
+		tdb_exec(c,
+		    "INSERT INTO reason_overrides VALUES ('blocked', 'never', "
+		    "NULL)");
+		break;
+	case 1:
+		tdb_exec(c,
+		    "INSERT INTO reason_overrides VALUES ('mailboxfull', "
+		    "'hard_after', 2)");
+		break;
+	case 2:
+		tdb_exec(c,
+		    "INSERT INTO reason_overrides VALUES ('mailboxfull', "
+		    "'hard_after', 3), ('expired', 'never', NULL)");
+		break;
+	default:
+		break;
+	}
+	tdb_exec(c, "SELECT suppression_rules_sync()");
+	tdb_exec(c, "COMMIT");
+	free(sql);
+}
+
+static void
+t_equivalence(void)
+{
+	int round, i;
+	long long d;
+
+	for (round = 0; round < ROUNDS; round++) {
+		for (i = 0; i < 500; i++)
+			CHECK(insert_batch(db, 1 + (int)rnd(20)) == 0,
+			    "insert");
+		/* lifts: through unsuppress(), and written directly */
+		for (i = 0; i < 60; i++) {
+			char *sql = xasprintf(
+			    "SELECT unsuppress(address, 'test') FROM "
+			    "suppressions ORDER BY md5(address || %u) LIMIT 1",
+			    rnd(1000000));
+
+			tdb_exec(db, sql);
+			free(sql);
+		}
+		for (i = 0; i < 10; i++) {
+			char *sql = xasprintf(
+			    "INSERT INTO suppression_lifts (address, note, "
+			    "lifted_at) VALUES ('h%u@d0.example', 'direct', "
+			    "now() - interval '%u days')",
+			    rnd(NADDR / 97) * 97, rnd(40));
+
+			tdb_exec(db, sql);
+			free(sql);
+		}
+		if (round % 2 == 1)
+			random_settings(db);
+		d = differences(db);
+		CHECK(d == 0, "round %d (seed %u): %lld differences", round,
+		    seed, d);
+		CHECK_INT(feed_mismatches(db), 0);
+	}
+	/* the soft bounces placed at the window's edge have left it */
+	tdb_exec(db, "UPDATE settings SET soft_window = '30 days'");
+	tdb_exec(db, "SELECT suppression_rules_sync()");
+	sleep(5);
+	d = differences(db);
+	CHECK(d == 0, "after expiry (seed %u): %lld differences", seed, d);
+	CHECK_INT(feed_mismatches(db), 0);
+	CHECK(tdb_count(db, "SELECT count(*) FROM suppressions") > 300,
+	    "a list worth comparing: %lld",
+	    tdb_count(db, "SELECT count(*) FROM suppressions"));
+	CHECK(tdb_count(db,
+	          "SELECT count(DISTINCT change) FROM suppression_changes") ==
+	        4,
+	    "every kind of change seen");
+}
+
+/* Writer w: nstmt statements, each in its own transaction, of soft
+ * bounces of addresses in an order of its own; exits 0 on success. */
+static int
+writer(int w, int naddr, int per_addr)
+{
+	PGconn *c = tdb_connect(uri);
+	int i, k, rc = 0;
+
+	if (c == NULL)
+		return 1;
+	for (k = 0; k < per_addr && rc == 0; k++)
+		for (i = 0; i < naddr && rc == 0; i += 10) {
+			struct buf sql;
+			int j;
+
+			buf_init(&sql, 2048);
+			tbuf_printf(&sql,
+			    "WITH m AS (INSERT INTO messages (mailbox_id, uidl)"
+			    " VALUES ((SELECT min(id) FROM mailboxes), "
+			    "'w%d-%d-%d') RETURNING id) "
+			    "INSERT INTO bounces (message_id, recipient,"
+			    " recipient_domain, class, reason, action) "
+			    "SELECT m.id, v.* FROM m, (VALUES ",
+			    w, k, i);
+			for (j = 0; j < 10 && i + j < naddr; j++) {
+				/* writer 1 walks the addresses backwards */
+				int a = w == 0 ? i + j : naddr - 1 - (i + j);
+
+				tbuf_printf(&sql,
+				    "%s('w%d@two.example', 'two.example', "
+				    "'soft', 'mailboxfull', 'failed')",
+				    j ? "," : "", a);
+			}
+			buf_append_str(&sql, ") AS v");
+			rc = tdb_exec(c, buf_cstr(&sql));
+			buf_free(&sql);
+		}
+	PQfinish(c);
+	return rc == 0 ? 0 : 1;
+}
+
+static void
+t_two_writers_notify(void)
+{
+	PGconn *l = tdb_connect(uri);
+	const int naddr = 400;
+	long long first, n = 0, last_id = 0, out_of_order = 0;
+	pid_t p[2];
+	int w, st, ok = 1, extended = 0;
+	int64_t until;
+
+	if (l == NULL)
+		return;
+	tdb_exec(db,
+	    "UPDATE settings SET soft_threshold = 3, "
+	    "soft_window = '30 days'");
+	tdb_exec(db, "DELETE FROM reason_overrides");
+	tdb_exec(db, "SELECT suppression_rules_sync()");
+	first = tdb_count(db, "SELECT last_change_id FROM suppression_feed");
+	CHECK(tdb_exec(l, "LISTEN " STORE_NOTIFY_CHANNEL) == 0, "listen");
+	for (w = 0; w < 2; w++) {
+		p[w] = fork();
+		if (p[w] == 0)
+			_exit(writer(w, naddr, 2));
+	}
+	for (w = 0; w < 2; w++)
+		if (waitpid(p[w], &st, 0) != p[w] || !WIFEXITED(st) ||
+		    WEXITSTATUS(st) != 0)
+			ok = 0;
+	CHECK(ok, "a writer failed");
+	/* each address got 4 soft bounces, 2 from each writer: it enters
+	 * the list once, whoever commits its third */
+	until = now_ms() + 3000;
+	while (now_ms() < until) {
+		struct pollfd pf = {.fd = PQsocket(l), .events = POLLIN};
+		PGnotify *nt;
+
+		poll(&pf, 1, 200);
+		PQconsumeInput(l);
+		while ((nt = PQnotifies(l)) != NULL) {
+			const char *idp = strstr(nt->extra, "\"id\" : ");
+			long long id = idp ? strtoll(idp + 7, NULL, 10) : -1;
+
+			if (id <= last_id)
+				out_of_order++;
+			last_id = id;
+			n++;
+			PQfreemem(nt);
+		}
+		if (n >= naddr && !extended) {
+			/* a moment more for any extra one */
+			until = now_ms() + 300;
+			extended = 1;
+		}
+	}
+	CHECK_INT(n, naddr);
+	CHECK_INT(out_of_order, 0);
+	CHECK_INT(tdb_count(db,
+	              "SELECT count(*) FROM suppression_changes WHERE "
+	              "address LIKE 'w%@two.example' AND change = 'added'"),
+	    naddr);
+	CHECK_INT(tdb_count(db, "SELECT last_change_id FROM suppression_feed") -
+	        first,
+	    naddr);
+	CHECK_INT(tdb_count(db,
+	              "SELECT count(*) FROM suppressions WHERE domain = "
+	              "'two.example' AND recent_soft_bounces = 4"),
+	    naddr);
+	CHECK_INT(differences(db), 0);
+	PQfinish(l);
+}
+
+int
+main(void)
+{
+	const char *s = getenv("BOUNCER_TEST_SEED");
+
+	if (getenv("BOUNCER_TEST_PG") == NULL) {
+		printf("SKIP test_store_state: BOUNCER_TEST_PG not set\n");
+		return 0;
+	}
+	seed = s ? (unsigned)strtoul(s, NULL, 10) : (unsigned)time(NULL);
+	printf("seed %u\n", seed);
+	uri = tdb_fresh("bouncer_store_state");
+	if (uri == NULL) {
+		printf("FAIL test_store_state: no test database\n");
+		return 1;
+	}
+	db = tdb_connect(uri);
+	{
+		struct store_options o = tdb_options(uri);
+		struct store *st = NULL;
+		struct err err = {""};
+		int64_t mb;
+
+		if (db == NULL || store_open(&o, &st, &err) != 0 ||
+		    store_migrate(st, NULL, &err) != 0 ||
+		    store_mailbox_id(st, "eq", NULL, NULL, &mb, &err) != 0) {
+			printf("FAIL test_store_state: setup: %s\n", err.msg);
+			return 1;
+		}
+		store_free(&st);
+	}
+	RUN(t_equivalence);
+	RUN(t_two_writers_notify);
+	PQfinish(db);
+	tdb_drop("bouncer_store_state");
+	free(uri);
+	return test_done();
+}

@@ -14,9 +14,11 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
+#include "buf.h"
 #include "classify.h"
 #include "util.h"
 
@@ -950,44 +952,43 @@ fmt_quoted(const char *v, char *out, size_t n)
 	out[used] = '\0';
 }
 
-/* Masks the password of a libpq URI ("user:PASS@") or conninfo
- * ("password=PASS"); returns a new string. */
+/* The connection string as libpq reads it (PQconninfoParse, so every
+ * form is covered: URI, key=value, quoted values, spaces around '='),
+ * rebuilt as key='value' with every secret option (password, and any
+ * other libpq marks for hiding) replaced by the mask; returns a new
+ * string.  A string libpq cannot read is masked whole. */
 static char *
 mask_url(const char *url)
 {
-	size_t len = strlen(url), i, o = 0;
-	char *out = xmalloc(2 * len + sizeof(MASK) + 1);
-	const char *scheme = strstr(url, "://");
-	const char *at = NULL, *colon = NULL, *end;
+	PQconninfoOption *opts = PQconninfoParse(url, NULL), *o;
+	struct buf b;
+	char *out;
 
-	if (scheme != NULL) {
-		end = scheme + 3 + strcspn(scheme + 3, "/?");
-		for (const char *p = scheme + 3; p < end; p++)
-			if (*p == '@')
-				at = p;
-		if (at != NULL)
-			colon =
-			    memchr(scheme + 3, ':', (size_t)(at - scheme - 3));
-	}
-	for (i = 0; i < len;) {
-		if (colon != NULL && url + i == colon + 1) {
-			memcpy(out + o, MASK, sizeof(MASK) - 1);
-			o += sizeof(MASK) - 1;
-			i = (size_t)(at - url);
+	if (opts == NULL)
+		return xstrdup(MASK);
+	buf_init(&b, 4 * strlen(url) + 256);
+	for (o = opts; o->keyword != NULL; o++) {
+		const char *v;
+
+		if (o->val == NULL)
 			continue;
-		}
-		if (strncmp(url + i, "password=", 9) == 0 &&
-		    (i == 0 || strchr("?& \t", url[i - 1]) != NULL)) {
-			memcpy(out + o, "password=" MASK, 9 + sizeof(MASK) - 1);
-			o += 9 + sizeof(MASK) - 1;
-			i += 9;
-			while (i < len && strchr("& \t", url[i]) == NULL)
-				i++;
-			continue;
-		}
-		out[o++] = url[i++];
+		if (b.len > 0)
+			buf_append(&b, " ", 1);
+		buf_append_str(&b, o->keyword);
+		buf_append(&b, "='", 2);
+		if (o->dispchar != NULL && o->dispchar[0] == '*')
+			buf_append_str(&b, MASK);
+		else
+			for (v = o->val; *v != '\0'; v++) {
+				if (*v == '\'' || *v == '\\')
+					buf_append(&b, "\\", 1);
+				buf_append(&b, v, 1);
+			}
+		buf_append(&b, "'", 1);
 	}
-	out[o] = '\0';
+	PQconninfoFree(opts);
+	out = xstrdup(buf_cstr(&b));
+	buf_free(&b);
 	return out;
 }
 
@@ -1128,6 +1129,29 @@ resolve_path(struct ctx *c, const char *v)
 	return xasprintf("%s/%s", c->dir, v);
 }
 
+/* A secret file that group or others may read: worth a warning (not an
+ * error: container secrets are often mounted world-readable). */
+static void
+warn_readable(struct ctx *c, const struct node *nd, const char *path,
+    const char *file)
+{
+	struct stat st;
+	char msg[700];
+
+	if (stat(file, &st) != 0 || (st.st_mode & 077) == 0)
+		return;
+	snprintf(msg, sizeof(msg),
+	    "%s:%d:%d: %s: %s is readable by %s (mode %04o); chmod 600 it",
+	    c->name, nd ? nd->line : 0, nd ? nd->col : 0, path, file,
+	    (st.st_mode & 070) && (st.st_mode & 07) ? "group and others"
+	    : (st.st_mode & 070)                    ? "its group"
+	                                            : "others",
+	    (unsigned)(st.st_mode & 07777));
+	c->cfg->warnings.items = xrealloc(c->cfg->warnings.items,
+	    (c->cfg->warnings.count + 1) * sizeof(char *));
+	c->cfg->warnings.items[c->cfg->warnings.count++] = xstrdup(msg);
+}
+
 /* Reads a secret file, without its trailing newline. */
 static char *
 load_secret(struct ctx *c, const struct node *nd, const char *path,
@@ -1151,6 +1175,15 @@ load_secret(struct ctx *c, const struct node *nd, const char *path,
 		free(data);
 		return NULL;
 	}
+	if (strpbrk(data, "\r\n") != NULL) {
+		err_node(c, nd, path,
+		    "%s: the secret holds a line break (CR or LF) other than "
+		    "a final newline; no login can send it",
+		    file);
+		free(data);
+		return NULL;
+	}
+	warn_readable(c, nd, path, file);
 	return data;
 }
 
@@ -1195,6 +1228,12 @@ set_scalar(struct ctx *c, const struct key *k, const struct node *nd,
 		}
 		if ((k->flags & F_REQ) && v[0] == '\0') {
 			err_node(c, nd, path, "is empty");
+			return -1;
+		}
+		if ((k->flags & F_SECRET) && strpbrk(v, "\r\n") != NULL) {
+			err_node(c, nd, path,
+			    "holds a line break (CR or LF); no login can send "
+			    "it");
 			return -1;
 		}
 		free(*field);
@@ -1871,6 +1910,7 @@ config_free(struct config **cfg)
 		return;
 	free_table(&root_table, *cfg);
 	classify_rules_free((*cfg)->classify_rules);
+	config_errors_free(&(*cfg)->warnings);
 	free((*cfg)->path);
 	free(*cfg);
 	*cfg = NULL;
@@ -1955,15 +1995,16 @@ config_load(const char *path, struct config **out, struct config_errors *errs)
 
 /* ---- dump ---- */
 
-/* Bytes fmt_value() needs for k: a masked URL may double in length and
- * every byte may become a 4-byte escape. */
+/* Bytes fmt_value() needs for k: a masked URL, rebuilt as key='value',
+ * may grow to about three times its length, and every byte may become a
+ * 4-byte escape. */
 static size_t
 value_size(const struct key *k, const void *base)
 {
 	size_t size = 64 + sizeof(MASK) * 8, i;
 
 	if (k->type == K_STR && *CFIELD(base, k->off, char *) != NULL)
-		size += 8 * strlen(*CFIELD(base, k->off, char *));
+		size += 16 * strlen(*CFIELD(base, k->off, char *));
 	if (k->type == K_STRLIST) {
 		char *const *v = *(
 		    char **const *)(const void *)((const char *)base + k->off);

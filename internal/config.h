@@ -97,6 +97,12 @@ struct suppression_override {
 	int count; /* hard_after: soft bounces before suppressing */
 };
 
+/* Every error found, in file order: "file:line:col: key.path: message". */
+struct config_errors {
+	char **items;
+	size_t count;
+};
+
 /* One operator classification rule (classify.rules), as written. */
 struct classify_rule_config {
 	char *name;
@@ -138,13 +144,11 @@ struct config {
 	struct classify_rule_config *class_rules;
 	size_t n_class_rules;
 	struct classify_rules *classify_rules; /* compiled; NULL when none */
+	/* Not errors, but worth an operator's eye ("file:line:col: key:
+	 * message"), e.g. a secret file others can read. */
+	struct config_errors warnings;
 };
 
-/* Every error found, in file order: "file:line:col: key.path: message". */
-struct config_errors {
-	char **items;
-	size_t count;
-};
 
 /*
  * Loads and validates path (at most CONFIG_MAX_FILE_BYTES).  0 and *out

@@ -91,6 +91,8 @@ check_config(const char *path)
 		config_errors_free(&errs);
 		return 1;
 	}
+	for (i = 0; i < cfg->warnings.count; i++)
+		fprintf(stderr, "warning: %s\n", cfg->warnings.items[i]);
 	printf("# %s: configuration is valid\n", path);
 	config_dump(cfg, stdout);
 	config_free(&cfg);
@@ -246,6 +248,9 @@ out:
 static void
 warn_plaintext(const struct config *cfg)
 {
+	for (size_t i = 0; i < cfg->warnings.count; i++)
+		log_warn("configuration", "warning", cfg->warnings.items[i],
+		    NULL);
 	for (size_t i = 0; i < cfg->n_mailboxes; i++)
 		if (cfg->mailboxes[i].tls == CONFIG_TLS_NONE)
 			log_warn("mailbox uses plaintext POP3 (tls: none): "

@@ -105,7 +105,8 @@ run_row(const char *file, const char *text, size_t len, const char *want,
 static const struct row rows[] = {
     /* ---- valid files and defaults ---- */
     {"minimal config gets every default", DB MB1, NULL,
-        "database.url=\"postgresql://u:********@localhost/db\"\n"
+        "database.url=\"user='u' password='********' dbname='db' "
+        "host='localhost'\"\n"
         "database.batch_size=50\ndatabase.migrate=true\n"
         "database.raw_max_bytes=256KiB\nlog.level=info\nlog.format=text\n"
         "http.listen=\"\"\nworkers=4\ndefaults.interval=5m\n"
@@ -171,13 +172,28 @@ static const struct row rows[] = {
         "database:\n  url: host=localhost dbname=b password=s3cret "
         "user=x\n" MB1,
         NULL,
-        "database.url=\"host=localhost dbname=b password=******** user=x\""},
+        "database.url=\"user='x' password='********' dbname='b' "
+        "host='localhost'\""},
+    {"quoted conninfo password with a space is masked whole",
+        "database:\n  url: \"host=h dbname=b password='two words' "
+        "user=x\"\n" MB1,
+        NULL,
+        "database.url=\"user='x' password='********' dbname='b' "
+        "host='h'\""},
+    {"conninfo password with spaces around = is masked",
+        "database:\n  url: \"host=h password = plain dbname=b\"\n" MB1,
+        NULL, "database.url=\"password='********' dbname='b' host='h'\""},
+    {"URI password with escapes is masked",
+        "database:\n  url: \"postgres://u:p%40ss%20w@h:5433/d\"\n" MB1,
+        NULL,
+        "database.url=\"user='u' password='********' dbname='d' host='h' "
+        "port='5433'\""},
     {"URI query password is masked",
         "database:\n  url: "
         "postgresql://h/d?user=a&password=s3cret&sslmode=disable\n" MB1,
         NULL,
-        "database.url=\"postgresql://h/"
-        "d?user=a&password=********&sslmode=disable\""},
+        "database.url=\"user='a' password='********' dbname='d' host='h' "
+        "sslmode='disable'\""},
     {"http listen forms", DB MB1 "http:\n  listen: \":9187\"\n", NULL,
         "http.listen=\":9187\""},
     {"http listen host and IPv6", DB MB1 "http:\n  listen: \"[::1]:9187\"\n",
@@ -212,7 +228,8 @@ static const struct row rows[] = {
         "extract.list_header=\"$$X-Camp\""},
     {"environment substitution in the database url",
         "database:\n  url: ${CFGTEST_URL}\n" MB1, NULL,
-        "database.url=\"postgresql://envuser:********@db.example/b\""},
+        "database.url=\"user='envuser' password='********' dbname='b' "
+        "host='db.example'\""},
     {"lone dollar is literal", DB MB1 "extract:\n  list_header: X$Y\n", NULL,
         "extract.list_header=\"X$$Y\""},
     {"password from file", DB MBX "    password_file: " FIX "password.txt\n",
@@ -539,6 +556,11 @@ static const struct row rows[] = {
         "t.yaml:8:5: mailboxes[0].username: duplicate key (first at line "
         "6)",
         NULL},
+    {"password with a line break is refused",
+        DB MBX "    password: \"pa\\r\\nss\"\n",
+        "t.yaml:7:15: mailboxes[0].password: holds a line break (CR or "
+        "LF); no login can send it",
+        NULL},
     {"empty username",
         DB "mailboxes:\n  - name: m\n    host: h\n"
            "    username: ~\n    password: p\n",
@@ -774,7 +796,8 @@ t_dump(void)
 	d1 = dump_to_string(cfg);
 	CHECK(strstr(d1, "TOPSECRET") == NULL, "secret in dump:\n%s", d1);
 	CHECK(strstr(d1, "filepass") == NULL, "file secret in dump");
-	CHECK(strstr(d1, "url: \"postgresql://user:********@h/d\"") != NULL,
+	CHECK(strstr(d1, "url: \"user='user' password='********' dbname='d' "
+	                 "host='h'\"") != NULL,
 	    "masked url missing:\n%s", d1);
 	CHECK(strstr(d1, "    password_file: \"" FIX "password.txt\"\n") !=
 	        NULL,
@@ -816,7 +839,9 @@ t_long_values(void)
 	if (cfg != NULL) {
 		d = dump_to_string(cfg);
 		want =
-		    xasprintf("url: \"postgresql://u:********@h/%s\"\n", name);
+		    xasprintf("url: \"user='u' password='********' dbname='%s' "
+		              "host='h'\"\n",
+		        name);
 		CHECK(strstr(d, want) != NULL, "long url cut");
 		free(want);
 		want = xasprintf("extra_headers: [\"%s\", \"%s\"]\n",

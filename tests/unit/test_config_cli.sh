@@ -61,9 +61,24 @@ run "$n" 0 "$BIN" --version &&
 n="--check-config on a valid file prints it with secrets masked"
 run "$n" 0 "$BIN" -c "$FIX/full.yaml" --check-config &&
     has "$n" "$TMP/out" "configuration is valid" \
-	'url: "postgresql://bouncer:********@127.0.0.1:5432/bouncer?sslmode=disable"' \
+	"url: \"user='bouncer' password='********' dbname='bouncer' host='127.0.0.1' port='5432' sslmode='disable'\"" \
 	'client_secret: "********"' '  - name: "o365"' &&
     hasnt "$n" "$TMP/out" "s3cret" 'word"' && ok "$n"
+
+n="a secret file others can read is loaded with a warning"
+printf 'database:\n  url: postgresql://u@localhost/db\nmailboxes:\n  - name: m\n    host: h\n    username: u\n    password_file: %s\n' "$TMP/pw" >"$TMP/perm.yaml"
+printf 'good\n' >"$TMP/pw"
+chmod 644 "$TMP/pw"
+run "$n" 0 "$BIN" -c "$TMP/perm.yaml" --check-config &&
+    has "$n" "$TMP/err" "warning: $TMP/perm.yaml:7:20: mailboxes[0].password_file: $TMP/pw is readable by group and others (mode 0644); chmod 600 it" && ok "$n"
+n="a secret file only its owner reads gives no warning"
+chmod 600 "$TMP/pw"
+run "$n" 0 "$BIN" -c "$TMP/perm.yaml" --check-config &&
+    hasnt "$n" "$TMP/err" "warning:" && ok "$n"
+n="a secret file with a line break inside is refused"
+printf 'two\nlines\n' >"$TMP/pw"
+run "$n" 1 "$BIN" -c "$TMP/perm.yaml" --check-config &&
+    has "$n" "$TMP/err" "mailboxes[0].password_file: $TMP/pw: the secret holds a line break" && ok "$n"
 
 n="--check-config output is itself a valid config"
 "$BIN" -c "$FIX/full.yaml" --check-config >"$TMP/dump.yaml" 2>/dev/null

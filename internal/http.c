@@ -3,7 +3,8 @@
  * pipe and at most HTTP_MAX_CONNS client sockets (non-blocking).  Each
  * client has a deadline and a capped request buffer; once the head is
  * complete the handler runs and the answer is written (with the same
- * deadline), then the socket is closed.  RFC 9112 subset: request line
+ * deadline), then the socket is closed.  With every slot taken, a new
+ * client evicts the oldest one still sending its request.  RFC 9112 subset: request line
  * and headers only, no bodies, no keep-alive.
  */
 #include "http.h"
@@ -22,6 +23,7 @@
 
 struct conn {
 	int fd; /* -1 when the slot is free */
+	int64_t accepted; /* when, in ms: the oldest unfinished one is evicted */
 	int64_t deadline;
 	struct buf in;
 	struct buf out; /* response being written */
@@ -289,16 +291,34 @@ accept_one(struct http_server *s)
 			break;
 		}
 	if (c == NULL) {
-		/* every slot busy: refuse rather than queue */
+		/* every slot taken: the oldest client that has not finished
+		 * its request yet makes room, so idle or dribbling clients
+		 * cannot lock out a health check; if all are being answered,
+		 * refuse rather than queue */
 		static const char busy[] =
 		    "HTTP/1.0 503 Service Unavailable\r\nContent-Length: "
 		    "5\r\nConnection: close\r\n\r\nbusy\n";
-		(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
-		close(fd);
-		return;
+		struct conn *old = NULL;
+
+		for (int i = 0; i < HTTP_MAX_CONNS; i++) {
+			struct conn *k = &s->conns[i];
+
+			if (!k->writing && !k->draining &&
+			    (old == NULL || k->accepted < old->accepted))
+				old = k;
+		}
+		if (old == NULL) {
+			(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
+			close(fd);
+			return;
+		}
+		(void)!send(old->fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
+		conn_close(old);
+		c = old;
 	}
 	c->fd = fd;
-	c->deadline = now_ms() + HTTP_TIMEOUT_MS;
+	c->accepted = now_ms();
+	c->deadline = c->accepted + HTTP_TIMEOUT_MS;
 	buf_init(&c->in, HTTP_MAX_REQUEST);
 	c->writing = 0;
 	c->draining = 0;

@@ -3,7 +3,10 @@
  * and /metrics.  Requests are read into a capped buffer (HTTP_MAX_REQUEST
  * bytes, else 431) within HTTP_TIMEOUT_MS (else 408); GET and HEAD only
  * (else 405); every answer closes the connection.  Up to HTTP_MAX_CONNS
- * clients are served at once, so a slow client cannot stall the others.
+ * clients are served at once, so a slow client cannot stall the others;
+ * when all are taken, a new client evicts the oldest one that has not
+ * finished its request (it gets 503), so idle connections cannot lock
+ * out a health check.
  * The routing is the caller's handler.  Never logs.
  */
 #ifndef BOUNCER_HTTP_H

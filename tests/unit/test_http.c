@@ -266,6 +266,30 @@ t_burst(void)
 	free(r);
 }
 
+/* Idle clients holding every slot do not lock out a real request: the
+ * oldest idle one makes room. */
+static void
+t_idle_flood(void)
+{
+	int fds[HTTP_MAX_CONNS + 4];
+	int served = 0;
+	char *r;
+
+	for (int i = 0; i < HTTP_MAX_CONNS + 4; i++)
+		fds[i] = dial(port);
+	usleep(200000);
+	for (int round = 0; round < 3; round++) {
+		r = REQ("GET /hello HTTP/1.1\r\n\r\n");
+		if (strstr(r, "hello world") != NULL)
+			served++;
+		free(r);
+	}
+	CHECK_INT(served, 3);
+	for (int i = 0; i < HTTP_MAX_CONNS + 4; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
 static void
 t_stop(void)
 {
@@ -286,6 +310,7 @@ main(void)
 	RUN(t_oversize);
 	RUN(t_slow_client);
 	RUN(t_burst);
+	RUN(t_idle_flood);
 	RUN(t_stop);
 	return test_done();
 }

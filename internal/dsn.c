@@ -7,6 +7,7 @@
  */
 #include "dsn.h"
 #include "dsn_int.h"
+#include "hdrcap.h"
 
 #include <gmime/gmime.h>
 #include <pthread.h>
@@ -1466,6 +1467,7 @@ parse_depth(const char *msg, size_t len, int truncated,
 	struct dsn_top th;
 	struct walk w;
 	const char *v;
+	char *capped = NULL;
 	int rc = -1, ds_part;
 	size_t i, body_off = 0;
 
@@ -1490,6 +1492,13 @@ parse_depth(const char *msg, size_t len, int truncated,
 	if (len == 0) {
 		rc = 0;
 		goto out;
+	}
+	/* GMime keeps every header it reads: a header folded a million
+	 * times costs many times the message; it reads a copy cut to the
+	 * bounds of hdrcap.h, and the report says it was cut */
+	if (hdrcap(msg, len, &capped, &len) == 1) {
+		msg = capped;
+		r->truncated = 1;
 	}
 	stream = g_mime_stream_mem_new_with_buffer(msg, len);
 	parser = g_mime_parser_new_with_stream(stream);
@@ -1650,6 +1659,7 @@ out:
 	buf_free(&w.text);
 	buf_free(&w.html);
 	buf_free(&w.orighdr);
+	free(capped);
 	if (rc == 0)
 		*out = r;
 	else

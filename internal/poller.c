@@ -1371,6 +1371,14 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 		db_broken = 1;
 		goto out;
 	}
+	/* suppressions whose soft bounces left the window since the last
+	 * pass of any mailbox (an index lookup when none did) */
+	if (store_suppression_expire(ps.st, NULL, &err) != 0) {
+		pass_error(&ps, METRICS_ERR_DATABASE,
+		    "suppression expiry failed", err.msg);
+		db_broken = 1;
+		goto out;
+	}
 	/* first_pass: record_only ends once the backlog has been seen */
 	if (ps.record_only && !p->stop && ps.fetched + ps.failed >= ntodo &&
 	    store_mailbox_first_pass_done(ps.st, ps.mailbox_id, &err) != 0) {

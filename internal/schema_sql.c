@@ -1469,6 +1469,23 @@ const struct store_migration_src store_migration_srcs[] = {
 	    "-- the state of the bounces already recorded\n"
 	    "DO $$ BEGIN PERFORM suppression_rules_sync(); END $$;\n"
 	},
+	{ 11, "011_pass_indexes_and_failures.sql",
+	    "-- 011_pass_indexes_and_failures.sql - a pass costs what is on the server,\n"
+	    "-- not what the mailbox ever held, and a failure is counted once.\n"
+	    "--   * messages_on_server_idx: the ledger rows still on the server, per\n"
+	    "--     mailbox.  prune_gone (after every pass in keep mode) reads only\n"
+	    "--     these instead of every row the mailbox ever had.\n"
+	    "--   * failure_attempt: the store gives each report of a failure (one per\n"
+	    "--     message and pass) its own token; a retry of the same report after\n"
+	    "--     a lost COMMIT reply finds its token already there and does not\n"
+	    "--     count the failure again.\n"
+	    "CREATE INDEX messages_on_server_idx ON messages (mailbox_id, uidl)\n"
+	    "    WHERE deleted_at IS NULL;\n"
+	    "\n"
+	    "ALTER TABLE messages ADD COLUMN failure_attempt text;\n"
+	    "COMMENT ON COLUMN messages.failure_attempt IS\n"
+	    "    'Token of the latest failure report counted in failures (one per message and pass), so that a report retried after a lost connection is not counted twice.';\n"
+	},
 };
-const size_t store_migration_nsrcs = 10;
+const size_t store_migration_nsrcs = 11;
 /* clang-format on */

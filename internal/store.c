@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -432,19 +433,24 @@ static const struct stmt {
         " ORDER BY w.i, e.ord"
         ") SELECT w.i FROM w"},
     {"record_failure",
+        /* $9: this report's token; a retry of the same report (its
+         * COMMIT reply was lost) finds it and counts nothing */
         "INSERT INTO messages AS t (mailbox_id, uidl, outcome, error,"
-        " failures, size_bytes, truncated, raw, raw_truncated)"
+        " failures, size_bytes, truncated, raw, raw_truncated,"
+        " failure_attempt)"
         " VALUES ($1::bigint, $2, CASE WHEN $7::integer <= 1"
         "  THEN 'quarantined' ELSE 'failed' END, $3, 1, $4::bigint,"
-        "  $5::boolean, $6::bytea, $8::boolean)"
+        "  $5::boolean, $6::bytea, $8::boolean, $9)"
         " ON CONFLICT (mailbox_id, uidl) DO UPDATE SET"
         "  failures = t.failures + 1,"
         "  outcome = CASE WHEN t.failures + 1 >= $7::integer"
         "   THEN 'quarantined' ELSE 'failed' END,"
         "  error = EXCLUDED.error, size_bytes = EXCLUDED.size_bytes,"
         "  truncated = EXCLUDED.truncated, raw = EXCLUDED.raw,"
-        "  raw_truncated = EXCLUDED.raw_truncated"
+        "  raw_truncated = EXCLUDED.raw_truncated,"
+        "  failure_attempt = EXCLUDED.failure_attempt"
         " WHERE t.outcome = 'failed'"
+        "  AND t.failure_attempt IS DISTINCT FROM EXCLUDED.failure_attempt"
         " RETURNING outcome"},
     {"outcome",
         "SELECT outcome FROM messages WHERE mailbox_id = $1::bigint"
@@ -454,9 +460,12 @@ static const struct stmt {
         " WHERE mailbox_id = $1::bigint AND uidl = ANY ($2::text[])"
         " AND deleted_at IS NULL"},
     {"prune_gone",
-        "UPDATE messages SET deleted_at = now()"
-        " WHERE mailbox_id = $1::bigint AND deleted_at IS NULL"
-        " AND NOT (uidl = ANY ($2::text[]))"},
+        /* reads the rows still on the server (messages_on_server_idx)
+         * and the server's list once, as a hash anti-join */
+        "UPDATE messages m SET deleted_at = now()"
+        " WHERE m.mailbox_id = $1::bigint AND m.deleted_at IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM unnest($2::text[]) AS u(uidl)"
+        "  WHERE u.uidl = m.uidl)"},
     {"prune_raw",
         "UPDATE messages SET raw = NULL"
         " WHERE mailbox_id = $1::bigint AND raw IS NOT NULL"
@@ -1590,9 +1599,9 @@ store_record(struct store *s, const struct store_message *m,
 }
 
 struct failure_arg {
-	const char *v[8];
-	int lens[8];
-	int fmts[8];
+	const char *v[9];
+	int lens[9];
+	int fmts[9];
 	int quarantined;
 };
 
@@ -1606,7 +1615,7 @@ op_failure(struct store *s, void *argp, struct err *err)
 	rc = prepare_all(s, err);
 	if (rc != 0)
 		return rc;
-	r = PQexecPrepared(s->conn, "record_failure", 8, a->v, a->lens, a->fmts,
+	r = PQexecPrepared(s->conn, "record_failure", 9, a->v, a->lens, a->fmts,
 	    0);
 	rc = check(s, r, PGRES_TUPLES_OK, "record_failure", err);
 	if (rc == 0 && PQntuples(r) > 0)
@@ -1630,7 +1639,9 @@ store_record_failure(struct store *s, const struct store_failure *f,
     int *quarantined_out, struct err *err)
 {
 	struct failure_arg a;
+	static uint64_t failure_reports;
 	char *mb = NULL, *size = NULL, *q = NULL, *error = NULL;
+	char *attempt = NULL;
 	size_t keep = 0;
 	int rc;
 
@@ -1666,6 +1677,10 @@ store_record_failure(struct store *s, const struct store_failure *f,
 	}
 	a.v[6] = q;
 	a.v[7] = f->raw != NULL && keep < f->raw_len ? "t" : "f";
+	/* unique per report: the same report retried is recognised */
+	attempt = xasprintf("%d.%" PRId64 ".%" PRIu64, (int)getpid(), now_ms(),
+	    __atomic_add_fetch(&failure_reports, 1, __ATOMIC_RELAXED));
+	a.v[8] = attempt;
 	a.quarantined = -1;
 	rc = run(s, op_failure, &a, err);
 	if (rc == 0 && quarantined_out)
@@ -1674,6 +1689,7 @@ store_record_failure(struct store *s, const struct store_failure *f,
 	free(size);
 	free(q);
 	free(error);
+	free(attempt);
 	return rc;
 }
 

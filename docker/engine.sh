@@ -3,13 +3,20 @@
 # the container engine and compose tool that are present (podman first, then
 # a docker whose daemon answers) and sets ENGINE and COMPOSE.  As root on
 # Debian with neither present, installs podman and podman-compose
-# (docker/deps.sh container).  It also makes sure the Debian base images
+# (docker/deps.sh container).  BOUNCERD_ENGINE=podman or docker picks one
+# when both are present.  It also makes sure the Debian base images
 # exist (docker/base-image.sh).  engine_pick returns 1 when no engine can
 # run.  The caller sets SRC to the top of the source tree.
 
 engine_pick() {
 	ENGINE="" COMPOSE=""
-	if ! command -v podman >/dev/null 2>&1 && ! engine_docker_ok; then
+	if [ "${BOUNCERD_ENGINE:-}" = docker ]; then
+		engine_docker_ok || return 1
+		engine_pick_docker
+		return
+	fi
+	if ! command -v podman >/dev/null 2>&1 &&
+	    { [ "${BOUNCERD_ENGINE:-}" = podman ] || ! engine_docker_ok; }; then
 		sh "$SRC/docker/deps.sh" container >&2 || return 1
 	fi
 	if command -v podman >/dev/null 2>&1; then
@@ -18,18 +25,24 @@ engine_pick() {
 		engine_podman_conf || return 1
 		command -v podman-compose >/dev/null 2>&1 && COMPOSE=podman-compose
 	elif engine_docker_ok; then
-		ENGINE=docker
-		# the legacy builder: a docker CLI without buildx refuses BuildKit
-		DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-0}
-		export DOCKER_BUILDKIT
-		sh "$SRC/docker/base-image.sh" docker || return 1
-		if docker compose version >/dev/null 2>&1; then
-			COMPOSE="docker compose"
-		elif command -v docker-compose >/dev/null 2>&1; then
-			COMPOSE=docker-compose
-		fi
+		engine_pick_docker
+		return
 	else
 		return 1
+	fi
+	return 0
+}
+
+engine_pick_docker() {
+	ENGINE=docker
+	# the legacy builder: a docker CLI without buildx refuses BuildKit
+	DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-0}
+	export DOCKER_BUILDKIT
+	sh "$SRC/docker/base-image.sh" docker || return 1
+	if docker compose version >/dev/null 2>&1; then
+		COMPOSE="docker compose"
+	elif command -v docker-compose >/dev/null 2>&1; then
+		COMPOSE=docker-compose
 	fi
 	return 0
 }

@@ -1,9 +1,10 @@
 #!/bin/sh
 # base-image.sh ENGINE - makes sure the base images the Dockerfiles name
 # (debian:12, debian:12-slim) exist in ENGINE's local store.  A local image
-# is reused; otherwise the registry is asked; when no registry answers, a
-# Debian 12 root filesystem is made with debootstrap from this machine's apt
-# mirror and imported under both names (about 2 minutes, once per machine).
+# is reused, or copied from the other engine; otherwise the registry is
+# asked; when no registry answers, a Debian 12 root filesystem is made with
+# debootstrap from this machine's apt mirror and imported under both names
+# (about 2 minutes, once per machine).
 set -eu
 engine=${1:?usage: base-image.sh podman|docker}
 names="docker.io/library/debian:12 docker.io/library/debian:12-slim"
@@ -18,6 +19,18 @@ for n in $names; do have "$n" || missing="$missing $n"; done
 for n in $names; do
 	if have "$n"; then
 		for m in $missing; do "$engine" tag "$n" "$m"; done
+		exit 0
+	fi
+done
+
+# The other engine on this machine may hold it already.
+for other in podman docker; do
+	[ "$other" = "$engine" ] && continue
+	command -v "$other" >/dev/null 2>&1 || continue
+	"$other" image inspect docker.io/library/debian:12 >/dev/null 2>&1 || continue
+	if "$other" save docker.io/library/debian:12 | "$engine" load >/dev/null 2>&1; then
+		for m in $missing; do have "$m" || "$engine" tag docker.io/library/debian:12 "$m"; done
+		echo "base-image.sh: debian:12 copied from $other" >&2
 		exit 0
 	fi
 done

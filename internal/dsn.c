@@ -7,6 +7,7 @@
  */
 #include "dsn.h"
 #include "dsn_int.h"
+#include "eol.h"
 #include "hdrcap.h"
 
 #include <gmime/gmime.h>
@@ -1451,7 +1452,15 @@ int
 dsn_parse(const char *msg, size_t len, int truncated,
     const struct dsn_options *opt, struct dsn_report **out, struct err *err)
 {
-	return parse_depth(msg, len, truncated, opt, out, err, 0);
+	char *crlf = NULL;
+	int rc;
+
+	/* CR CR LF, bare LF and bare CR are read as CRLF (eol.h) */
+	if (msg != NULL && eol_normalize(msg, len, &crlf, &len) == 1)
+		msg = crlf;
+	rc = parse_depth(msg, len, truncated, opt, out, err, 0);
+	free(crlf);
+	return rc;
 }
 
 static int

@@ -427,12 +427,14 @@ head_field(const char *raw, size_t len, const char *name, char *out,
 	if (len > 65536)
 		len = 65536;
 	while (i < len) {
-		size_t eol = i;
+		size_t eol = i, cr = i;
 
 		while (eol < len && raw[eol] != '\n')
 			eol++;
-		if (eol == i || (eol == i + 1 && raw[i] == '\r'))
-			return; /* end of the head */
+		while (cr < eol && raw[cr] == '\r')
+			cr++;
+		if (cr == eol)
+			return; /* end of the head (CR CR LF too) */
 		if (eol - i > nl && raw[i + nl] == ':' &&
 		    ascii_ncasecmp(raw + i, name, nl) == 0) {
 			size_t j = i + nl + 1;
@@ -525,6 +527,35 @@ struct committer_arg {
 static int open_store(struct poller *p, const struct config *cfg,
     struct store **stp, struct err *err);
 
+/*
+ * Why a message that decoded to no recipient looks like a bounce all the
+ * same (NULL when it does not): a sender such as MAILER-DAEMON or
+ * postmaster, a report content type, or a bounce subject.
+ */
+static const char *
+bounce_look(const char *raw, size_t len)
+{
+	static const char *const subjects[] = {"undeliver", "returned mail",
+	    "delivery status notification", "failure notice",
+	    "delivery failure", "mail delivery failed", "non-delivery",
+	    "could not be delivered", "delivery has failed", NULL};
+	char v[512];
+
+	head_field(raw, len, "From", v, sizeof(v));
+	if (ascii_casestr(v, "mailer-daemon") != NULL ||
+	    ascii_casestr(v, "postmaster") != NULL)
+		return "from a mailer daemon";
+	head_field(raw, len, "Content-Type", v, sizeof(v));
+	if (ascii_casestr(v, "multipart/report") != NULL ||
+	    ascii_casestr(v, "delivery-status") != NULL)
+		return "report content type";
+	head_field(raw, len, "Subject", v, sizeof(v));
+	for (size_t i = 0; subjects[i] != NULL; i++)
+		if (ascii_casestr(v, subjects[i]) != NULL)
+			return "bounce subject";
+	return NULL;
+}
+
 /* Decodes every message of a batch (committer thread). */
 static void
 batch_decode(const struct pass *ps, struct batch *b)
@@ -548,6 +579,19 @@ batch_decode(const struct pass *ps, struct batch *b)
 			snprintf(pd->derr, sizeof(pd->derr), "decode: %s",
 			    err.msg);
 			continue;
+		}
+		if (dsn_kind(pd->rep) == DSN_KIND_UNKNOWN &&
+		    dsn_rcpt_count(pd->rep) == 0) {
+			const char *why =
+			    bounce_look(pd->raw.data ? pd->raw.data : "",
+			        pd->raw.len);
+
+			if (why != NULL)
+				log_info(
+				    "looks like a bounce, but no recipient "
+				    "was decoded: stored as unknown",
+				    "mailbox", ps->mc->name, "uidl", pd->uidl,
+				    "why", why, NULL);
 		}
 		fill_bounces(ps, pd);
 	}

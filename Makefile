@@ -44,7 +44,7 @@ CLANG_FORMAT ?= clang-format
 FORMAT_FILES = $(wildcard internal/*.[ch] cmd/*/*.c tests/*.h tests/*/*.c tests/*/*.h)
 BANNED = sprintf|strcpy|strcat|strtok|atoi|gets
 
-.PHONY: all tests check test asan fuzz bench lint format install clean demo \
+.PHONY: all tests check test asan fuzz bench bench-scale lint format install clean demo \
 	demo-stop corpus-score help image
 .SUFFIXES:
 .SECONDARY:
@@ -104,6 +104,13 @@ fuzz:
 bench: tests
 	@sh docker/deps.sh test
 	@bash tests/bench/run.sh $(B)
+
+# The suppression list, change feed and ledger at ROWS ledger and bounce
+# rows (default 10,000,000; prints one "scale:" line), on a throwaway
+# PostgreSQL.  Takes tens of minutes at the default size.
+bench-scale: $(B)/tests/bench/scale
+	@sh docker/deps.sh test
+	@bash tests/bench/scale.sh $(B)
 
 corpus-score: $(B)/bin/bounce-parse
 	@test -d "$(SHARED)/corpus/eml" || { echo "corpus not found at $(SHARED)/corpus (set SHARED=...)"; exit 1; }

@@ -231,13 +231,19 @@ COMMENT ON FUNCTION suppression_state_compute(text[]) IS
 -- (creating them) in address order, evaluates with a snapshot taken after
 -- the locks, writes what changed, appends the changes to the feed and
 -- announces each one.  cause: 'bounce', 'lift', 'expire' or 'settings'
--- (a removal by a lift is "lifted", any other "expired").  Returns the
--- number of changes.
+-- (a removal by a lift is "lifted", any other "expired"), or 'initial'
+-- (the first evaluation of a database's history: the state is written,
+-- the feed starts after it).  Returns the number of changes.
+-- Planned once per session (generic plans) for a few addresses: the
+-- joins are nested loops over the primary keys, never a hash of a whole
+-- table (a generic plan cannot know how few addresses there are).
 CREATE FUNCTION suppression_state_refresh(addrs text[], cause text)
 RETURNS integer
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
 SET jit = off
 AS $$
 DECLARE
@@ -315,7 +321,7 @@ BEGIN
 	INTO ch_addr, ch_kind, ch_because, ch_reason, ch_class
 	FROM d WHERE d.change IS NOT NULL;
 	n := coalesce(cardinality(ch_addr), 0);
-	IF n = 0 THEN
+	IF n = 0 OR cause = 'initial' THEN
 		RETURN 0;
 	END IF;
 	-- ids from the counter row, locked until COMMIT
@@ -408,6 +414,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
 	cur text;
 	done text;
+	cause text := 'settings';
 	chunk text[];
 	last text := '';
 	total bigint := 0;
@@ -419,6 +426,11 @@ BEGIN
 	SELECT f.rules INTO done FROM suppression_feed f WHERE f.id;
 	IF done IS NOT DISTINCT FROM cur THEN
 		RETURN 0;
+	END IF;
+	-- the first evaluation (the migration) starts the feed: what the
+	-- history already says is the list, not a change of it
+	IF done IS NULL THEN
+		cause := 'initial';
 	END IF;
 	LOCK TABLE suppression_state IN EXCLUSIVE MODE;
 	LOOP
@@ -446,7 +458,7 @@ BEGIN
 		                OR (b.counts
 		                    AND b.class IN ('hard', 'soft', 'complaint')
 		                    AND coalesce(b.action, '') <> 'delayed')))),
-		    'settings');
+		    cause);
 		total := total + cardinality(chunk);
 		last := chunk[cardinality(chunk)];
 	END LOOP;

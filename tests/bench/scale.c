@@ -1,0 +1,375 @@
+/*
+ * scale.c - `make bench-scale`: the suppression list, the change feed and
+ * the ledger at ROWS ledger rows and ROWS bounce rows (default 10,000,000),
+ * loaded into the real schema on the PostgreSQL of tests/services.sh
+ * (BOUNCER_TEST_PG): about ROWS/5 addresses over 50,000 domains, 70/25/5
+ * soft/hard/complaint, dates over six months, ten mailboxes of which one
+ * still holds 5,000 messages on the server.  Prints one line:
+ *   scale: rows=N addresses=A suppressed=S export_s=... changes_1k_ms=...
+ *     lookup_ms=... ledger_filter_100k_ms=... prune_ms=... record_per_s=...
+ *     record_per_s_empty=...
+ * record_per_s and record_per_s_empty are medians of five runs each of
+ * 2,000 messages (one bounce each, batches of 50), in turns.
+ * Progress goes to stderr.  BENCH_SCALE_KEEP=1 reuses a loaded database.
+ */
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "store.h"
+#include "../integration/test_store_db.h"
+#include "util.h"
+
+#define ON_SERVER 5000 /* messages still on the server in mailbox 1 */
+#define DOMAINS 50000
+#define RECORD_N 2000 /* messages recorded for the recording rate */
+
+static void
+say(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "scale: ");
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+}
+
+static int
+exec_or_die(PGconn *c, const char *sql)
+{
+	if (tdb_exec(c, sql) != 0) {
+		fprintf(stderr, "scale: failed: %s\n", sql);
+		exit(1);
+	}
+	return 0;
+}
+
+static int
+cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_d);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Loads rows ledger rows and bounce rows, in chunks of a million. */
+static void
+load(PGconn *c, long long rows)
+{
+	long long lo, addrs = rows / 5 > 1 ? rows / 5 : 1;
+	char *sql;
+
+	exec_or_die(c, "SET synchronous_commit = off");
+	exec_or_die(c,
+	    "INSERT INTO mailboxes (name) SELECT 'scale-' || g "
+	    "FROM generate_series(1, 10) g ON CONFLICT DO NOTHING");
+	/* bulk load: the state is evaluated once at the end */
+	exec_or_die(c,
+	    "ALTER TABLE bounces DISABLE TRIGGER "
+	    "bounces_notify_suppression");
+	for (lo = 1; lo <= rows; lo += 1000000) {
+		long long hi = lo + 999999 < rows ? lo + 999999 : rows;
+		long long base = tdb_count(c,
+		    "SELECT coalesce(max(id), 0) "
+		    "FROM messages");
+		char a[32], b[32];
+
+		snprintf(a, sizeof(a), "%lld", lo);
+		say("loading rows from %s", a);
+		snprintf(b, sizeof(b), "%lld", hi);
+		sql = xasprintf(
+		    "WITH g AS (SELECT g, now() - interval '182 days' "
+		    " + (g::float8 / %lld) * interval '182 days'"
+		    " - (abs(hashint8(g * 7)) %% 3600) * interval '1 second'"
+		    " AS ts FROM generate_series(%s, %s) g) "
+		    "INSERT INTO messages (mailbox_id, uidl, kind, size_bytes,"
+		    " fetched_at, processed_at, deleted_at, reported_at) "
+		    "SELECT (SELECT id FROM mailboxes WHERE name = 'scale-' ||"
+		    " (1 + g %% 10)), 'u' || g, 'bounce', 4000, ts, ts,"
+		    " CASE WHEN g %% 10 = 0 AND g > %lld THEN NULL"
+		    " ELSE ts + interval '5 minutes' END, ts FROM g",
+		    rows, a, b, rows - 10LL * ON_SERVER);
+		exec_or_die(c, sql);
+		free(sql);
+		sql = xasprintf(
+		    "WITH m AS (SELECT m.id, substr(m.uidl, 2)::bigint AS g,"
+		    " m.reported_at AS ts FROM messages m"
+		    " WHERE m.id > %lld), "
+		    "x AS (SELECT m.*, abs(hashint8(m.g)) %% %lld AS a,"
+		    " abs(hashint8(m.g + 1000000007)) %% 100 AS k FROM m) "
+		    "INSERT INTO bounces (message_id, recipient,"
+		    " recipient_domain, recipient_source, class, reason,"
+		    " action, status, reply_code, diagnostic, bounced_at,"
+		    " created_at) "
+		    "SELECT x.id, 'user' || x.a || '@d' || (x.a %% %d) ||"
+		    " '.example', 'd' || (x.a %% %d) || '.example',"
+		    " 'final_recipient',"
+		    " CASE WHEN x.k < 70 THEN 'soft' WHEN x.k < 95 THEN 'hard'"
+		    "  ELSE 'complaint' END,"
+		    " CASE WHEN x.k < 40 THEN 'mailboxfull'"
+		    "  WHEN x.k < 60 THEN 'blocked' WHEN x.k < 70 THEN "
+		    "'expired'"
+		    "  WHEN x.k < 95 THEN 'userunknown' ELSE 'feedback' END,"
+		    " CASE WHEN x.k < 95 THEN 'failed' END,"
+		    " CASE WHEN x.k < 70 THEN '4.2.2' WHEN x.k < 95"
+		    "  THEN '5.1.1' END,"
+		    " CASE WHEN x.k < 70 THEN 452 WHEN x.k < 95 THEN 550 END,"
+		    " CASE WHEN x.k < 70 THEN '452 4.2.2 Mailbox full'"
+		    "  WHEN x.k < 95 THEN '550 5.1.1 User unknown' END,"
+		    " x.ts, x.ts FROM x",
+		    base, addrs, DOMAINS, DOMAINS);
+		exec_or_die(c, sql);
+		free(sql);
+	}
+	say("%s", "evaluating the suppression state of every address");
+	exec_or_die(c,
+	    "ALTER TABLE bounces ENABLE TRIGGER "
+	    "bounces_notify_suppression");
+	exec_or_die(c, "VACUUM ANALYZE messages");
+	exec_or_die(c, "VACUUM ANALYZE bounces");
+	exec_or_die(c, "UPDATE suppression_feed SET rules = NULL");
+	exec_or_die(c, "SELECT suppression_rules_sync()");
+	/* a feed with history: one change per suppressed address */
+	exec_or_die(c,
+	    "INSERT INTO suppression_changes (id, address, change,"
+	    " suppressed_because, reason, class, changed_at) "
+	    "SELECT (SELECT last_change_id FROM suppression_feed) +"
+	    " row_number() OVER (ORDER BY suppressed_since, address),"
+	    " address, 'added', suppressed_because, reason, class,"
+	    " last_bounced_at FROM suppression_state WHERE suppressed");
+	exec_or_die(c,
+	    "UPDATE suppression_feed SET last_change_id ="
+	    " (SELECT coalesce(max(id), 0) FROM suppression_changes)");
+	exec_or_die(c, "VACUUM ANALYZE suppression_state");
+	exec_or_die(c, "VACUUM ANALYZE suppression_changes");
+}
+
+/* Records RECORD_N messages of one bounce each (batches of 50, 500 per
+ * call as a pass hands them over) for addresses of the loaded pool;
+ * returns records per second. */
+static double
+record_rate(const char *uri, long long pool, const char *tag)
+{
+	struct store_options o = tdb_options(uri);
+	struct store *s = NULL;
+	struct err err = {""};
+	struct store_message *m = xcalloc(RECORD_N, sizeof(*m));
+	struct store_bounce *b = xcalloc(RECORD_N, sizeof(*b));
+	enum store_result *res = xcalloc(RECORD_N, sizeof(*res));
+	char **strs = xcalloc(2 * RECORD_N, sizeof(*strs));
+	int64_t mb = 0;
+	double t0, secs;
+	size_t i;
+	double rate = 0;
+
+	o.batch_size = 50;
+	if (store_open(&o, &s, &err) != 0 || store_migrate(s, NULL, &err) ||
+	    store_mailbox_id(s, "scale-record", NULL, NULL, &mb, &err)) {
+		fprintf(stderr, "scale: %s\n", err.msg);
+		exit(1);
+	}
+	for (i = 0; i < RECORD_N; i++) {
+		unsigned long long a = (unsigned long long)(i * 7919 + 13) %
+		    (unsigned long long)pool;
+		int k = (int)((i * 37) % 100);
+
+		strs[2 * i] =
+		    xasprintf("%s-%lld-%zu", tag, (long long)now_ms(), i);
+		strs[2 * i + 1] =
+		    xasprintf("user%llu@d%llu.example", a, a % DOMAINS);
+		b[i].recipient = strs[2 * i + 1];
+		b[i].cls = k < 70 ? CLASS_SOFT
+		                  : (k < 95 ? CLASS_HARD : CLASS_COMPLAINT);
+		b[i].reason = k < 70 ? "mailboxfull"
+		                     : (k < 95 ? "userunknown" : "feedback");
+		b[i].action = k < 95 ? "failed" : NULL;
+		b[i].status = k < 70 ? "4.2.2" : "5.1.1";
+		b[i].diagnostic = "550 5.1.1 User unknown";
+		m[i].mailbox_id = mb;
+		m[i].uidl = strs[2 * i];
+		m[i].kind = k < 95 ? DSN_KIND_BOUNCE : DSN_KIND_COMPLAINT;
+		m[i].size = 4000;
+		m[i].bounces = &b[i];
+		m[i].nbounces = 1;
+	}
+	t0 = now_s();
+	for (i = 0; i < RECORD_N; i += 500)
+		if (store_record_batch(s, m + i, 500, res + i, &err) != 0) {
+			fprintf(stderr, "scale: record: %s\n", err.msg);
+			exit(1);
+		}
+	secs = now_s() - t0;
+	rate = secs > 0 ? RECORD_N / secs : 0;
+	for (i = 0; i < 2 * RECORD_N; i++)
+		free(strs[i]);
+	free(strs);
+	free(res);
+	free(b);
+	free(m);
+	store_free(&s);
+	return rate;
+}
+
+int
+main(void)
+{
+	const char *rows_env = getenv("ROWS");
+	long long rows = rows_env ? strtoll(rows_env, NULL, 10) : 10000000LL;
+	long long pool, addresses, suppressed, maxid;
+	char *uri, *uri_empty, *sql, *v;
+	PGconn *c;
+	struct store_options o;
+	struct store *s = NULL;
+	struct err err = {""};
+	double t0, export_s, lookups[101], chg[21], prunes[11];
+	double filter_ms, rec, rec_empty, recs[5], recs_empty[5];
+	int64_t mb1 = 0;
+	const char **uidls;
+	struct store_uidl_info *info;
+	int i;
+
+	if (getenv("BOUNCER_TEST_PG") == NULL || rows < 100000) {
+		printf("scale: needs BOUNCER_TEST_PG and ROWS >= 100000\n");
+		return 1;
+	}
+	pool = rows / 5;
+	uri_empty = tdb_fresh("bouncer_scale_empty");
+
+	if (getenv("BENCH_SCALE_KEEP") != NULL)
+		uri = tdb_uri(getenv("BOUNCER_TEST_PG"), "bouncer_scale");
+	else
+		uri = tdb_fresh("bouncer_scale");
+	o = tdb_options(uri);
+	if (store_open(&o, &s, &err) != 0 || store_migrate(s, NULL, &err)) {
+		fprintf(stderr, "scale: %s\n", err.msg);
+		return 1;
+	}
+	c = tdb_connect(uri);
+	if (c == NULL)
+		return 1;
+	if (tdb_count(c, "SELECT count(*) FROM bounces") < rows)
+		load(c, rows);
+	addresses = tdb_count(c, "SELECT count(*) FROM suppression_state");
+	suppressed = tdb_count(c, "SELECT count(*) FROM suppressions");
+
+	/* export of the whole list */
+	say("%s", "measuring");
+	t0 = now_s();
+	{
+		PGresult *r = PQexec(c,
+		    "COPY (SELECT * FROM suppressions) "
+		    "TO STDOUT");
+		char *line;
+
+		PQclear(r);
+		while (PQgetCopyData(c, &line, 0) > 0)
+			PQfreemem(line);
+		PQclear(PQgetResult(c));
+	}
+	export_s = now_s() - t0;
+
+	/* 1,000 changes since a cursor */
+	maxid = tdb_count(c, "SELECT max(id) FROM suppression_changes");
+	sql = xasprintf("SELECT id, change, address, suppressed_because, "
+	                "reason FROM suppression_changes WHERE id > %lld "
+	                "ORDER BY id",
+	    maxid - 1000);
+	for (i = 0; i < 21; i++) {
+		PGresult *r;
+
+		t0 = now_s();
+		r = PQexec(c, sql);
+		chg[i] = (now_s() - t0) * 1000;
+		PQclear(r);
+	}
+	free(sql);
+
+	/* one address, planned each time as an ad-hoc query is */
+	for (i = 0; i < 101; i++) {
+		PGresult *r;
+
+		sql = xasprintf("SELECT * FROM suppressions WHERE address = "
+		                "'user%lld@d%lld.example'",
+		    (i * 104729LL) % pool, ((i * 104729LL) % pool) % DOMAINS);
+		t0 = now_s();
+		r = PQexec(c, sql);
+		lookups[i] = (now_s() - t0) * 1000;
+		PQclear(r);
+		free(sql);
+	}
+
+	/* the ledger filter of a pass: 100,000 UIDLs, half known */
+	uidls = xcalloc(100000, sizeof(*uidls));
+	info = xcalloc(100000, sizeof(*info));
+	store_mailbox_id(s, "scale-1", NULL, NULL, &mb1, &err);
+	for (i = 0; i < 100000; i++)
+		uidls[i] = i % 2 ? xasprintf("u%lld", rows - 10LL * i)
+		                 : xasprintf("new-%d", i);
+	t0 = now_s();
+	if (store_uidl_states(s, mb1, uidls, 100000, info, &err) != 0)
+		fprintf(stderr, "scale: uidl_states: %s\n", err.msg);
+	filter_ms = (now_s() - t0) * 1000;
+	for (i = 0; i < 100000; i++)
+		free((char *)uidls[i]);
+
+	/* prune after a pass: the server holds its 5,000 messages */
+	for (i = 0; i < ON_SERVER; i++)
+		uidls[i] = xasprintf("u%lld", rows - 10LL * i);
+	for (i = 0; i < 11; i++) {
+		t0 = now_s();
+		if (store_prune(s, mb1, uidls, ON_SERVER, 30 * 86400, NULL,
+		        &err) != 0)
+			fprintf(stderr, "scale: prune: %s\n", err.msg);
+		prunes[i] = (now_s() - t0) * 1000;
+	}
+	for (i = 0; i < ON_SERVER; i++)
+		free((char *)uidls[i]);
+	free(uidls);
+	free(info);
+	store_free(&s);
+
+	/* recording rates, into the empty and into the loaded database in
+	 * turns (the machine's load changes; the medians are compared) */
+	for (i = 0; i < 5; i++) {
+		recs_empty[i] = record_rate(uri_empty, pool, "empty");
+		recs[i] = record_rate(uri, pool, "full");
+	}
+	rec_empty = median(recs_empty, 5);
+	rec = median(recs, 5);
+	tdb_drop("bouncer_scale_empty");
+	v = tdb_value(c,
+	    "SELECT pg_size_pretty(pg_database_size("
+	    "current_database()))");
+	say("database size %s", v);
+	free(v);
+	printf("scale: rows=%lld addresses=%lld suppressed=%lld "
+	       "export_s=%.2f changes_1k_ms=%.2f lookup_ms=%.2f "
+	       "ledger_filter_100k_ms=%.0f prune_ms=%.1f record_per_s=%.0f "
+	       "record_per_s_empty=%.0f\n",
+	    rows, addresses, suppressed, export_s, median(chg, 21),
+	    median(lookups, 101), filter_ms, median(prunes, 11), rec,
+	    rec_empty);
+	PQfinish(c);
+	free(uri);
+	free(uri_empty);
+	return 0;
+}

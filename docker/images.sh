@@ -27,7 +27,9 @@ build() {	# NAME DOCKERFILE BUILD-OPTIONS...
 		# --format docker keeps HEALTHCHECK, which OCI images cannot hold
 		set -- podman build --pull=never --format docker -f "$df" "$@" .
 	else
-		set -- docker build -f "$df" "$@" .
+		# the host's network: apt in the build needs a way out, which a
+		# daemon started with --iptables=false gives bridge containers not
+		set -- docker build --network host -f "$df" "$@" .
 	fi
 	if ! "$@" >"$log" 2>&1; then
 		tail -n 30 "$log" >&2

@@ -850,6 +850,12 @@ static const struct key suppression_keys[] = {
 static const struct table suppression_table = {.keys = suppression_keys,
     .n = NELEM(suppression_keys)};
 
+static const struct key retention_keys[] = {
+    KEY("raw", K_DUR, CF(retention_raw_ms), .def = "30d", .max = 3650 * DAY),
+};
+static const struct table retention_table = {.keys = retention_keys,
+    .n = NELEM(retention_keys)};
+
 static const struct key classify_keys[] = {
     KEY("rules", K_LIST, CF(class_rules), .sub = &class_rule_table,
         .aux = CF(n_class_rules)),
@@ -866,6 +872,7 @@ static const struct key root_keys[] = {
     KEY("defaults", K_MAP, CF(defaults), .sub = &poll_table),
     KEY("extract", K_MAP, 0, .sub = &extract_table),
     KEY("suppression", K_MAP, 0, .sub = &suppression_table),
+    KEY("retention", K_MAP, 0, .sub = &retention_table),
     KEY("classify", K_MAP, 0, .sub = &classify_table),
     KEY("mailboxes", K_LIST, CF(mailboxes), .sub = &mailbox_table,
         .aux = CF(n_mailboxes)),

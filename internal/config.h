@@ -138,6 +138,9 @@ struct config {
 	int64_t soft_window_ms;
 	struct suppression_override *overrides;
 	size_t n_overrides;
+	/* retention: raw bytes of recorded emails are dropped this long
+	 * after they were fetched; 0 keeps them */
+	int64_t retention_raw_ms;
 	struct mailbox_config *mailboxes;
 	size_t n_mailboxes;
 	/* classify: operator rules, tried before the built-in table */

@@ -1409,8 +1409,10 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 		db_broken = 1;
 		goto out;
 	}
-	if (store_prune(ps.st, ps.mailbox_id, uidls, nent, -1, NULL, &err) !=
-	    0) {
+	/* retention.raw: raw bytes older than that are dropped */
+	if (store_prune(ps.st, ps.mailbox_id, uidls, nent,
+	        cfg->retention_raw_ms > 0 ? cfg->retention_raw_ms / 1000 : -1,
+	        NULL, &err) != 0) {
 		pass_error(&ps, METRICS_ERR_DATABASE, "prune failed", err.msg);
 		db_broken = 1;
 		goto out;

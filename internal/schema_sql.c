@@ -1520,6 +1520,16 @@ const struct store_migration_src store_migration_srcs[] = {
 	    "DROP INDEX bounces_recipient_idx;\n"
 	    "ALTER INDEX bounces_recipient_cover_idx RENAME TO bounces_recipient_idx;\n"
 	},
+	{ 14, "014_raw_retention.sql",
+	    "-- 014_raw_retention.sql - raw bytes are dropped retention.raw after the\n"
+	    "-- email was fetched (default 30 days), not kept forever: the rows still\n"
+	    "-- holding raw bytes, per mailbox and fetch date, so that the trim after\n"
+	    "-- each pass reads only the rows it empties.\n"
+	    "CREATE INDEX messages_raw_idx ON messages (mailbox_id, fetched_at)\n"
+	    "    WHERE raw IS NOT NULL;\n"
+	    "COMMENT ON COLUMN messages.raw IS\n"
+	    "    'The email exactly as fetched (up to database.raw_max_bytes); NULL when not kept, or once retention.raw has passed since it was fetched (emails that failed keep theirs).';\n"
+	},
 };
-const size_t store_migration_nsrcs = 13;
+const size_t store_migration_nsrcs = 14;
 /* clang-format on */

@@ -467,9 +467,11 @@ static const struct stmt {
         " AND NOT EXISTS (SELECT 1 FROM unnest($2::text[]) AS u(uidl)"
         "  WHERE u.uidl = m.uidl)"},
     {"prune_raw",
+        /* retention.raw, through messages_raw_idx; failures keep theirs */
         "UPDATE messages SET raw = NULL"
         " WHERE mailbox_id = $1::bigint AND raw IS NOT NULL"
-        " AND deleted_at < now() - make_interval(secs => $2::bigint)"},
+        " AND fetched_at < now() - make_interval(secs => $2::bigint)"
+        " AND outcome = 'recorded'"},
     {"mailbox",
         "INSERT INTO mailboxes AS t (name, host, username)"
         " VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET"

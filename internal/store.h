@@ -244,8 +244,10 @@ int store_mark_deleted(struct store *s, int64_t mailbox_id,
 
 /* Keep mode: marks deleted (gone) the ledger rows of the mailbox whose
  * UIDL is no longer on the server (present[] is the server's whole UIDL
- * list) and drops the raw bytes of rows deleted more than raw_keep_s
- * seconds ago (< 0: keep them).  Bounce rows are never removed.
+ * list) and drops the raw bytes of recorded rows fetched more than
+ * raw_keep_s seconds ago (< 0: keep them; failed and quarantined rows
+ * keep theirs).  Reads only the rows still on the server and the rows
+ * whose raw bytes it drops.  Bounce rows are never removed.
  * *pruned_out (may be NULL) gets the number of rows changed. */
 int store_prune(struct store *s, int64_t mailbox_id, const char *const *present,
     size_t n, int64_t raw_keep_s, int64_t *pruned_out, struct err *err);

@@ -692,7 +692,7 @@ t_mark_deleted_and_prune(void)
 	const char *del[2] = {"b-001", "b-002"};
 	const char *present[2] = {"b-003", "b-004"};
 	int64_t pruned = -1;
-	long long before, rows;
+	long long before, rows, failed;
 
 	if (s == NULL)
 		return;
@@ -720,12 +720,28 @@ t_mark_deleted_and_prune(void)
 	          "SELECT count(*) FROM messages WHERE raw IS NOT "
 	          "NULL AND deleted_at IS NOT NULL") > 0,
 	    "raw kept so far");
+	/* retention.raw: kept while younger than the retention */
+	CHECK(store_prune(s, mbox, present, 2, 3600, &pruned, &err) == 0, "%s",
+	    err.msg);
+	CHECK(tdb_count(db,
+	          "SELECT count(*) FROM messages WHERE raw IS NOT "
+	          "NULL AND deleted_at IS NOT NULL") > 0,
+	    "raw younger than an hour kept");
+	failed = tdb_count(db,
+	    "SELECT count(*) FROM messages WHERE raw IS NOT NULL AND "
+	    "outcome <> 'recorded'");
 	CHECK(store_prune(s, mbox, present, 2, 0, &pruned, &err) == 0, "%s",
 	    err.msg);
 	CHECK_INT(tdb_count(db,
 	              "SELECT count(*) FROM messages WHERE raw IS NOT "
-	              "NULL AND deleted_at IS NOT NULL"),
+	              "NULL AND outcome = 'recorded' AND mailbox_id = "
+	              "(SELECT id FROM mailboxes WHERE name = 'bounces1')"),
 	    0);
+	/* an email that failed keeps its raw bytes for the operator */
+	CHECK_INT(tdb_count(db,
+	              "SELECT count(*) FROM messages WHERE raw IS NOT NULL "
+	              "AND outcome <> 'recorded'"),
+	    failed);
 	CHECK_INT(tdb_count(db, "SELECT count(*) FROM bounces"), rows);
 	store_free(&s);
 }

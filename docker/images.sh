@@ -29,7 +29,7 @@ build() {	# NAME DOCKERFILE BUILD-OPTIONS...
 	else
 		# the host's network: apt in the build needs a way out, which a
 		# daemon started with --iptables=false gives bridge containers not
-		set -- docker build --network host -f "$df" "$@" .
+		set -- docker build --network host --force-rm -f "$df" "$@" .
 	fi
 	if ! "$@" >"$log" 2>&1; then
 		tail -n 30 "$log" >&2

@@ -168,11 +168,15 @@ healthy() {	# SERVICE WAIT-SECONDS -> 0 once a check passes; prints its duration
 			else
 				st=$(docker inspect -f '{{.State.Health.Status}}' "$c" 2>/dev/null)
 				if [ "$st" = healthy ]; then
-					# the last check's start and end
-					docker inspect -f '{{range .State.Health.Log}}{{.Start}} {{.End}}{{println}}{{end}}' "$c" | tail -n 1 |
-					    python3 -c 'import sys, datetime as d
-s, e = (d.datetime.fromisoformat(x[:26]) for x in sys.stdin.read().split()[:2])
-print(int((e - s).total_seconds() * 1000))'
+					# the last check's start and end (RFC 3339)
+					docker inspect -f '{{json .State.Health.Log}}' "$c" |
+					    python3 -c 'import datetime, json, re, sys
+def t(x):
+    m = re.match(r"([0-9-]+T[0-9:]+)(?:[.]([0-9]+))?", x)
+    return (datetime.datetime.fromisoformat(m.group(1)).timestamp()
+            + float("0." + (m.group(2) or "0")))
+last = json.load(sys.stdin)[-1]
+print(int((t(last["End"]) - t(last["Start"])) * 1000))'
 					return 0
 				fi
 			fi

@@ -44,7 +44,7 @@ CLANG_FORMAT ?= clang-format
 FORMAT_FILES = $(wildcard internal/*.[ch] cmd/*/*.c tests/*.h tests/*/*.c tests/*/*.h)
 BANNED = sprintf|strcpy|strcat|strtok|atoi|gets
 
-.PHONY: all tests check test asan fuzz bench bench-scale lint format install clean demo \
+.PHONY: all tests check check-all interop test asan fuzz bench bench-scale lint format install clean demo \
 	demo-stop corpus-score help image
 .SUFFIXES:
 .SECONDARY:
@@ -88,6 +88,17 @@ check: tests
 	@sh docker/deps.sh test
 	@bash tests/run.sh $(B)
 test: check
+
+# bouncerd against the POP3 servers of Debian's archive (Dovecot, GNU
+# Mailutils, popa3d), each run from its unpacked package files
+# (tests/interop/run.sh); check-all is check followed by interop.
+interop: tests
+	@sh docker/deps.sh test
+	@bash tests/interop/run.sh $(B)
+
+check-all:
+	@$(MAKE) --no-print-directory check
+	@$(MAKE) --no-print-directory interop
 
 # The same suite built with AddressSanitizer + UndefinedBehaviorSanitizer.
 asan:

@@ -639,8 +639,8 @@ static const struct row rows[] = {
     {"password_file is a directory", DB MBX "    password_file: /\n",
         "t.yaml:7:20: mailboxes[0].password_file: /: Is a directory", NULL},
     {"auth value", DB MB1 "    auth: plain\n",
-        "t.yaml:8:11: mailboxes[0].auth: 'plain' is not one of password or "
-        "xoauth2",
+        "t.yaml:8:11: mailboxes[0].auth: 'plain' is not one of password, "
+        "xoauth2 or apop",
         NULL},
     {"oauth keys with password auth", DB MB1 "    client_id: abc\n",
         "t.yaml:8:16: mailboxes[0].client_id: only valid with auth: xoauth2",

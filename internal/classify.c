@@ -153,9 +153,9 @@ enum {
 static const struct {
 	const char *name;
 	unsigned bit;
-} cmd_names[] = {{"CONN", CMD_CONN}, {"HELO", CMD_HELO},
-    {"EHLO", CMD_HELO}, {"MAIL", CMD_MAIL}, {"RCPT", CMD_RCPT},
-    {"DATA", CMD_DATA}, {"NONE", CMD_NONE}};
+} cmd_names[] = {{"CONN", CMD_CONN}, {"HELO", CMD_HELO}, {"EHLO", CMD_HELO},
+    {"MAIL", CMD_MAIL}, {"RCPT", CMD_RCPT}, {"DATA", CMD_DATA},
+    {"NONE", CMD_NONE}};
 #define NCMD (sizeof(cmd_names) / sizeof(cmd_names[0]))
 
 struct crule {
@@ -427,7 +427,8 @@ add_rule(struct classify_rules *rs, int stage,
 		return -1;
 	}
 	r.reason = reason_of(sp->reason);
-	if (r.reason < 0 && !(stage == ST_CODE && strcmp(sp->reason, "-") == 0)) {
+	if (r.reason < 0 &&
+	    !(stage == ST_CODE && strcmp(sp->reason, "-") == 0)) {
 		snprintf(err, errlen, "reason: unknown reason \"%.64s\"",
 		    sp->reason);
 		return -1;
@@ -438,14 +439,15 @@ add_rule(struct classify_rules *rs, int stage,
 		else if (strcmp(sp->cls, "soft") == 0)
 			r.cls = CLASS_SOFT;
 		else {
-			snprintf(err, errlen, "class: \"%.32s\" is not hard or soft",
-			    sp->cls);
+			snprintf(err, errlen,
+			    "class: \"%.32s\" is not hard or soft", sp->cls);
 			return -1;
 		}
 		if (r.reason == R_DELIVERED || r.reason == R_FEEDBACK ||
 		    r.reason == R_VACATION) {
 			snprintf(err, errlen,
-			    "class: %s is not a failure, it has no hard or soft",
+			    "class: %s is not a failure, it has no hard or "
+			    "soft",
 			    reason_names[r.reason]);
 			return -1;
 		}
@@ -474,8 +476,9 @@ add_rule(struct classify_rules *rs, int stage,
 		snprintf(err, errlen, "mta: not one word");
 		return -1;
 	}
-	if (sp->domain != NULL && (!valid_token(sp->domain, FIELD_MAX) ||
-	                              strchr(sp->domain, '@') != NULL)) {
+	if (sp->domain != NULL &&
+	    (!valid_token(sp->domain, FIELD_MAX) ||
+	        strchr(sp->domain, '@') != NULL)) {
 		snprintf(err, errlen, "domain: not a domain name");
 		return -1;
 	}
@@ -495,16 +498,17 @@ add_rule(struct classify_rules *rs, int stage,
 		goto fail;
 	}
 	if (stage == ST_REPLY && (r.reply_lo == 0 || r.phrase != NULL)) {
-		snprintf(err, errlen, "a reply rule matches a reply code, only");
+		snprintf(err, errlen,
+		    "a reply rule matches a reply code, only");
 		goto fail;
 	}
 	if (stage == ST_TEXT && r.phrase == NULL) {
 		snprintf(err, errlen, "a text rule needs a phrase");
 		goto fail;
 	}
-	if ((stage == ST_OPERATOR || stage == ST_PROVIDER) && r.phrase == NULL &&
-	    r.st_class == 0 && r.reply_lo == 0 && sp->mta == NULL &&
-	    sp->domain == NULL) {
+	if ((stage == ST_OPERATOR || stage == ST_PROVIDER) &&
+	    r.phrase == NULL && r.st_class == 0 && r.reply_lo == 0 &&
+	    sp->mta == NULL && sp->domain == NULL) {
 		snprintf(err, errlen,
 		    "matches everything: give a status, reply, phrase, mta or "
 		    "domain");
@@ -566,7 +570,8 @@ classify_rules_add(struct classify_rules *rs,
 		for (i = 0; i < rs->n; i++)
 			if (strcmp(rs->r[i].id, id) == 0) {
 				snprintf(err, errlen,
-				    "name: \"%.64s\" is used by an earlier rule",
+				    "name: \"%.64s\" is used by an earlier "
+				    "rule",
 				    spec->name);
 				return -1;
 			}
@@ -640,8 +645,9 @@ dup_id(const struct classify_rules *rs, char *err, size_t errlen)
 	qsort(v, rs->n, sizeof(*v), id_cmp);
 	for (i = 1; i < rs->n && rc == 0; i++)
 		if (strcmp(v[i]->id, v[i - 1]->id) == 0) {
-			snprintf(err, errlen, "%d:1: id %.64s is used on line %d",
-			    v[i]->line, v[i]->id, v[i - 1]->line);
+			snprintf(err, errlen,
+			    "%d:1: id %.64s is used on line %d", v[i]->line,
+			    v[i]->id, v[i - 1]->line);
 			rc = -1;
 		}
 	free(v);
@@ -659,10 +665,10 @@ dup_id(const struct classify_rules *rs, char *err, size_t errlen)
  */
 int
 classify_rules_parse(const char *text, size_t len, int operator,
-    struct classify_rules **out, char *err, size_t errlen)
+    struct classify_rules ** out, char *err, size_t errlen)
 {
 	struct classify_rules *rs = calloc(1, sizeof(*rs));
-	int stage = operator ? ST_OPERATOR : -1, line = 0;
+	int stage = operator? ST_OPERATOR : - 1, line = 0;
 	size_t pos = 0;
 	char msg[256];
 
@@ -685,8 +691,9 @@ classify_rules_parse(const char *text, size_t len, int operator,
 		while (e < len && text[e] != '\n')
 			e++;
 		if (e - pos >= sizeof(buf)) {
-			snprintf(err, errlen, "%d:1: line longer than %zu bytes",
-			    line, sizeof(buf) - 1);
+			snprintf(err, errlen,
+			    "%d:1: line longer than %zu bytes", line,
+			    sizeof(buf) - 1);
 			goto fail;
 		}
 		memcpy(buf, text + pos, e - pos);
@@ -762,8 +769,8 @@ classify_rules_parse(const char *text, size_t len, int operator,
 			p += strspn(p, " ");
 		}
 		if (ntok < 2) {
-			snprintf(err, errlen, "%d:1: want ID REASON key=value...",
-			    line);
+			snprintf(err, errlen,
+			    "%d:1: want ID REASON key=value...", line);
 			goto fail;
 		}
 		memset(&sp, 0, sizeof(sp));
@@ -834,7 +841,8 @@ classify_rules_parse(const char *text, size_t len, int operator,
 		}
 		if (add_rule(rs, stage, &sp, source, line, msg, sizeof(msg)) !=
 		    0) {
-			snprintf(err, errlen, "%d:1: %s: %s", line, sp.name, msg);
+			snprintf(err, errlen, "%d:1: %s: %s", line, sp.name,
+			    msg);
 			goto fail;
 		}
 	}
@@ -853,9 +861,8 @@ fail:
 
 /* Ids the ladder decides by itself; each has a [ladder] line in the table,
  * which says where the step comes from. */
-static const char *const ladder_ids[] = {"feedback", "vacation",
-    "delivered", "x-unix", "suspend-code", "data-split", "text-alone",
-    "mail-split",
+static const char *const ladder_ids[] = {"feedback", "vacation", "delivered",
+    "x-unix", "suspend-code", "data-split", "text-alone", "mail-split",
     "delayed", "helo-refused", "mail-refused", "onhold", "undefined"};
 enum {
 	L_FEEDBACK,
@@ -1167,10 +1174,12 @@ conds_hold(const struct crule *r, const struct ctx *c)
 			return 0;
 		if (r->st_subj >= 0 && r->st_subj != c->st_subj)
 			return 0;
-		if (r->st_lo >= 0 && (c->st_det < r->st_lo || c->st_det > r->st_hi))
+		if (r->st_lo >= 0 &&
+		    (c->st_det < r->st_lo || c->st_det > r->st_hi))
 			return 0;
 	}
-	if (r->reply_lo != 0 && (c->reply < r->reply_lo || c->reply > r->reply_hi))
+	if (r->reply_lo != 0 &&
+	    (c->reply < r->reply_lo || c->reply > r->reply_hi))
 		return 0;
 	if (r->cmds != 0 && !(r->cmds & c->cmd))
 		return 0;
@@ -1194,8 +1203,7 @@ conds_hold(const struct crule *r, const struct ctx *c)
 /* Sets bit i of hit for every rule i of rs whose phrase occurs in the
  * folded text (one pass over the text through the index). */
 static void
-phrases_hit(const struct classify_rules *rs, const struct ctx *c,
-    uint64_t *hit)
+phrases_hit(const struct classify_rules *rs, const struct ctx *c, uint64_t *hit)
 {
 	const char *t = c->text;
 	size_t n = c->n, pos, k;
@@ -1342,12 +1350,14 @@ classify(const struct classify_input *in, struct classify_result *out)
 	if (str_eq(in->kind, "complaint") ||
 	    (in->feedback_type != NULL && in->feedback_type[0] != '\0')) {
 		c.text = " ";
-		decide(out, ladder_rule(rs, L_FEEDBACK), R_FEEDBACK, NULL, &c, 0);
+		decide(out, ladder_rule(rs, L_FEEDBACK), R_FEEDBACK, NULL, &c,
+		    0);
 		return;
 	}
 	if (str_eq(in->kind, "autoreply")) {
 		c.text = " ";
-		decide(out, ladder_rule(rs, L_VACATION), R_VACATION, NULL, &c, 0);
+		decide(out, ladder_rule(rs, L_VACATION), R_VACATION, NULL, &c,
+		    0);
 		return;
 	}
 
@@ -1405,7 +1415,8 @@ classify(const struct classify_input *in, struct classify_result *out)
 			const struct crule *r = &in->operator_rules->r[i];
 
 			if (phrase_in(&c, r) && conds_hold(r, &c)) {
-				decide(out, r, r->reason, r->phrase, &c, failed);
+				decide(out, r, r->reason, r->phrase, &c,
+				    failed);
 				return;
 			}
 		}
@@ -1440,20 +1451,26 @@ classify(const struct classify_input *in, struct classify_result *out)
 		if (r->reason == R_USERUNKNOWN) {
 			if (code >= 0 && rs->r[code].reason == R_SUSPEND) {
 				lr = ladder_rule(rs, L_SUSPENDCODE);
-				decide(out, lr, R_SUSPEND, r->phrase, &c, failed);
+				decide(out, lr, R_SUSPEND, r->phrase, &c,
+				    failed);
 				return;
 			}
 			if (c.cmd != CMD_RCPT &&
-			    !(code >= 0 && rs->r[code].reason == R_USERUNKNOWN) &&
+			    !(code >= 0 &&
+			        rs->r[code].reason == R_USERUNKNOWN) &&
 			    c.cmd != CMD_MAIL) {
-				lr = ladder_rule(rs, c.cmd == CMD_DATA ? L_DATASPLIT : L_ALONE);
-				decide(out, lr, R_FILTERED, r->phrase, &c, failed);
+				lr = ladder_rule(rs,
+				    c.cmd == CMD_DATA ? L_DATASPLIT : L_ALONE);
+				decide(out, lr, R_FILTERED, r->phrase, &c,
+				    failed);
 				return;
 			}
 			if (c.cmd == CMD_MAIL &&
-			    !(code >= 0 && rs->r[code].reason == R_USERUNKNOWN)) {
+			    !(code >= 0 &&
+			        rs->r[code].reason == R_USERUNKNOWN)) {
 				lr = ladder_rule(rs, L_MAILSPLIT);
-				decide(out, lr, R_REJECTED, r->phrase, &c, failed);
+				decide(out, lr, R_REJECTED, r->phrase, &c,
+				    failed);
 				return;
 			}
 		}
@@ -1463,7 +1480,8 @@ classify(const struct classify_input *in, struct classify_result *out)
 			 * telling text, else the codes decide */
 			t = first_of(rs, hit, &c, ST_TEXT, (size_t)t + 1);
 			while (t >= 0 && rs->r[t].reason == R_FILTERED)
-				t = first_of(rs, hit, &c, ST_TEXT, (size_t)t + 1);
+				t = first_of(rs, hit, &c, ST_TEXT,
+				    (size_t)t + 1);
 			continue;
 		}
 		decide(out, r, r->reason, r->phrase, &c, failed);
@@ -1489,10 +1507,11 @@ classify(const struct classify_input *in, struct classify_result *out)
 		decide(out, ladder_rule(rs, L_DELAYED), R_EXPIRED, NULL, &c,
 		    failed);
 	else if (c.cmd == CMD_HELO || c.cmd == CMD_CONN)
-		decide(out, ladder_rule(rs, L_HELO), R_BLOCKED, NULL, &c, failed);
-	else if (c.cmd == CMD_MAIL)
-		decide(out, ladder_rule(rs, L_MAILREFUSED), R_REJECTED, NULL, &c,
+		decide(out, ladder_rule(rs, L_HELO), R_BLOCKED, NULL, &c,
 		    failed);
+	else if (c.cmd == CMD_MAIL)
+		decide(out, ladder_rule(rs, L_MAILREFUSED), R_REJECTED, NULL,
+		    &c, failed);
 	else if ((c.st[0] != '\0' && !(c.st_subj == 0 && c.st_det == 0)) ||
 	    c.reply >= 400 || c.n > 2)
 		decide(out, ladder_rule(rs, L_ONHOLD), R_ONHOLD, NULL, &c,
@@ -1540,4 +1559,3 @@ classify_reasons(void)
 {
 	return reason_names;
 }
-

@@ -89,7 +89,7 @@ int classify_parse_status(const char *s, char out[16]);
  * needs a name, no stage sections, ids become "op:NAME").
  */
 int classify_rules_parse(const char *text, size_t len, int operator,
-    struct classify_rules **out, char *err, size_t errlen);
+    struct classify_rules ** out, char *err, size_t errlen);
 void classify_rules_free(struct classify_rules *rs);
 /* The built-in table; NULL only if it failed to parse (a build error the
  * unit tests catch). */

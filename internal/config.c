@@ -1151,7 +1151,7 @@ warn_readable(struct ctx *c, const struct node *nd, const char *path,
 	    "%s:%d:%d: %s: %s is readable by %s (mode %04o); chmod 600 it",
 	    c->name, nd ? nd->line : 0, nd ? nd->col : 0, path, file,
 	    (st.st_mode & 070) && (st.st_mode & 07) ? "group and others"
-	    : (st.st_mode & 070)                    ? "its group"
+	        : (st.st_mode & 070)                ? "its group"
 	                                            : "others",
 	    (unsigned)(st.st_mode & 07777));
 	c->cfg->warnings.items = xrealloc(c->cfg->warnings.items,

@@ -152,7 +152,6 @@ struct config {
 	struct config_errors warnings;
 };
 
-
 /*
  * Loads and validates path (at most CONFIG_MAX_FILE_BYTES).  0 and *out
  * set (caller frees with config_free), or -1 with every error appended to

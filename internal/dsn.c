@@ -1055,9 +1055,10 @@ walk_obj(struct walk *w, GMimeObject *obj, int depth)
 			    ascii_ncasecmp(rt, "feedback", 8) == 0)
 				w->report_fb = 1;
 			else if (rt != NULL &&
-			    ascii_ncasecmp(rt, "disposition-notification", 24) ==
-			        0)
-				w->report_mdn = 1; /* RFC 8098: a read receipt */
+			    ascii_ncasecmp(rt, "disposition-notification",
+			        24) == 0)
+				w->report_mdn =
+				    1; /* RFC 8098: a read receipt */
 			else if (rt != NULL)
 				w->report_ds = 1;
 		}

@@ -203,8 +203,8 @@ ses_type(struct dsn_report *r, struct dsn_rcpt *rc, const char *s, size_t n)
 	if (json_str(s, n, "bounceType", t, sizeof(t))) {
 		if (!json_str(s, n, "bounceSubType", st, sizeof(st)))
 			st[0] = '\0';
-		rc->diagnostic = dsn_keep(r, xasprintf("%s%s%s", t,
-		    st[0] != '\0' ? "/" : "", st));
+		rc->diagnostic = dsn_keep(r,
+		    xasprintf("%s%s%s", t, st[0] != '\0' ? "/" : "", st));
 	} else if (json_str(s, n, "delayType", t, sizeof(t)))
 		rc->diagnostic = dsn_keep(r, xasprintf("%s", t));
 }
@@ -999,9 +999,8 @@ dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
 
 			/* addresses listed one under the other share the
 			 * reason that follows the list */
-			for (k = i + 1;
-			     diag_letters(c->diag.data, c->diag.len, c->addr) ==
-			         0 &&
+			for (k = i + 1; diag_letters(c->diag.data, c->diag.len,
+			                    c->addr) == 0 &&
 			     k < sc.nc &&
 			     diag_letters(sc.c[k - 1].diag.data,
 			         sc.c[k - 1].diag.len, sc.c[k - 1].addr) == 0;

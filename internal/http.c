@@ -23,7 +23,8 @@
 
 struct conn {
 	int fd; /* -1 when the slot is free */
-	int64_t accepted; /* when, in ms: the oldest unfinished one is evicted */
+	int64_t
+	    accepted; /* when, in ms: the oldest unfinished one is evicted */
 	int64_t deadline;
 	struct buf in;
 	struct buf out; /* response being written */

@@ -191,7 +191,8 @@ print_explain(const char *base, const struct dsn_report *r,
 		const struct classify_rules *rs = classify_builtin();
 		long k = rule_index(rs, rc->rule);
 
-		if (k < 0 && oper != NULL && (k = rule_index(oper, rc->rule)) >= 0)
+		if (k < 0 && oper != NULL &&
+		    (k = rule_index(oper, rc->rule)) >= 0)
 			rs = oper;
 		printf("%s: %s\n", base,
 		    dsn_rcpt_address(rc) ? dsn_rcpt_address(rc) : "-");
@@ -354,8 +355,9 @@ main(int argc, char **argv)
 			break;
 	}
 	if (classify_builtin() == NULL) {
-		fprintf(stderr, "bounce-parse: the built-in rule table does "
-		                "not parse\n");
+		fprintf(stderr,
+		    "bounce-parse: the built-in rule table does "
+		    "not parse\n");
 		return 1;
 	}
 	if (list_rules) {
@@ -365,7 +367,8 @@ main(int argc, char **argv)
 		size_t k, s;
 
 		for (s = 0; s < 2; s++)
-			for (k = 0; classify_rule_get(sets[s], k, &ri) == 0; k++)
+			for (k = 0; classify_rule_get(sets[s], k, &ri) == 0;
+			     k++)
 				print_rule(&ri);
 		config_free(&cfg);
 		return 0;

@@ -104,8 +104,8 @@ static const struct row {
         "expired", CLASS_SOFT},
     {"failedstarttls", "5.7.10", 530, "failed", "bounce", NULL,
         "451 4.7.0 TLS is required, but host mx.example.org refused to start "
-        "TLS: 502 5.5.1 command not implemented", "failedstarttls",
-        CLASS_SOFT},
+        "TLS: 502 5.5.1 command not implemented",
+        "failedstarttls", CLASS_SOFT},
     {"feedback by kind", NULL, 0, NULL, "complaint", NULL, NULL, "feedback",
         CLASS_COMPLAINT},
     {"filtered", "5.0.0", 550, "failed", "bounce", NULL,
@@ -528,8 +528,7 @@ t_rule_table(void)
 	for (i = 0; i < n; i++) {
 		classify_rule_get(rs, i, &ri);
 		test_begin("rule %s (line %d)", ri.id, ri.line);
-		CHECK(ri.source != NULL && strlen(ri.source) > 5,
-		    "no source");
+		CHECK(ri.source != NULL && strlen(ri.source) > 5, "no source");
 		CHECK(classify_reason_valid(ri.reason) ||
 		        (strcmp(ri.reason, "-") == 0 &&
 		            strcmp(ri.stage, "code") == 0),
@@ -557,8 +556,9 @@ t_rule_table(void)
 			in.kind = "bounce";
 			/* filtered is the verdict on a message that was
 			 * refused after DATA */
-			in.smtp_command =
-			    strcmp(ri.reason, "filtered") == 0 ? "DATA" : "RCPT";
+			in.smtp_command = strcmp(ri.reason, "filtered") == 0
+			    ? "DATA"
+			    : "RCPT";
 			in.diagnostic = ri.phrase;
 			classify(&in, &out);
 			/* itself, or an earlier rule that says the same
@@ -575,13 +575,14 @@ t_rule_table(void)
 			struct classify_result out;
 			char code[32], cls = ri.status[0];
 			const char *p = ri.status + 2;
-			int subj = atoi(p), det = 0;
+			int subj = (int)strtol(p, NULL, 10), det = 0;
 
 			p = strchr(p, '.');
 			if (p != NULL && p[1] != '*')
-				det = atoi(p + 1);
+				det = (int)strtol(p + 1, NULL, 10);
 			else
-				det = 999; /* any detail: one no other rule names */
+				det =
+				    999; /* any detail: one no other rule names */
 			snprintf(code, sizeof(code), "%c.%d.%d",
 			    cls == 'X' ? '5' : cls, subj, det);
 			memset(&in, 0, sizeof(in));
@@ -596,7 +597,8 @@ t_rule_table(void)
 				    out.rule ? out.rule : "nothing");
 			else /* x.0.0 says nothing at all: undefined */
 				CHECK(out.rule != NULL &&
-				        strcmp(out.rule, subj == 0 && det == 0
+				        strcmp(out.rule,
+				            subj == 0 && det == 0
 				                ? "undefined"
 				                : "onhold") == 0,
 				    "%s (no default) decided by %s", code,
@@ -621,9 +623,11 @@ t_rules_parse(void)
 	        NULL},
 	    {"t.a mailboxfull phrase=\"over quota\" source=x\n",
 	        "1:1: rule before any [stage]"},
-	    {"[text]\nt.a mailboxfull phrase=\"over quota\"\n", "has no source"},
+	    {"[text]\nt.a mailboxfull phrase=\"over quota\"\n",
+	        "has no source"},
 	    {"[text]\nt.a nosuch phrase=abc source=x\n", "unknown reason"},
-	    {"[text]\nt.a mailboxfull phrase=ab source=x\n", "could never match"},
+	    {"[text]\nt.a mailboxfull phrase=ab source=x\n",
+	        "could never match"},
 	    {"[text]\nt.a mailboxfull phrase=\"a@b.c\" source=x\n",
 	        "could never match"},
 	    {"[text]\nt.a mailboxfull source=x\n", "needs a phrase"},
@@ -676,11 +680,16 @@ static void
 t_operator_rules(void)
 {
 	struct classify_rules *rs = classify_rules_new();
-	struct classify_rule_spec a = {.name = "corp", .reason = "filtered",
+	struct classify_rule_spec a = {.name = "corp",
+	    .reason = "filtered",
 	    .phrase = "Quarantined  by CORP"};
-	struct classify_rule_spec b = {.name = "partner", .reason = "blocked",
-	    .cls = "soft", .status = "5.1.1", .domain = "partner.example"};
-	struct classify_rule_spec bad = {.name = "x", .reason = "blocked",
+	struct classify_rule_spec b = {.name = "partner",
+	    .reason = "blocked",
+	    .cls = "soft",
+	    .status = "5.1.1",
+	    .domain = "partner.example"};
+	struct classify_rule_spec bad = {.name = "x",
+	    .reason = "blocked",
 	    .reply = "55"};
 	struct classify_input in;
 	struct classify_result out;
@@ -880,7 +889,6 @@ static const struct mta_row {
         CLASS_SOFT},
     {"without a family an unreadable text is onhold", NULL, NULL, 0,
         "Fehler beim Zustellen", "onhold", CLASS_SOFT},
-
 
 };
 

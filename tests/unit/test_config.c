@@ -181,11 +181,10 @@ static const struct row rows[] = {
         "database.url=\"user='x' password='********' dbname='b' "
         "host='h'\""},
     {"conninfo password with spaces around = is masked",
-        "database:\n  url: \"host=h password = plain dbname=b\"\n" MB1,
-        NULL, "database.url=\"password='********' dbname='b' host='h'\""},
+        "database:\n  url: \"host=h password = plain dbname=b\"\n" MB1, NULL,
+        "database.url=\"password='********' dbname='b' host='h'\""},
     {"URI password with escapes is masked",
-        "database:\n  url: \"postgres://u:p%40ss%20w@h:5433/d\"\n" MB1,
-        NULL,
+        "database:\n  url: \"postgres://u:p%40ss%20w@h:5433/d\"\n" MB1, NULL,
         "database.url=\"user='u' password='********' dbname='d' host='h' "
         "port='5433'\""},
     {"URI query password is masked",
@@ -796,8 +795,9 @@ t_dump(void)
 	d1 = dump_to_string(cfg);
 	CHECK(strstr(d1, "TOPSECRET") == NULL, "secret in dump:\n%s", d1);
 	CHECK(strstr(d1, "filepass") == NULL, "file secret in dump");
-	CHECK(strstr(d1, "url: \"user='user' password='********' dbname='d' "
-	                 "host='h'\"") != NULL,
+	CHECK(strstr(d1,
+	          "url: \"user='user' password='********' dbname='d' "
+	          "host='h'\"") != NULL,
 	    "masked url missing:\n%s", d1);
 	CHECK(strstr(d1, "    password_file: \"" FIX "password.txt\"\n") !=
 	        NULL,

@@ -84,8 +84,9 @@ t_fields_and_bytes(void)
 
 	test_begin("a flood of fields in a part header is cut");
 	buf_init(&b, 64u << 20);
-	buf_append_str(&b, "From: a@example.org\r\nContent-Type: multipart/"
-	                   "mixed; boundary=b\r\n\r\n--b\r\n");
+	buf_append_str(&b,
+	    "From: a@example.org\r\nContent-Type: multipart/"
+	    "mixed; boundary=b\r\n\r\n--b\r\n");
 	for (i = 0; i < 5000; i++)
 		buf_append_str(&b, "X-F: 1\r\n");
 	buf_append_str(&b, "\r\nbody\r\n--b--\r\n");

@@ -3,7 +3,8 @@
 # parser: a header folded into 900,000 lines, 450,000 header fields,
 # 200,000 MIME parts, a part header folded a million times, a 4 MB single
 # line.  Each is generated here; each must decode (the bounce's recipient
-# found where there is one) in under 48 MB peak RSS.
+# found where there is one) in under 48 MB peak RSS (a sanitizer build only
+# has to decode them: its shadow memory makes the figure meaningless).
 set -uo pipefail
 SRC=${BOUNCER_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${BOUNCER_BUILD:-$SRC/build}
@@ -11,6 +12,10 @@ BP=$BUILD/bin/bounce-parse
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 FAILS=0
+LIMIT=48
+if nm -D "$BP" 2>/dev/null | grep -q __asan_init || ldd "$BP" 2>/dev/null | grep -q libasan; then
+	LIMIT=100000
+fi
 
 gen() {	# KIND FILE
 	python3 - "$1" "$2" <<'PY'
@@ -58,10 +63,10 @@ PY
 )
 	read -r rc rss rcpt <<<"$out"
 	size=$(($(stat -c %s "$f") / 1048576))
-	if [ "$rc" = 0 ] && [ "$rss" -lt 48 ] && [ "$rcpt" = "hostile@example.org" ]; then
+	if [ "$rc" = 0 ] && [ "$rss" -lt "$LIMIT" ] && [ "$rcpt" = "hostile@example.org" ]; then
 		echo "PASS hostile mail $kind (${size} MB): ${rss} MB peak RSS, recipient found"
 	else
-		echo "FAIL hostile mail $kind (${size} MB): exit $rc, ${rss} MB peak RSS (limit 48), recipients '$rcpt'"
+		echo "FAIL hostile mail $kind (${size} MB): exit $rc, ${rss} MB peak RSS (limit $LIMIT), recipients '$rcpt'"
 		FAILS=$((FAILS + 1))
 	fi
 done

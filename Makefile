@@ -13,7 +13,7 @@ SHARED   ?= $(abspath ../shared)
 FUZZ_SECONDS ?= 600
 
 # Dependencies first: pkg-config below needs the -dev packages.
-NODEPS_GOALS := clean help
+NODEPS_GOALS := clean help image
 ifneq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 DEPS_RC := $(shell sh docker/deps.sh build 1>&2; echo $$?)
 ifneq ($(DEPS_RC),0)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# test_docker.sh - docker/ can't be built here (no Docker engine), so this
-# checks what can be checked: compose.yml and the Dockerfiles refer to
+# test_docker.sh - the static half of the image checks (the images are
+# built and run by tests/container/run.sh): compose.yml and the Dockerfiles refer to
 # files that exist, ports / user / health check / stop signal agree with
 # each other and with the bouncerd config the stack mounts, and the image's
 # build steps (the lines between BUILD-STEPS markers) succeed when run

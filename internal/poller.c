@@ -77,6 +77,7 @@ struct mbstate {
 	int running;
 	int done; /* --once: pass finished */
 	int ok; /* --once: last pass succeeded */
+	int busy; /* --once: skipped, another process holds the lock */
 	int failures; /* failed passes in a row */
 	int64_t next_run; /* monotonic ms */
 	int midx; /* metrics index */
@@ -216,7 +217,8 @@ poller_request_stop(struct poller *p)
 
 /* ---- one pass ----------------------------------------------------------- */
 
-enum pass_result { PASS_OK, PASS_FAILED, PASS_SKIPPED };
+/* PASS_BUSY: another process holds the mailbox's lock (nothing done) */
+enum pass_result { PASS_OK, PASS_FAILED, PASS_SKIPPED, PASS_BUSY };
 
 /* A fetched message waiting for its batch to commit. */
 struct pending {
@@ -1250,9 +1252,15 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 	}
 	set_db(p, 1);
 	if (!locked) {
-		log_debug("mailbox busy in another process: skipped", "mailbox",
-		    name, NULL);
-		res = PASS_SKIPPED;
+		/* another replica is on it: normal for several processes,
+		 * worth a line for --once, whose exit status says so */
+		if (p->once)
+			log_info("mailbox locked by another process: skipped",
+			    "mailbox", name, NULL);
+		else
+			log_debug("mailbox locked by another process: skipped",
+			    "mailbox", name, NULL);
+		res = PASS_BUSY;
 		goto out;
 	}
 	ps.gen = store_generation(ps.st);
@@ -1459,7 +1467,7 @@ out:
 
 		store_mailbox_unlock(ps.st, ps.mailbox_id, &e2);
 	}
-	if (res != PASS_SKIPPED) {
+	if (res != PASS_SKIPPED && res != PASS_BUSY) {
 		double secs = (double)(now_ms() - t0) / 1000.0;
 
 		metrics_pass(p->m, midx, secs, res == PASS_OK, now_unix());
@@ -1587,6 +1595,7 @@ worker(void *arg)
 			s->running = 0;
 			s->done = 1;
 			s->ok = res != PASS_FAILED;
+			s->busy = res == PASS_BUSY;
 			if (res == PASS_FAILED && ref != p->cur) {
 				/* the config changed meanwhile: try it now */
 				s->next_run = now_ms();
@@ -1695,6 +1704,7 @@ poller_run_once(struct poller *p)
 	for (size_t i = 0; i < p->nmb; i++) {
 		p->mb[i].done = 0;
 		p->mb[i].ok = 0;
+		p->mb[i].busy = 0;
 		p->mb[i].next_run = 0;
 	}
 	pthread_mutex_unlock(&p->mu);
@@ -1706,6 +1716,9 @@ poller_run_once(struct poller *p)
 	for (size_t i = 0; i < p->nmb; i++)
 		if (p->mb[i].present && !p->mb[i].ok)
 			rc = 1;
+	for (size_t i = 0; rc == 0 && i < p->nmb; i++)
+		if (p->mb[i].present && p->mb[i].busy)
+			rc = 3;
 	return rc;
 }
 

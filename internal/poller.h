@@ -29,7 +29,9 @@ struct poller *poller_new(struct config *cfg, struct metrics *m);
 void poller_free(struct poller **p);
 
 /* One pass over every mailbox with cfg->workers threads, then returns:
- * 0 when every pass succeeded, 1 otherwise (or when stopped early). */
+ * 0 when every pass succeeded, 1 when one failed (or when stopped early),
+ * 3 when none failed but a mailbox was skipped because another process
+ * holds its lock. */
 int poller_run_once(struct poller *p);
 
 /* Starts the scheduler and workers in the background: 0 or -1. */

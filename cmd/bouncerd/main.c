@@ -3,7 +3,8 @@
  * bouncerd -c FILE --check-config validates FILE and prints the effective
  * configuration with secrets masked (exit 0) or every error (exit 1).
  * bouncerd -c FILE runs the daemon until SIGTERM/SIGINT (exit 0); --once
- * polls every mailbox once (exit 0 only if every pass succeeded);
+ * polls every mailbox once (exit 0 only if every pass succeeded, 3 when a
+ * mailbox was skipped because another process holds its lock);
  * --migrate applies the database migrations and exits.  Signal handlers
  * only set flags; SIGHUP reloads the file, keeping the old configuration
  * when the new one is invalid.  Exit status 2 means a usage error.

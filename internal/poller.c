@@ -104,10 +104,14 @@ struct poller {
 	int nthreads;
 	/* health probe */
 	pthread_mutex_t hmu;
-	struct store *hstore;
-	int64_t hchecked; /* monotonic ms of the last probe */
+	pthread_t hthread; /* the database prober (see probe_once) */
+	int hrunning;
+	volatile sig_atomic_t hquit;
+	int hfirst; /* no probe has finished yet */
+	struct store *hstore; /* the prober's own */
+	int64_t hchecked; /* monotonic ms a probe last finished */
+	int64_t hstarted; /* monotonic ms the running probe began, 0 none */
 	int hdb_ok;
-	char hdb_err[256];
 	unsigned rnd;
 };
 
@@ -174,6 +178,7 @@ poller_new(struct config *cfg, struct metrics *m)
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	pthread_mutex_init(&p->hmu, NULL);
+	p->hfirst = 1;
 	p->cur = xcalloc(1, sizeof(*p->cur));
 	p->cur->cfg = cfg;
 	p->cur->refs = 1;
@@ -201,6 +206,10 @@ poller_free(struct poller **pp)
 	free(p->db_url);
 	oauth_cache_free(&p->oauth);
 	cfg_release_locked(p->cur);
+	if (p->hrunning) {
+		p->hquit = 1;
+		pthread_join(p->hthread, NULL);
+	}
 	store_free(&p->hstore);
 	pthread_mutex_destroy(&p->hmu);
 	pthread_cond_destroy(&p->cv);
@@ -218,6 +227,8 @@ poller_request_stop(struct poller *p)
 /* ---- one pass ----------------------------------------------------------- */
 
 /* PASS_BUSY: another process holds the mailbox's lock (nothing done) */
+static void prober_start(struct poller *p);
+
 enum pass_result { PASS_OK, PASS_FAILED, PASS_SKIPPED, PASS_BUSY };
 
 /* A fetched message waiting for its batch to commit. */
@@ -1629,6 +1640,7 @@ start_threads(struct poller *p, struct err *err)
 
 	if ((size_t)n > p->nmb && p->nmb > 0)
 		n = (int)p->nmb;
+	prober_start(p);
 	p->threads = xcalloc((size_t)n, sizeof(*p->threads));
 	for (int i = 0; i < n; i++) {
 		pthread_mutex_lock(&p->mu);
@@ -1743,16 +1755,25 @@ poller_reload(struct poller *p, struct config *cfg)
 
 /* ---- health ---------------------------------------------------------- */
 
-/* Probes the database at most every 2 s, on a connection of its own. */
-static int
-db_probe(struct poller *p, const struct config *cfg, char *why, size_t n)
+/*
+ * The database's health is probed on a thread of its own, every 2 s, on a
+ * connection of its own; /healthz only reads the last result, so a hung
+ * or slow database never holds the HTTP thread.  A probe still running
+ * after HEALTH_STUCK_MS counts as a failure.  libpq's text goes to the
+ * log (when the state changes), never to the HTTP answer.
+ */
+#define HEALTH_EVERY_MS 2000
+#define HEALTH_STUCK_MS 10000
+
+static void
+probe_once(struct poller *p)
 {
 	struct err err = {{0}};
-	int pending, ok;
+	int pending, ok, was;
 
 	pthread_mutex_lock(&p->hmu);
-	if (p->hchecked != 0 && now_ms() - p->hchecked < 2000)
-		goto out;
+	p->hstarted = now_ms();
+	pthread_mutex_unlock(&p->hmu);
 	if (p->hstore == NULL) {
 		struct store_options o;
 
@@ -1763,18 +1784,73 @@ db_probe(struct poller *p, const struct config *cfg, char *why, size_t n)
 		o.backoff_max_ms = 100;
 		o.connect_timeout_s = 2;
 		o.application_name = "bouncerd-health";
-		o.stop = &p->stop;
+		o.stop = &p->hquit;
 		ok = store_open(&o, &p->hstore, &err) == 0;
 	} else
 		ok = 1;
 	if (ok)
 		ok = store_pending_migrations(p->hstore, &pending, &err) == 0;
+	pthread_mutex_lock(&p->hmu);
+	was = p->hdb_ok;
 	p->hdb_ok = ok;
-	strlcpy_b(p->hdb_err, ok ? "" : err.msg, sizeof(p->hdb_err));
 	p->hchecked = now_ms();
-out:
-	ok = p->hdb_ok;
-	strlcpy_b(why, p->hdb_err, n);
+	p->hstarted = 0;
+	pthread_mutex_unlock(&p->hmu);
+	if (!ok && (was || p->hfirst))
+		log_warn("health: database probe failed", "cause", err.msg,
+		    NULL);
+	else if (ok && !was && !p->hfirst)
+		log_info("health: database probe ok again", NULL);
+	p->hfirst = 0;
+}
+
+static void *
+prober(void *arg)
+{
+	struct poller *p = arg;
+
+	while (!p->hquit) {
+		probe_once(p);
+		for (int i = 0; i < HEALTH_EVERY_MS / 100 && !p->hquit; i++) {
+			struct timespec ts = {0, 100 * 1000000L};
+
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+/* Starts the prober once, whatever the mode; poller_free stops it. */
+static void
+prober_start(struct poller *p)
+{
+	pthread_mutex_lock(&p->hmu);
+	if (!p->hrunning && pthread_create(&p->hthread, NULL, prober, p) == 0)
+		p->hrunning = 1;
+	pthread_mutex_unlock(&p->hmu);
+}
+
+static int
+db_healthy(struct poller *p)
+{
+	int ok;
+
+	prober_start(p);
+	/* just started: give the first probe its connect timeout */
+	for (int i = 0; i < 60; i++) {
+		struct timespec ts = {0, 50 * 1000000L};
+		int64_t done;
+
+		pthread_mutex_lock(&p->hmu);
+		done = p->hchecked;
+		pthread_mutex_unlock(&p->hmu);
+		if (done != 0)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	pthread_mutex_lock(&p->hmu);
+	ok = p->hchecked != 0 && p->hdb_ok &&
+	    !(p->hstarted != 0 && now_ms() - p->hstarted > HEALTH_STUCK_MS);
 	pthread_mutex_unlock(&p->hmu);
 	return ok;
 }
@@ -1784,12 +1860,12 @@ poller_health(struct poller *p, struct buf *out)
 {
 	struct cfgref *ref = cfg_acquire(p);
 	const struct config *cfg = ref->cfg;
-	char why[256], tmp[64];
+	char tmp[64];
 	int db_ok, all_ok;
 	int64_t now = now_unix();
 	struct buf mbj, fail;
 
-	db_ok = db_probe(p, cfg, why, sizeof(why));
+	db_ok = db_healthy(p);
 	all_ok = db_ok;
 	/* one look at each mailbox feeds both "failing" and "mailboxes" */
 	buf_init(&mbj, 1 << 20);
@@ -1818,10 +1894,6 @@ poller_health(struct poller *p, struct buf *out)
 	    all_ok ? "{\"status\":\"ok\"," : "{\"status\":\"fail\",");
 	buf_append_str(out, "\"database\":");
 	buf_append_json_str(out, db_ok ? "ok" : "unreachable");
-	if (!db_ok) {
-		buf_append_str(out, ",\"database_error\":");
-		buf_append_json_str(out, why);
-	}
 	buf_append_str(out, ",\"failing\":[");
 	buf_append(out, fail.data, fail.len);
 	buf_append_str(out, "],\"mailboxes\":{");

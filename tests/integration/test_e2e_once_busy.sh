@@ -20,7 +20,8 @@ KEY=$(( 0x626f756e ))
 PGAPPNAME=bouncerd-test-lockholder psql "$DB" -qAt -c "SELECT pg_advisory_lock($KEY, $MB::integer); SELECT pg_sleep(30)" >/dev/null 2>&1 &
 HOLDER=$!
 PIDS+=("$HOLDER")
-wait_for 10 test "$(sql "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = $KEY AND objid = $MB AND granted")" = 1
+held() { [ "$(sql "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = $KEY AND objid = $MB AND granted")" = "$1" ]; }
+wait_for 10 held 1
 "$BIN" -c "$TMP/c.yaml" --once 2>"$TMP/log2"
 check "locked elsewhere: exit status 3" 3 $?
 grep -q 'mailbox locked by another process: skipped' "$TMP/log2" &&
@@ -31,7 +32,7 @@ check "locked elsewhere: nothing recorded" 0 "$(sql "SELECT count(*) FROM bounce
 
 sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'bouncerd-test-lockholder'" >/dev/null
 wait "$HOLDER" 2>/dev/null
-wait_for 10 test "$(sql "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = $KEY AND granted")" = 0
+wait_for 10 held 0
 "$BIN" -c "$TMP/c.yaml" --once 2>"$TMP/log3"
 check "lock free again: exit status 0" 0 $?
 check "lock free again: recorded" 1 "$(sql "SELECT count(*) FROM bounces")"

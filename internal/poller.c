@@ -1061,6 +1061,7 @@ open_pop3(struct pass *ps, const char *token, struct err *err)
 	}
 	o.connect_timeout_ms = (long)mc->poll.connect_timeout_ms;
 	o.command_timeout_ms = (long)mc->poll.command_timeout_ms;
+	o.stop = &ps->p->stop; /* SIGTERM ends a stalled transfer at once */
 	o.max_message_bytes = (size_t)mc->poll.max_message_bytes;
 	return pop3_new(&o, err);
 }

@@ -19,9 +19,13 @@
 #include <sys/socket.h>
 
 #define DEF_CONNECT_MS 15000L
+#define STOP_POLL_MS 200 /* longest wait between two looks at the stop flag */
 #define DEF_COMMAND_MS 30000L
 #define DEF_TRANSFER_MS 600000L
-#define DEF_LOW_SPEED_BYTES 64L
+#define DEF_LOW_SPEED_BYTES 1024L
+/* the default transfer deadline reads a message of max_message_bytes at
+ * this rate, plus one command timeout */
+#define DEF_DEADLINE_RATE (16L * 1024)
 #define DEF_LOW_SPEED_S 30L
 #define DEF_MAX_MESSAGE ((size_t)32 << 20)
 #define DEF_MAX_MESSAGES ((size_t)1000000)
@@ -46,6 +50,7 @@ struct pop3 {
 	int broken; /* an error or QUIT ended the session */
 	long connects;
 	long low_speed_bytes, low_speed_s;
+	const volatile sig_atomic_t *stop; /* set: end the current wait */
 	enum pop3_error kind;
 	/* the logged-in connection, driven with curl_easy_send/recv */
 	curl_socket_t sock;
@@ -355,10 +360,14 @@ pop3_new(const struct pop3_options *o, struct err *err)
 	p->tls = o->tls;
 	p->command_ms =
 	    o->command_timeout_ms > 0 ? o->command_timeout_ms : DEF_COMMAND_MS;
-	p->transfer_ms = o->transfer_timeout_ms > 0 ? o->transfer_timeout_ms
-	                                            : DEF_TRANSFER_MS;
 	p->max_message =
 	    o->max_message_bytes > 0 ? o->max_message_bytes : DEF_MAX_MESSAGE;
+	p->transfer_ms = o->transfer_timeout_ms > 0 ? o->transfer_timeout_ms
+	                                            : p->command_ms +
+	        (long)(p->max_message / DEF_DEADLINE_RATE) * 1000L;
+	if (o->transfer_timeout_ms <= 0 && p->transfer_ms > DEF_TRANSFER_MS)
+		p->transfer_ms = DEF_TRANSFER_MS;
+	p->stop = o->stop;
 	p->max_messages =
 	    o->max_messages > 0 ? o->max_messages : DEF_MAX_MESSAGES;
 	p->low_speed_bytes =
@@ -534,6 +543,7 @@ struct xfer {
 	 * window of low_speed_s seconds */
 	int64_t win_start;
 	size_t win_bytes;
+	int64_t last_byte; /* a stall: no byte for command_ms */
 };
 
 static void
@@ -546,6 +556,7 @@ xfer_init(struct xfer *x, const char *label, long timeout_ms)
 	x->deadline = now + timeout_ms;
 	x->win_start = now;
 	x->win_bytes = 0;
+	x->last_byte = now;
 }
 
 /* Waits until the socket is readable (out == 0) or writable.  0, or -1
@@ -578,6 +589,22 @@ io_wait(struct pop3 *p, struct xfer *x, int out, struct err *err)
 			    "no complete reply within %ld ms", x->timeout_ms);
 			return -1;
 		}
+		if (now - x->last_byte >= p->command_ms) {
+			end_session(p, 0);
+			fail(p, POP3_ERR_TIMEOUT, err, x->label,
+			    "no byte for %ld ms", p->command_ms);
+			return -1;
+		}
+		if (p->stop != NULL && *p->stop) {
+			end_session(p, 0);
+			fail(p, POP3_ERR_TIMEOUT, err, x->label,
+			    "stopped: shutting down");
+			return -1;
+		}
+		if (win > x->last_byte + p->command_ms - now)
+			win = x->last_byte + p->command_ms - now;
+		if (win > STOP_POLL_MS)
+			win = STOP_POLL_MS; /* a stop request is seen soon */
 		pfd.fd = p->sock;
 		pfd.events = out ? POLLOUT : POLLIN;
 		pfd.revents = 0;
@@ -656,6 +683,7 @@ fill(struct pop3 *p, struct xfer *x, struct err *err)
 		}
 		p->in_len += n;
 		x->win_bytes += n;
+		x->last_byte = now_ms();
 		return 0;
 	}
 }

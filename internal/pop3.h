@@ -10,6 +10,7 @@
 #ifndef BOUNCER_POP3_H
 #define BOUNCER_POP3_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,10 +76,14 @@ struct pop3_options {
 	const char *bearer_token; /* POP3_AUTH_XOAUTH2 */
 	/* Timeouts in milliseconds; 0 means the default in brackets. */
 	long connect_timeout_ms; /* TCP + TLS handshake + login [15000] */
-	long command_timeout_ms; /* whole single-line command [30000] */
-	long transfer_timeout_ms; /* whole RETR / TOP / listing [600000] */
+	/* whole single-line command [30000]; also the longest wait for the
+	 * next byte of any reply, RETR and listings included */
+	long command_timeout_ms;
+	/* whole RETR / TOP / listing [command timeout + the time to read
+	 * max_message_bytes at 16 KiB/s, at most 600000] */
+	long transfer_timeout_ms;
 	/* Abort a transfer slower than low_speed_bytes per second for
-	 * low_speed_time_s seconds [64 B/s, 30 s]. */
+	 * low_speed_time_s seconds [1024 B/s, 30 s]. */
 	long low_speed_bytes;
 	long low_speed_time_s;
 	/* RETR keeps at most this many bytes of a message [32 MiB]; the rest
@@ -87,6 +92,9 @@ struct pop3_options {
 	/* Listings with more messages are refused (POP3_ERR_LIMIT)
 	 * [1,000,000]. */
 	size_t max_messages;
+	/* Optional: when it becomes non-zero, the current wait ends within
+	 * 200 ms and the session with it (a shutdown). */
+	const volatile sig_atomic_t *stop;
 };
 
 /* One line of a UIDL and/or LIST listing. */

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -860,6 +861,107 @@ t_stalls(void)
 	}
 }
 
+/* A stop request (SIGTERM) ends a stalled transfer within a fraction of
+ * a second, however long its timeouts; a slow drip is cut by the low-speed
+ * rule.  Plain TCP here; the TLS forms share the same waits. */
+static volatile sig_atomic_t stop_flag;
+
+static void *
+set_stop_later(void *arg)
+{
+	(void)arg;
+	usleep(300000);
+	stop_flag = 1;
+	return NULL;
+}
+
+static void
+t_stop_and_drip(void)
+{
+	struct pop3_options o;
+	struct pop3 *p;
+	struct fake f;
+	struct err err = {{0}};
+	struct buf b;
+	pthread_t th;
+	int64_t t0, el;
+	int rc;
+
+	test_begin("stop request ends a stalled RETR at once");
+	if (fake_plain(&f, LOGIN "> RETR 1\n< +OK\n< Subject: x\n! sleep 30\n",
+	        &o) == 0) {
+		o.command_timeout_ms = 20000;
+		o.transfer_timeout_ms = 60000;
+		o.stop = &stop_flag;
+		stop_flag = 0;
+		buf_init(&b, 4096);
+		p = connect_ok(&o, &err);
+		pthread_create(&th, NULL, set_stop_later, NULL);
+		t0 = ms_now();
+		rc = pop3_retr(p, 1, &b, &err);
+		el = ms_now() - t0;
+		pthread_join(th, NULL);
+		CHECK(rc == -1, "stalled RETR succeeded");
+		CHECK(strstr(err.msg, "shutting down") != NULL, "%s", err.msg);
+		CHECK(el < 1000, "took %lld ms", (long long)el);
+		printf("# stop during RETR: ended after %lld ms\n",
+		    (long long)el);
+		pop3_free(&p);
+		kill(f.pid, SIGTERM);
+		free(fake_finish(&f));
+		buf_free(&b);
+	}
+	test_end();
+
+	test_begin("a slow drip is cut by the low-speed rule");
+	if (fake_plain(&f,
+	        LOGIN "> RETR 1\n< +OK\n< Subject: x\n! sleep 0.7\n< a\n"
+	              "! sleep 0.7\n< b\n! sleep 0.7\n< c\n! sleep 0.7\n"
+	              "< d\n! sleep 0.7\n< e\n! sleep 30\n",
+	        &o) == 0) {
+		o.command_timeout_ms = 5000;
+		o.transfer_timeout_ms = 60000;
+		o.low_speed_bytes = 100;
+		o.low_speed_time_s = 2;
+		buf_init(&b, 4096);
+		p = connect_ok(&o, &err);
+		t0 = ms_now();
+		rc = pop3_retr(p, 1, &b, &err);
+		el = ms_now() - t0;
+		CHECK(rc == -1, "drip RETR succeeded");
+		CHECK(strstr(err.msg, "bytes/s") != NULL, "%s", err.msg);
+		CHECK(el < 3500, "took %lld ms", (long long)el);
+		pop3_free(&p);
+		kill(f.pid, SIGTERM);
+		free(fake_finish(&f));
+		buf_free(&b);
+	}
+	test_end();
+
+	test_begin("no byte for the command timeout ends a listing");
+	if (fake_plain(&f, LOGIN "> UIDL\n< +OK\n< 1 a\n! sleep 30\n", &o) ==
+	    0) {
+		struct pop3_entry *e = NULL;
+		size_t n = 0;
+
+		o.command_timeout_ms = 800;
+		o.transfer_timeout_ms = 60000;
+		p = connect_ok(&o, &err);
+		t0 = ms_now();
+		rc = pop3_uidl(p, &e, &n, &err);
+		el = ms_now() - t0;
+		CHECK(rc == -1, "stalled listing succeeded");
+		CHECK(strstr(err.msg, "no byte for 800 ms") != NULL, "%s",
+		    err.msg);
+		CHECK(el < 800 + 700, "took %lld ms", (long long)el);
+		free(e);
+		pop3_free(&p);
+		kill(f.pid, SIGTERM);
+		free(fake_finish(&f));
+	}
+	test_end();
+}
+
 /* An over-size message: head kept, rest read and dropped, the session
  * goes on (NOOP after it on the same connection). */
 static void
@@ -1298,6 +1400,7 @@ main(void)
 	RUN(t_cut_mid_retr);
 	RUN(t_listing_cut_without_crlf);
 	t_stalls();
+	t_stop_and_drip();
 	RUN(t_truncate);
 	RUN(t_no_silent_reconnect);
 	t_dele_many();

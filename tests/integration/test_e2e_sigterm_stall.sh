@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# test_e2e_sigterm_stall.sh - SIGTERM (systemctl stop) while a server
+# stalls in the middle of a RETR: bouncerd exits within 2 s instead of
+# waiting out its transfer deadline, what was fully read is recorded, and
+# the rest stays on the server.  The server is scripted (Dovecot cannot be
+# made to stall), with plain TCP and with STARTTLS.
+set -uo pipefail
+. "$(dirname "$0")/lib_poller.sh"
+need_services sigterm_stall
+command -v python3 >/dev/null || { skip sigterm_stall "python3 missing"; exit 0; }
+command -v openssl >/dev/null || { skip sigterm_stall "openssl missing"; exit 0; }
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/key.pem" \
+    -out "$TMP/cert.pem" -days 2 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1
+
+msg() { sed "s/@ID@/$1/g" "$FIX/dsn-hard.eml"; }
+lines() {	# FILE -> script lines sending it (dot-stuffed), then "."
+	sed -e 's/\r$//' -e 's/^\./../' -e 's/^/< /' -e 's/^< $/</' "$1"
+	echo "< ."
+}
+msg 1 >"$TMP/m1"
+msg 2 >"$TMP/m2"
+
+for mode in none starttls; do
+	fresh_db "sigterm_$mode"
+	rm -f "$TMP/port" "$TMP/transcript"
+	{
+		echo "< +OK fake ready"
+		echo "> CAPA"
+		echo "< +OK"
+		[ "$mode" = starttls ] && echo "< STLS"
+		echo "< USER"
+		echo "< UIDL"
+		echo "< ."
+		if [ "$mode" = starttls ]; then
+			echo "> STLS"
+			echo "< +OK begin TLS"
+			echo "! starttls"
+			echo "> CAPA"
+			echo "< +OK"
+			echo "< USER"
+			echo "< UIDL"
+			echo "< ."
+		fi
+		echo "> USER u"
+		echo "< +OK"
+		echo "> PASS pw"
+		echo "< +OK logged in"
+		echo "> NOOP"
+		echo "< +OK"
+		echo "> UIDL"
+		echo "< +OK"
+		echo "< 1 uid-one"
+		echo "< 2 uid-two"
+		echo "< ."
+		echo "> LIST"
+		echo "< +OK"
+		echo "< 1 $(wc -c <"$TMP/m1")"
+		echo "< 2 $(wc -c <"$TMP/m2")"
+		echo "< ."
+		echo "> RETR 1"
+		echo "< +OK"
+		lines "$TMP/m1"
+		echo "> RETR 2"
+		echo "< +OK"
+		head -n 5 "$TMP/m2" | sed -e 's/\r$//' -e 's/^/< /'
+		echo "! sleep 120"
+	} >"$TMP/script"
+	tlsargs=()
+	[ "$mode" = starttls ] && tlsargs=(--cert "$TMP/cert.pem" --key "$TMP/key.pem")
+	python3 "$SRC/tests/helpers/fakepop3.py" --script "$TMP/script" \
+	    --transcript "$TMP/transcript" --port-file "$TMP/port" \
+	    --timeout 150 "${tlsargs[@]}" &
+	PIDS+=($!)
+	for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.1; done
+	cat >"$TMP/c.yaml" <<YAML
+database:
+  url: "$DB"
+  batch_size: 1
+defaults:
+  interval: 10m
+  jitter: 0s
+  connect_timeout: 5s
+  command_timeout: 1m
+mailboxes:
+  - name: stall
+    host: 127.0.0.1
+    port: $(cat "$TMP/port")
+    tls: $mode
+    ca_file: $TMP/cert.pem
+    username: u
+    password: "pw"
+    after_processing: delete
+YAML
+	"$BIN" -c "$TMP/c.yaml" 2>"$TMP/log" &
+	PID=$!
+	PIDS+=("$PID")
+	retr2() { grep -q '^C: RETR 2' "$TMP/transcript" 2>/dev/null; }
+	if ! wait_for 20 retr2; then
+		fail "$mode: the stalled RETR was reached" "$(tail -n 5 "$TMP/log"; cat "$TMP/transcript")"
+		continue
+	fi
+	sleep 0.5
+	t0=$(date +%s%N)
+	kill -TERM "$PID"
+	gone() { ! kill -0 "$PID" 2>/dev/null; }
+	wait_for 10 gone
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	wait "$PID" 2>/dev/null
+	rc=$?
+	[ "$ms" -lt 2000 ] && pass "$mode: SIGTERM during a stalled RETR: exit after $ms ms" ||
+		fail "$mode: SIGTERM during a stalled RETR: exit within 2 s" "$ms ms"
+	check "$mode: exit status" 0 "$rc"
+	check "$mode: the message read whole is recorded" "uid-one" \
+	    "$(sql "SELECT string_agg(uidl, ' ') FROM messages WHERE outcome = 'recorded'")"
+	check "$mode: the stalled one is not" 0 \
+	    "$(sql "SELECT count(*) FROM messages WHERE uidl = 'uid-two'")"
+	check "$mode: nothing deleted without a commit" "" "$(grep '^C: DELE 2' "$TMP/transcript")"
+done
+[ "$FAILS" = 0 ]

@@ -467,11 +467,12 @@ static const struct stmt {
         " AND NOT EXISTS (SELECT 1 FROM unnest($2::text[]) AS u(uidl)"
         "  WHERE u.uidl = m.uidl)"},
     {"prune_raw",
-        /* retention.raw, through messages_raw_idx; failures keep theirs */
+        /* retention.raw, through messages_raw_idx; failures and
+         * messages that are not bounces keep theirs */
         "UPDATE messages SET raw = NULL"
         " WHERE mailbox_id = $1::bigint AND raw IS NOT NULL"
         " AND fetched_at < now() - make_interval(secs => $2::bigint)"
-        " AND outcome = 'recorded'"},
+        " AND outcome = 'recorded' AND kind <> 'unknown'"},
     {"mailbox",
         "INSERT INTO mailboxes AS t (name, host, username)"
         " VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET"
@@ -1342,10 +1343,13 @@ rec_build(struct store *s, const struct store_message *m, struct rec *r)
 	r->val[P_REPORTED] = rep ? int_str(rep) : NULL;
 	r->val[P_SIZE] = m->size >= 0 ? int_str(m->size) : NULL;
 	r->val[P_TRUNC] = xstrdup(m->truncated ? "t" : "f");
-	if (m->raw != NULL && s->raw_max > 0) {
+	/* a message that is not a bounce is kept whole (as fetched, up to
+	 * max_message_bytes): deleting it from the server must lose nothing;
+	 * database.raw_max_bytes caps the raw bytes of reports only */
+	if (m->raw != NULL && (s->raw_max > 0 || m->kind == DSN_KIND_UNKNOWN)) {
 		size_t keep = m->raw_len;
 
-		if ((int64_t)keep > s->raw_max)
+		if (m->kind != DSN_KIND_UNKNOWN && (int64_t)keep > s->raw_max)
 			keep = (size_t)s->raw_max;
 		if (keep > INT32_MAX)
 			keep = INT32_MAX;

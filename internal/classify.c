@@ -882,6 +882,8 @@ enum {
 };
 
 static struct classify_rules *builtin;
+/* The ladder's own rules, found once when the table is loaded. */
+static const struct crule *ladder[L_COUNT];
 static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
 
 static void
@@ -901,7 +903,9 @@ builtin_load(void)
 			if (builtin->r[k].stage == ST_LADDER &&
 			    strcmp(builtin->r[k].id, ladder_ids[i]) == 0)
 				break;
-		if (k == builtin->n) {
+		if (k < builtin->n)
+			ladder[i] = &builtin->r[k];
+		else {
 			fprintf(stderr,
 			    "classify_rules.txt: no [ladder] line for %s\n",
 			    ladder_ids[i]);
@@ -1249,18 +1253,6 @@ first_of(const struct classify_rules *rs, const uint64_t *hit,
 	return -1;
 }
 
-static const struct crule *
-ladder_rule(const struct classify_rules *rs, int which)
-{
-	size_t i;
-
-	for (i = 0; i < rs->n; i++)
-		if (rs->r[i].stage == ST_LADDER &&
-		    strcmp(rs->r[i].id, ladder_ids[which]) == 0)
-			return &rs->r[i];
-	return NULL;
-}
-
 /* The class of a failure with reason r: hard needs a reason that blames
  * the address; notaccept is hard with a permanent code, or with no code
  * and no word of a temporary condition. */
@@ -1350,14 +1342,12 @@ classify(const struct classify_input *in, struct classify_result *out)
 	if (str_eq(in->kind, "complaint") ||
 	    (in->feedback_type != NULL && in->feedback_type[0] != '\0')) {
 		c.text = " ";
-		decide(out, ladder_rule(rs, L_FEEDBACK), R_FEEDBACK, NULL, &c,
-		    0);
+		decide(out, ladder[L_FEEDBACK], R_FEEDBACK, NULL, &c, 0);
 		return;
 	}
 	if (str_eq(in->kind, "autoreply")) {
 		c.text = " ";
-		decide(out, ladder_rule(rs, L_VACATION), R_VACATION, NULL, &c,
-		    0);
+		decide(out, ladder[L_VACATION], R_VACATION, NULL, &c, 0);
 		return;
 	}
 
@@ -1395,8 +1385,7 @@ classify(const struct classify_input *in, struct classify_result *out)
 	if (c.st[0] == '2' || str_eq(in->action, "delivered") ||
 	    str_eq(in->action, "relayed") || str_eq(in->action, "expanded") ||
 	    (str_eq(in->kind, "delivered") && c.st[0] == '\0')) {
-		decide(out, ladder_rule(rs, L_DELIVERED), R_DELIVERED, NULL, &c,
-		    0);
+		decide(out, ladder[L_DELIVERED], R_DELIVERED, NULL, &c, 0);
 		return;
 	}
 	failed = c.st[0] == '4' || c.st[0] == '5' || c.reply >= 400 ||
@@ -1439,8 +1428,7 @@ classify(const struct classify_input *in, struct classify_result *out)
 	 * mailbox was full. */
 	if (str_eq(in->diagnostic_type, "x-unix") && !exit_status_only(text) &&
 	    c.n > 2 && !(t >= 0 && rs->r[t].reason == R_MAILBOXFULL)) {
-		decide(out, ladder_rule(rs, L_XUNIX), R_MAILERERROR, NULL, &c,
-		    failed);
+		decide(out, ladder[L_XUNIX], R_MAILERERROR, NULL, &c, failed);
 		return;
 	}
 
@@ -1450,7 +1438,7 @@ classify(const struct classify_input *in, struct classify_result *out)
 
 		if (r->reason == R_USERUNKNOWN) {
 			if (code >= 0 && rs->r[code].reason == R_SUSPEND) {
-				lr = ladder_rule(rs, L_SUSPENDCODE);
+				lr = ladder[L_SUSPENDCODE];
 				decide(out, lr, R_SUSPEND, r->phrase, &c,
 				    failed);
 				return;
@@ -1459,8 +1447,8 @@ classify(const struct classify_input *in, struct classify_result *out)
 			    !(code >= 0 &&
 			        rs->r[code].reason == R_USERUNKNOWN) &&
 			    c.cmd != CMD_MAIL) {
-				lr = ladder_rule(rs,
-				    c.cmd == CMD_DATA ? L_DATASPLIT : L_ALONE);
+				lr = ladder[c.cmd == CMD_DATA ? L_DATASPLIT
+				                              : L_ALONE];
 				decide(out, lr, R_FILTERED, r->phrase, &c,
 				    failed);
 				return;
@@ -1468,7 +1456,7 @@ classify(const struct classify_input *in, struct classify_result *out)
 			if (c.cmd == CMD_MAIL &&
 			    !(code >= 0 &&
 			        rs->r[code].reason == R_USERUNKNOWN)) {
-				lr = ladder_rule(rs, L_MAILSPLIT);
+				lr = ladder[L_MAILSPLIT];
 				decide(out, lr, R_REJECTED, r->phrase, &c,
 				    failed);
 				return;
@@ -1501,24 +1489,19 @@ classify(const struct classify_input *in, struct classify_result *out)
 
 	/* 5: the last resorts. */
 	if (str_eq(in->diagnostic_type, "x-unix") || exit_status_only(text))
-		decide(out, ladder_rule(rs, L_XUNIX), R_MAILERERROR, NULL, &c,
-		    failed);
+		decide(out, ladder[L_XUNIX], R_MAILERERROR, NULL, &c, failed);
 	else if (str_eq(in->action, "delayed") || str_eq(in->kind, "delayed"))
-		decide(out, ladder_rule(rs, L_DELAYED), R_EXPIRED, NULL, &c,
-		    failed);
+		decide(out, ladder[L_DELAYED], R_EXPIRED, NULL, &c, failed);
 	else if (c.cmd == CMD_HELO || c.cmd == CMD_CONN)
-		decide(out, ladder_rule(rs, L_HELO), R_BLOCKED, NULL, &c,
-		    failed);
+		decide(out, ladder[L_HELO], R_BLOCKED, NULL, &c, failed);
 	else if (c.cmd == CMD_MAIL)
-		decide(out, ladder_rule(rs, L_MAILREFUSED), R_REJECTED, NULL,
-		    &c, failed);
+		decide(out, ladder[L_MAILREFUSED], R_REJECTED, NULL, &c,
+		    failed);
 	else if ((c.st[0] != '\0' && !(c.st_subj == 0 && c.st_det == 0)) ||
 	    c.reply >= 400 || c.n > 2)
-		decide(out, ladder_rule(rs, L_ONHOLD), R_ONHOLD, NULL, &c,
-		    failed);
+		decide(out, ladder[L_ONHOLD], R_ONHOLD, NULL, &c, failed);
 	else
-		decide(out, ladder_rule(rs, L_UNDEFINED), R_UNDEFINED, NULL, &c,
-		    failed);
+		decide(out, ladder[L_UNDEFINED], R_UNDEFINED, NULL, &c, failed);
 }
 
 const char *

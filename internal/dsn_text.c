@@ -885,6 +885,29 @@ diag_letters(const char *d, size_t n, const char *addr)
 	return letters;
 }
 
+/* Addresses listed one under the other share the reason that follows
+ * the list: for candidate i with nothing but its address, the first later
+ * one, past only such bare ones, whose text holds a failure code; sc->nc
+ * when there is none. */
+static size_t
+list_reason(const struct scan *sc, size_t i)
+{
+	size_t k;
+
+	if (diag_letters(sc->c[i].diag.data, sc->c[i].diag.len,
+	        sc->c[i].addr) != 0)
+		return sc->nc;
+	for (k = i + 1; k < sc->nc; k++) {
+		const struct cand *c = &sc->c[k];
+
+		if (has_code(c->diag.data, c->diag.len))
+			return k;
+		if (diag_letters(c->diag.data, c->diag.len, c->addr) != 0)
+			break;
+	}
+	return sc->nc;
+}
+
 /* Is a diagnostic informative beyond its address? */
 static int
 weak_diag(const char *d, size_t n, const char *addr)
@@ -997,25 +1020,11 @@ dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
 			struct cand *c = &sc.c[i];
 			size_t k;
 
-			/* addresses listed one under the other share the
-			 * reason that follows the list */
-			for (k = i + 1; diag_letters(c->diag.data, c->diag.len,
-			                    c->addr) == 0 &&
-			     k < sc.nc &&
-			     diag_letters(sc.c[k - 1].diag.data,
-			         sc.c[k - 1].diag.len, sc.c[k - 1].addr) == 0;
-			     k++)
-				if (has_code(sc.c[k].diag.data,
-				        sc.c[k].diag.len)) {
-					add_recipient(r, c->addr,
-					    sc.c[k].diag.data, sc.c[k].diag.len,
-					    action);
-					break;
-				}
-			if (r->nrcpt > 0 &&
-			    strcmp(r->rcpts[r->nrcpt - 1].final_recipient,
-			        c->addr) == 0)
+			if ((k = list_reason(&sc, i)) < sc.nc) {
+				add_recipient(r, c->addr, sc.c[k].diag.data,
+				    sc.c[k].diag.len, action);
 				continue;
+			}
 			if (c->diag.len == 0 ||
 			    weak_diag(c->diag.data, c->diag.len, c->addr) ||
 			    !has_code(c->diag.data, c->diag.len)) {

@@ -20,6 +20,12 @@
 
 #define DEF_CONNECT_MS 15000L
 #define STOP_POLL_MS 200 /* longest wait between two looks at the stop flag */
+/* After a stop request (SIGTERM) a transfer in flight may still finish
+ * for this long, so a healthy server's last message is not thrown away; a
+ * stalled one is cut then.  DELE and QUIT, which make a committed batch's
+ * deletions final, may run for longer. */
+#define STOP_XFER_MS 1000
+#define STOP_FINISH_MS 2500
 #define DEF_COMMAND_MS 30000L
 #define DEF_TRANSFER_MS 600000L
 #define DEF_LOW_SPEED_BYTES 1024L
@@ -51,6 +57,7 @@ struct pop3 {
 	long connects;
 	long low_speed_bytes, low_speed_s;
 	const volatile sig_atomic_t *stop; /* set: end the current wait */
+	int64_t stop_at;                   /* when the stop was first seen */
 	enum pop3_error kind;
 	/* the logged-in connection, driven with curl_easy_send/recv */
 	curl_socket_t sock;
@@ -544,6 +551,7 @@ struct xfer {
 	int64_t win_start;
 	size_t win_bytes;
 	int64_t last_byte; /* a stall: no byte for command_ms */
+	int finish; /* DELE, QUIT: completed (briefly) despite a stop */
 };
 
 static void
@@ -557,6 +565,7 @@ xfer_init(struct xfer *x, const char *label, long timeout_ms)
 	x->win_start = now;
 	x->win_bytes = 0;
 	x->last_byte = now;
+	x->finish = 0;
 }
 
 /* Waits until the socket is readable (out == 0) or writable.  0, or -1
@@ -596,10 +605,20 @@ io_wait(struct pop3 *p, struct xfer *x, int out, struct err *err)
 			return -1;
 		}
 		if (p->stop != NULL && *p->stop) {
-			end_session(p, 0);
-			fail(p, POP3_ERR_TIMEOUT, err, x->label,
-			    "stopped: shutting down");
-			return -1;
+			int64_t end;
+
+			if (p->stop_at == 0)
+				p->stop_at = now;
+			end = p->stop_at +
+			    (x->finish ? STOP_FINISH_MS : STOP_XFER_MS);
+			if (now >= end) {
+				end_session(p, 0);
+				fail(p, POP3_ERR_TIMEOUT, err, x->label,
+				    "stopped: shutting down");
+				return -1;
+			}
+			if (left > end - now)
+				left = end - now;
 		}
 		if (win > x->last_byte + p->command_ms - now)
 			win = x->last_byte + p->command_ms - now;
@@ -838,6 +857,7 @@ exchange(struct pop3 *p, const char *cmd, const char *label, struct buf *body,
 	}
 	p->errline[0] = '\0';
 	xfer_init(&x, label, timeout_ms);
+	x.finish = strcmp(cmd, "QUIT") == 0 || strncmp(cmd, "DELE ", 5) == 0;
 	if (send_all(p, &x, line, (size_t)n, err) != 0 ||
 	    read_status(p, &x, err_kind, err) != 0 ||
 	    (body != NULL && read_body(p, &x, body, err) != 0)) {
@@ -1488,6 +1508,7 @@ pop3_dele_many(struct pop3 *p, const uint32_t *msgnos, size_t n, int *ok,
 			    "DELE %u\r\n", (unsigned)msgnos[i + k]);
 		snprintf(label, sizeof(label), "DELE %u", (unsigned)msgnos[i]);
 		xfer_init(&x, label, p->command_ms);
+		x.finish = 1;
 		if (send_all(p, &x, out, len, err) != 0) {
 			rc = -1;
 			break;

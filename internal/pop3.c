@@ -57,7 +57,7 @@ struct pop3 {
 	long connects;
 	long low_speed_bytes, low_speed_s;
 	const volatile sig_atomic_t *stop; /* set: end the current wait */
-	int64_t stop_at;                   /* when the stop was first seen */
+	int64_t stop_at; /* when the stop was first seen */
 	enum pop3_error kind;
 	/* the logged-in connection, driven with curl_easy_send/recv */
 	curl_socket_t sock;

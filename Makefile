@@ -36,7 +36,7 @@ LIB       := $(B)/libbouncer.a
 BINS      := $(B)/bin/bouncerd $(B)/bin/bounce-parse
 UNIT      := $(patsubst %.c,$(B)/%,$(wildcard tests/unit/test_*.c))
 INTEG     := $(patsubst %.c,$(B)/%,$(wildcard tests/integration/test_*.c))
-BENCH     := $(patsubst %.c,$(B)/%,$(wildcard tests/bench/bench_*.c))
+BENCH     := $(patsubst %.c,$(B)/%,$(wildcard tests/bench/bench_*.c)) $(B)/tests/bench/gmime_walk
 HELPERS   := $(patsubst %.c,$(B)/%,$(wildcard tests/helpers/*.c))
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 

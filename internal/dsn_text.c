@@ -8,6 +8,7 @@
  */
 #include "dsn_int.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1176,6 +1177,14 @@ static const struct cmd_marker {
 };
 #undef CMD
 
+/* ASCII lower case, inline: g_ascii_tolower() is a call per byte, and
+ * dsn_find_command() reads every byte of every diagnostic. */
+static inline char
+lc(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
+}
+
 /* 1 if needle (lower-case; a space matches one or more white-space bytes,
  * "\r\n" included) starts s[0..n). */
 static int
@@ -1191,11 +1200,33 @@ cmd_match(const char *s, size_t n, const char *needle)
 				i++;
 			continue;
 		}
-		if (i >= n || g_ascii_tolower(s[i]) != *needle)
+		if (i >= n || lc(s[i]) != *needle)
 			return 0;
 		i++;
 	}
 	return 1;
+}
+
+#define NMARKERS (sizeof(cmd_markers) / sizeof(cmd_markers[0]) - 1)
+
+/* The markers by first byte, in table order: cmd_first[c] is 1 + the index
+ * of the first marker starting with c (0: none), cmd_next[k] 1 + the
+ * index of the next one after marker k with the same first byte. */
+static pthread_once_t cmd_once = PTHREAD_ONCE_INIT;
+static unsigned char cmd_first[256];
+static unsigned char cmd_next[NMARKERS];
+
+static void
+cmd_index(void)
+{
+	size_t k = NMARKERS;
+
+	while (k-- > 0) {
+		unsigned char c = (unsigned char)cmd_markers[k].needle[0];
+
+		cmd_next[k] = cmd_first[c];
+		cmd_first[c] = (unsigned char)(k + 1);
+	}
 }
 
 /* The command named last in s[0..n) (a transcript's last command is the
@@ -1209,21 +1240,20 @@ dsn_find_command(const char *s, size_t n)
 
 	if (s == NULL)
 		return NULL;
+	pthread_once(&cmd_once, cmd_index);
 	for (i = 0; i < n; i++) {
-		char c = g_ascii_tolower(s[i]);
+		char c = lc(s[i]);
 
-		if (c != 'i' && c != '>' && c != 'a' && c != 'd' && c != 'r' &&
-		    c != '[' && c != 's' && c != 'm' && c != 'g' && c != 'f' &&
-		    c != 'b')
+		if (cmd_first[(unsigned char)c] == 0)
 			continue;
 		/* the words start a word */
 		if (c != '>' && c != '[' && i > 0 && g_ascii_isalnum(s[i - 1]))
 			continue;
-		for (k = 0; cmd_markers[k].needle != NULL; k++) {
-			const struct cmd_marker *m = &cmd_markers[k];
+		for (k = cmd_first[(unsigned char)c]; k != 0;
+		     k = cmd_next[k - 1]) {
+			const struct cmd_marker *m = &cmd_markers[k - 1];
 
-			if (m->needle[0] == c &&
-			    cmd_match(s + i, n - i, m->needle)) {
+			if (cmd_match(s + i, n - i, m->needle)) {
 				best = m->cmd;
 				break;
 			}

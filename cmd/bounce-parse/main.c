@@ -6,9 +6,12 @@
  * could not be read, 2 on usage errors.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "classify.h"
@@ -31,33 +34,80 @@ usage(FILE *f)
 	    "       bounce-parse --rules [-c CONFIG]\n");
 }
 
-/* Reads at most max bytes of path; *truncated when the file is longer. */
+/* The head of a file: one allocation reused from file to file. */
+struct head {
+	char *data; /* NUL-terminated */
+	size_t len;
+	size_t alloc;
+};
+
+static void
+head_room(struct head *h, size_t need)
+{
+	if (need + 1 > h->alloc) {
+		h->alloc = need + 1;
+		h->data = xrealloc(h->data, h->alloc);
+	}
+}
+
+/* Reads at most max bytes of path into h; *truncated when the file is
+ * longer.  A regular file is read with one read() into a buffer of its
+ * size (stdio and a doubling buffer cost a tenth of the decoding). */
 static int
-read_head(const char *path, size_t max, struct buf *b, int *truncated,
+read_head(const char *path, size_t max, struct head *h, int *truncated,
     struct err *err)
 {
-	FILE *f = fopen(path, "rb");
-	char tmp[65536];
-	size_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	size_t size = (size_t)-1; /* a regular file's, else unknown */
+	ssize_t n;
+	char extra;
 
 	*truncated = 0;
-	if (f == NULL) {
+	h->len = 0;
+	if (fd < 0) {
 		err_set(err, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
-		buf_append(b, tmp, n);
-		if (b->truncated) {
-			*truncated = 1;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		size = (size_t)st.st_size;
+		head_room(h, size < max ? size : max);
+	}
+	for (;;) {
+		if (h->len == size && size < max)
+			break; /* all of it, no read() to see EOF */
+		if (h->len == max) {
+			/* one byte more says whether the file goes on */
+			do
+				n = read(fd, &extra, 1);
+			while (n < 0 && errno == EINTR);
+			if (n > 0)
+				*truncated = 1;
 			break;
 		}
+		if (h->len + 1 >= h->alloc) {
+			/* not a regular file, or one that grew */
+			size_t want =
+			    h->alloc * 2 > 65536 ? h->alloc * 2 : 65536;
+
+			head_room(h, want < max ? want : max);
+		}
+		/* the room left, never past max (h->alloc <= max + 1) */
+		do
+			n = read(fd, h->data + h->len, h->alloc - 1 - h->len);
+		while (n < 0 && errno == EINTR);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			err_set(err, "%s: %s", path, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		h->len += (size_t)n;
 	}
-	if (ferror(f)) {
-		err_set(err, "%s: read error", path);
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
+	close(fd);
+	head_room(h, h->len);
+	h->data[h->len] = '\0';
 	return 0;
 }
 
@@ -66,9 +116,17 @@ read_head(const char *path, size_t max, struct buf *b, int *truncated,
 static void
 tsv_field(const char *s, char end)
 {
-	for (; s != NULL && *s != '\0'; s++)
-		putchar(*s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s);
-	putchar(end);
+	while (s != NULL && *s != '\0') {
+		size_t k = strcspn(s, "\t\n\r");
+
+		fwrite_unlocked(s, 1, k, stdout);
+		s += k;
+		if (*s != '\0') {
+			putchar_unlocked(' ');
+			s++;
+		}
+	}
+	putchar_unlocked(end);
 }
 
 static void
@@ -282,6 +340,7 @@ main(int argc, char **argv)
 	uint64_t max = DEFAULT_MAX;
 	int i, rc = 0, nfiles = 0, list_rules = 0;
 	struct config *cfg = NULL;
+	struct head h = {NULL, 0, 0};
 
 	memset(&opt, 0, sizeof(opt));
 	opt.headers = headers;
@@ -378,6 +437,8 @@ main(int argc, char **argv)
 		config_free(&cfg);
 		return 2;
 	}
+	/* one write per 64 KiB of output rather than per 4 KiB */
+	setvbuf(stdout, NULL, _IOFBF, 65536);
 	if (fmt == FMT_TSV)
 		fputs("file\trecipient\treason\thard_or_soft\tstatus\t"
 		      "reply_code\taction\tdiagnostic\tkind\tbest_recipient\t"
@@ -388,19 +449,16 @@ main(int argc, char **argv)
 		struct err err = {{0}};
 		struct dsn_report *r = NULL;
 		const char *base = strrchr(argv[i], '/');
-		struct buf b;
 		int trunc = 0;
 
 		base = base ? base + 1 : argv[i];
 		nfiles++;
-		buf_init(&b, (size_t)max);
-		if (read_head(argv[i], (size_t)max, &b, &trunc, &err) != 0) {
+		if (read_head(argv[i], (size_t)max, &h, &trunc, &err) != 0) {
 			fprintf(stderr, "bounce-parse: %s\n", err.msg);
 			rc = 1;
-			buf_free(&b);
 			continue;
 		}
-		if (dsn_parse(b.data, b.len, trunc, &opt, &r, &err) != 0) {
+		if (dsn_parse(h.data, h.len, trunc, &opt, &r, &err) != 0) {
 			fprintf(stderr, "bounce-parse: %s: %s\n", argv[i],
 			    err.msg);
 			rc = 1;
@@ -411,8 +469,8 @@ main(int argc, char **argv)
 		else
 			print_json(base, r);
 		dsn_free(&r);
-		buf_free(&b);
 	}
+	free(h.data);
 	fflush(stdout);
 	config_free(&cfg);
 	return rc;

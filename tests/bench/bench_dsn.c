@@ -4,16 +4,24 @@
  * each message (construct it, walk its parts: the ceiling) and (b)
  * dsn_parse() with classification, in alternating rounds (so both see the
  * same load) for at least 2 x BENCH_SECONDS (3) in total.
- * Then decodes a generated 50 MB bounce returning a large attachment,
- * capped to the default maximum message size (4 MiB head), and reports
- * peak RSS.  Prints figures only; thresholds are read by people.
+ * Then, as whole processes over the same files (the corpus BENCH_CLI_REPEAT
+ * (17) times over on one command line, output to /dev/null), times
+ * `bounce-parse --format tsv` against gmime_walk (read, bare GMime
+ * parse+walk, one line per file) in alternating runs, BENCH_CLI_ROUNDS
+ * (5) of each.  Also decodes a generated 50 MB bounce returning a large
+ * attachment, capped to the default maximum message size (4 MiB head), and
+ * reports peak RSS.  Prints figures only; thresholds are read by people.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <gmime/gmime.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "dsn.h"
@@ -63,6 +71,158 @@ bare_parse(const struct msg *m)
 	g_object_unref(p);
 	g_object_unref(s);
 	return n;
+}
+
+/* Runs argv with stdout and stdin on /dev/null; wall seconds and CPU
+ * seconds (user + system) of the child, or -1. */
+static int
+run_timed(char **argv, double *wall_out, double *cpu_out)
+{
+	struct timespec a, b;
+	struct rusage ru;
+	int st = 0;
+	pid_t pid;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int fd = open("/dev/null", O_RDWR);
+
+		if (fd >= 0) {
+			dup2(fd, 0);
+			dup2(fd, 1);
+		}
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	if (wait4(pid, &st, 0, &ru) != pid)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	*wall_out = (double)(b.tv_sec - a.tv_sec) +
+	    (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+	*cpu_out = (double)ru.ru_utime.tv_sec +
+	    (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	    (double)ru.ru_stime.tv_usec / 1e6;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+#define CLI_MAX_ROUNDS 50
+
+/* bounce-parse as a whole process against the bare GMime parse+walk
+ * program, over the same file list, in alternating runs. */
+static void
+cli_bench(char **paths, size_t n)
+{
+	const char *rep_env = getenv("BENCH_CLI_REPEAT");
+	const char *rounds_env = getenv("BENCH_CLI_ROUNDS");
+	long rep = rep_env ? strtol(rep_env, NULL, 10) : 17;
+	long rounds = rounds_env ? strtol(rounds_env, NULL, 10) : 5;
+	char exe[4096], *dir, *cli, *walkp, **argv;
+	double w[2][CLI_MAX_ROUNDS], c[2][CLI_MAX_ROUNDS];
+	size_t nfiles, i, k;
+	ssize_t el;
+	long r;
+	int p, failed = 0;
+
+	if (rep < 1)
+		rep = 1;
+	if (rounds < 1)
+		rounds = 1;
+	if (rounds > CLI_MAX_ROUNDS)
+		rounds = CLI_MAX_ROUNDS;
+	el = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (el <= 0) {
+		printf("bench_dsn: whole process: /proc/self/exe unreadable\n");
+		return;
+	}
+	exe[el] = '\0';
+	dir = strrchr(exe, '/');
+	if (dir != NULL)
+		*dir = '\0';
+	/* this program is BUILD/tests/bench/bench_dsn */
+	cli = xasprintf("%s/../../bin/bounce-parse", exe);
+	walkp = xasprintf("%s/gmime_walk", exe);
+	if (access(cli, X_OK) != 0 || access(walkp, X_OK) != 0) {
+		printf("bench_dsn: whole process: %s or %s missing\n", cli,
+		    walkp);
+		goto out;
+	}
+	nfiles = n * (size_t)rep;
+	argv = xcalloc(nfiles + 4, sizeof(*argv));
+	for (p = 0; p < 2; p++) {
+		char **a = argv;
+
+		if (p == 0)
+			*a++ = walkp;
+		else {
+			*a++ = cli;
+			*a++ = "--format";
+			*a++ = "tsv";
+		}
+		for (k = 0; k < (size_t)rep; k++)
+			for (i = 0; i < n; i++)
+				*a++ = paths[i];
+		*a = NULL;
+		/* one untimed run each: the page cache and the loader */
+		if (run_timed(argv, &w[p][0], &c[p][0]) != 0)
+			failed = 1;
+	}
+	for (r = 0; r < rounds && !failed; r++)
+		for (k = 0; k < 2; k++) {
+			/* the order alternates from round to round */
+			char **a = argv;
+
+			p = (int)((k + (size_t)r) % 2);
+			if (p == 0)
+				*a++ = walkp;
+			else {
+				*a++ = cli;
+				*a++ = "--format";
+				*a++ = "tsv";
+			}
+			for (i = 0; i < nfiles; i++)
+				*a++ = paths[i % n];
+			*a = NULL;
+			if (run_timed(argv, &w[p][r], &c[p][r]) != 0)
+				failed = 1;
+		}
+	free(argv);
+	if (failed) {
+		printf("bench_dsn: whole process: a run failed\n");
+		goto out;
+	}
+	for (p = 0; p < 2; p++) {
+		qsort(w[p], (size_t)rounds, sizeof(double), cmp_double);
+		qsort(c[p], (size_t)rounds, sizeof(double), cmp_double);
+	}
+	printf("bench_dsn: whole process, %zu files (the corpus %ld times), "
+	       "%ld alternating runs each, best / median wall:\n",
+	    nfiles, rep, rounds);
+	printf("bench_dsn:   gmime_walk (read + bare parse+walk) %6.3f / "
+	       "%6.3f s = %7.0f / %7.0f msg/s, CPU %.3f s\n",
+	    w[0][0], w[0][rounds / 2], nfiles / w[0][0],
+	    nfiles / w[0][rounds / 2], c[0][0]);
+	printf("bench_dsn:   bounce-parse --format tsv         %6.3f / "
+	       "%6.3f s = %7.0f / %7.0f msg/s, CPU %.3f s\n",
+	    w[1][0], w[1][rounds / 2], nfiles / w[1][0],
+	    nfiles / w[1][rounds / 2], c[1][0]);
+	printf("bench_dsn:   bounce-parse / bare GMime: %.2f (best), %.2f "
+	       "(median), %.2f (CPU) (target >= 0.7)\n",
+	    w[0][0] / w[1][0], w[0][rounds / 2] / w[1][rounds / 2],
+	    c[0][0] / c[1][0]);
+out:
+	free(cli);
+	free(walkp);
 }
 
 static long
@@ -121,6 +281,7 @@ main(void)
 	double secs = secs_env ? strtod(secs_env, NULL) : 3.0;
 	char *dir = xasprintf("%s/corpus/eml", shared ? shared : "../shared");
 	struct msg *msgs = NULL;
+	char **paths = NULL;
 	size_t n = 0, i, bytes = 0;
 	long long count;
 	int64_t t0, el;
@@ -175,6 +336,9 @@ main(void)
 			msgs = xrealloc(msgs, (n + 1) * sizeof(*msgs));
 			msgs[n].data = data;
 			msgs[n].len = len;
+			paths = xrealloc(paths, (n + 1) * sizeof(*paths));
+			paths[n] = path;
+			path = NULL;
 			bytes += len;
 			n++;
 		}
@@ -230,9 +394,14 @@ main(void)
 	       "(target >= 60 %%)\n",
 	    100.0 * dsn_rate / bare_rate);
 
-	for (i = 0; i < n; i++)
+	cli_bench(paths, n);
+
+	for (i = 0; i < n; i++) {
 		free(msgs[i].data);
+		free(paths[i]);
+	}
 	free(msgs);
+	free(paths);
 
 	return 0;
 }

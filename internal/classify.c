@@ -181,6 +181,10 @@ struct classify_rules {
 	/* three-byte index over the phrases: bucket -> rule numbers */
 	uint32_t *bstart; /* NBUCKET + 1 */
 	uint32_t *brule;
+	/* per stage, bit sets over the rules (nwords words each): those
+	 * of the stage without a phrase, then those with one */
+	uint64_t *smask;
+	size_t nwords;
 };
 
 static unsigned
@@ -214,6 +218,7 @@ classify_rules_free(struct classify_rules *rs)
 	free(rs->r);
 	free(rs->bstart);
 	free(rs->brule);
+	free(rs->smask);
 	free(rs);
 }
 
@@ -547,7 +552,9 @@ add_rule(struct classify_rules *rs, int stage,
 	rs->r[rs->n++] = r;
 	free(rs->bstart); /* the index is rebuilt on demand */
 	free(rs->brule);
+	free(rs->smask);
 	rs->bstart = rs->brule = NULL;
+	rs->smask = NULL;
 	return 0;
 fail:
 	crule_free(&r);
@@ -588,13 +595,25 @@ index_build(struct classify_rules *rs)
 
 	if (rs->bstart != NULL)
 		return 0;
+	rs->nwords = (rs->n + 63) / 64;
 	rs->bstart = calloc(NBUCKET + 1, sizeof(uint32_t));
 	rs->brule = calloc(rs->n + 1, sizeof(uint32_t));
-	if (rs->bstart == NULL || rs->brule == NULL) {
+	rs->smask =
+	    calloc(2 * (ST_LADDER + 1) * rs->nwords + 1, sizeof(uint64_t));
+	if (rs->bstart == NULL || rs->brule == NULL || rs->smask == NULL) {
 		free(rs->bstart);
 		free(rs->brule);
+		free(rs->smask);
 		rs->bstart = rs->brule = NULL;
+		rs->smask = NULL;
 		return -1;
+	}
+	for (i = 0; i < rs->n; i++) {
+		size_t set = (size_t)rs->r[i].stage * 2 +
+		    (rs->r[i].phrase != NULL ? 1 : 0);
+
+		rs->smask[set * rs->nwords + (i >> 6)] |= (uint64_t)1
+		    << (i & 63);
 	}
 	for (i = 0; i < rs->n; i++) {
 		const unsigned char *p = (const unsigned char *)rs->r[i].phrase;
@@ -1228,27 +1247,30 @@ phrases_hit(const struct classify_rules *rs, const struct ctx *c, uint64_t *hit)
 	}
 }
 
-static int
-hit_at(const uint64_t *hit, size_t i)
-{
-	return (int)(hit[i >> 6] >> (i & 63) & 1);
-}
-
 /* First rule of the built-in table in stage st, from index from, that
  * holds; -1 when none. */
 static long
 first_of(const struct classify_rules *rs, const uint64_t *hit,
     const struct ctx *c, int st, size_t from)
 {
-	size_t i;
+	const uint64_t *none = rs->smask + (size_t)st * 2 * rs->nwords;
+	const uint64_t *some = none + rs->nwords;
+	size_t w;
 
-	for (i = from; i < rs->n; i++) {
-		const struct crule *r = &rs->r[i];
+	/* the rules of stage st, phrase-less or with their phrase found,
+	 * in table order: a word of 64 rules at a time */
+	for (w = from >> 6; w < rs->nwords; w++) {
+		uint64_t cand = none[w] | (some[w] & hit[w]);
 
-		if (r->stage != st || (r->phrase != NULL && !hit_at(hit, i)))
-			continue;
-		if (conds_hold(r, c))
-			return (long)i;
+		if (w == from >> 6)
+			cand &= ~(uint64_t)0 << (from & 63);
+		while (cand != 0) {
+			size_t i = w * 64 + (size_t)__builtin_ctzll(cand);
+
+			if (conds_hold(&rs->r[i], c))
+				return (long)i;
+			cand &= cand - 1;
+		}
 	}
 	return -1;
 }

@@ -57,8 +57,23 @@ dsn_clean(const char *s, size_t n)
 	out = xmalloc(n * 3 + 1);
 	o = out;
 	while (n > 0) {
-		gunichar c = g_utf8_get_char_validated(s, (gssize)n);
+		gunichar c;
 		size_t l;
+
+		if ((unsigned char)*s > ' ' && (unsigned char)*s < 0x7f) {
+			/* a run of printable ASCII, copied as it is */
+			for (l = 1; l < n && (unsigned char)s[l] > ' ' &&
+			     (unsigned char)s[l] < 0x7f;
+			     l++)
+				;
+			memcpy(o, s, l);
+			o += l;
+			sp = 0;
+			s += l;
+			n -= l;
+			continue;
+		}
+		c = g_utf8_get_char_validated(s, (gssize)n);
 
 		if (c == (gunichar)-1 || c == (gunichar)-2) {
 			/* not UTF-8: the byte is read as ISO-8859-1, the

@@ -320,14 +320,16 @@ dsn_find_status(const char *s, size_t n, char out[16])
 	return have_ok;
 }
 
-static int
+static inline int
 reply_at(const char *s, size_t n, size_t i)
 {
-	char c = s[i], p = i > 0 ? s[i - 1] : ' ',
-	     f = i + 3 < n ? s[i + 3] : ' ';
+	char c = s[i], p, f;
 
+	/* called for every byte of a diagnostic: the common "no" first */
 	if (c != '2' && c != '4' && c != '5')
 		return 0;
+	p = i > 0 ? s[i - 1] : ' ';
+	f = i + 3 < n ? s[i + 3] : ' ';
 	if (i + 3 > n || !isdig(s[i + 1]) || !isdig(s[i + 2]) || s[i + 1] > '5')
 		return 0;
 	if (g_ascii_isalnum(p) || strchr(".#-/=_", p) != NULL)

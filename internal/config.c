@@ -852,6 +852,10 @@ static const struct table suppression_table = {.keys = suppression_keys,
 
 static const struct key retention_keys[] = {
     KEY("raw", K_DUR, CF(retention_raw_ms), .def = "30d", .max = 3650 * DAY),
+    KEY("bounces", K_DUR, CF(retention_bounces_ms), .def = "0",
+        .max = 36500 * DAY),
+    KEY("ledger", K_DUR, CF(retention_ledger_ms), .def = "0",
+        .max = 36500 * DAY),
 };
 static const struct table retention_table = {.keys = retention_keys,
     .n = NELEM(retention_keys)};

@@ -141,6 +141,12 @@ struct config {
 	/* retention: raw bytes of recorded emails are dropped this long
 	 * after they were fetched; 0 keeps them */
 	int64_t retention_raw_ms;
+	/* retention: bounce rows dated longer ago than this are removed
+	 * (whole months, at least soft_window), ledger rows of bounces
+	 * deleted from the server longer ago than this are removed; 0 keeps
+	 * them */
+	int64_t retention_bounces_ms;
+	int64_t retention_ledger_ms;
 	struct mailbox_config *mailboxes;
 	size_t n_mailboxes;
 	/* classify: operator rules, tried before the built-in table */

@@ -1429,10 +1429,12 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 		db_broken = 1;
 		goto out;
 	}
-	/* retention.raw: raw bytes older than that are dropped */
+	/* retention: raw bytes, bounce months and ledger rows past it */
 	if (store_prune(ps.st, ps.mailbox_id, uidls, nent,
 	        cfg->retention_raw_ms > 0 ? cfg->retention_raw_ms / 1000 : -1,
-	        NULL, &err) != 0) {
+	        NULL, &err) != 0 ||
+	    store_apply_retention(ps.st, cfg->retention_bounces_ms / 1000,
+	        cfg->retention_ledger_ms / 1000, NULL, &err) != 0) {
 		pass_error(&ps, METRICS_ERR_DATABASE, "prune failed", err.msg);
 		db_broken = 1;
 		goto out;

@@ -252,6 +252,24 @@ int store_mark_deleted(struct store *s, int64_t mailbox_id,
 int store_prune(struct store *s, int64_t mailbox_id, const char *const *present,
     size_t n, int64_t raw_keep_s, int64_t *pruned_out, struct err *err);
 
+/* Retention of the history (retention.bounces, retention.ledger), after
+ * each pass: creates the next month's partition of the bounce history;
+ * removes the bounce rows dated more than bounces_keep_s seconds ago
+ * (whole months, never less than soft_window; what can still count
+ * towards suppression is summed into suppression_carried first, so that
+ * the suppression list is unchanged) and the ledger rows of recorded
+ * bounces deleted from the server more than ledger_keep_s seconds ago
+ * (such a UIDL, listed again, would be processed again).  <= 0: keep.
+ * A few index lookups when nothing is due.  *out (may be NULL) gets what
+ * was done. */
+struct store_retention_result {
+	int64_t partitions; /* partitions created */
+	int64_t bounces; /* bounce rows removed */
+	int64_t ledger; /* ledger rows removed */
+};
+int store_apply_retention(struct store *s, int64_t bounces_keep_s,
+    int64_t ledger_keep_s, struct store_retention_result *out, struct err *err);
+
 /* Evaluates again the suppression state of every address whose oldest
  * counted soft bounce has left soft_window since it was last evaluated
  * (the address leaves the list when too few remain; each change goes to

@@ -243,8 +243,8 @@ t_every_column_has_a_comment(void)
 	    "SELECT coalesce(string_agg(c.relname || '.' || a.attname, ', '), "
 	    "'none') FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
 	    "JOIN pg_namespace n ON n.oid = c.relnamespace "
-	    "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v') "
-	    "AND a.attnum > 0 "
+	    "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v', 'p') "
+	    "AND NOT c.relispartition AND a.attnum > 0 "
 	    "AND NOT a.attisdropped "
 	    "AND col_description(c.oid, a.attnum) IS NULL");
 
@@ -253,7 +253,8 @@ t_every_column_has_a_comment(void)
 	v = tdb_value(db,
 	    "SELECT coalesce(string_agg(c.relname, ', '), 'none') "
 	    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-	    "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v') "
+	    "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v', 'p') "
+	    "AND NOT c.relispartition "
 	    "AND obj_description(c.oid, 'pg_class') IS NULL");
 	CHECK_STR(v, "none");
 	free(v);

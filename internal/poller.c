@@ -244,6 +244,9 @@ struct pending {
 	int dfail;
 	char derr[300];
 	int fail_rc, fail_q;
+	/* an earlier attempt never finished (1: in a batch, 2: alone):
+	 * decoded and stored alone */
+	int suspect;
 };
 
 struct pass {
@@ -586,6 +589,8 @@ batch_decode(const struct pass *ps, struct batch *b)
 		struct pending *pd = &b->pend[i];
 		struct err err = {{0}};
 
+		if (pd->suspect)
+			continue;
 		if (dsn_parse(pd->raw.data ? pd->raw.data : "", pd->raw.len,
 		        pd->raw.truncated, &opt, &pd->rep, &err) != 0) {
 			pd->dfail = 1;
@@ -631,7 +636,7 @@ batch_record(const struct pass *ps, struct store *st, struct batch *b)
 		const char *raw = pd->raw.data ? pd->raw.data : "";
 
 		b->res[i] = STORE_PENDING;
-		if (pd->dfail)
+		if (pd->dfail || pd->suspect)
 			continue;
 		sm->mailbox_id = ps->mailbox_id;
 		sm->uidl = pd->uidl;
@@ -673,7 +678,7 @@ batch_record(const struct pass *ps, struct store *st, struct batch *b)
 		};
 		struct err e2 = {{0}};
 
-		if (!pd->dfail)
+		if (!pd->dfail || pd->suspect)
 			continue;
 		pd->fail_rc = store_record_failure(st, &f, &pd->fail_q, &e2);
 		if (pd->fail_rc != 0) {
@@ -684,6 +689,78 @@ batch_record(const struct pass *ps, struct store *st, struct batch *b)
 	free(map);
 	free(res);
 	return rc;
+}
+
+/* Marks the batch's messages in the ledger before anything decodes them
+ * (committer thread), so that a message on which the process dies is
+ * recognised next time: such suspects are set aside for batch_alone(). */
+static int
+batch_mark(const struct pass *ps, struct store *st, struct batch *b)
+{
+	const char **uidls = xcalloc(b->n + 1, sizeof(*uidls));
+	int *suspect = xcalloc(b->n + 1, sizeof(*suspect));
+	int rc;
+
+	for (size_t i = 0; i < b->n; i++)
+		uidls[i] = b->pend[i].uidl;
+	rc = store_mark_trying(st, ps->mailbox_id, uidls, b->n, suspect,
+	    &b->err);
+	for (size_t i = 0; rc == 0 && i < b->n; i++)
+		b->pend[i].suspect = suspect[i];
+	free(uidls);
+	free(suspect);
+	return rc;
+}
+
+/* Decodes and records each suspect of a batch on its own (committer
+ * thread), after the rest is committed: if it takes the process down
+ * again, nothing else is held back, and the attempt is counted against
+ * it alone.  One that has done so too often is quarantined undecoded. */
+static int
+batch_alone(const struct pass *ps, struct store *st, struct batch *b)
+{
+	/* those never tried alone first: a message that keeps killing the
+	 * process must not hold back the ones that were beside it */
+	for (size_t k = 0; k < 2 * b->n; k++) {
+		size_t i = k % b->n;
+		struct pending *pd = &b->pend[i];
+		struct batch one;
+		int q = 0, rc;
+
+		if (pd->suspect != (k < b->n ? 1 : 2))
+			continue;
+		log_warn("an earlier attempt on this message never finished: "
+		         "decoding it alone",
+		    "mailbox", ps->mc->name, "uidl", pd->uidl, NULL);
+		if (store_mark_alone(st, ps->mailbox_id, pd->uidl, &q,
+		        &b->err) != 0)
+			return -1;
+		pd->suspect = 0;
+		if (q) {
+			pd->dfail = 1;
+			pd->fail_q = 1;
+			snprintf(pd->derr, sizeof(pd->derr),
+			    "the process ended while decoding or storing it, "
+			    "on several passes: quarantined");
+			continue;
+		}
+		memset(&one, 0, sizeof(one));
+		one.pend = pd;
+		one.n = 1;
+		batch_decode(ps, &one);
+		rc = batch_record(ps, st, &one);
+		b->res[i] = one.res[0];
+		if (rc != 0)
+			b->err = one.err;
+		else if (one.res[0] == STORE_REFUSED)
+			b->err = one.err; /* batch_finish reports it */
+		free(one.msgs);
+		free(one.res);
+		free(one.ids);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
 }
 
 static void *
@@ -710,13 +787,20 @@ committer_main(void *argp)
 		pthread_mutex_unlock(&c->mu);
 
 		t0 = now_ms();
-		batch_decode(c->ps, b);
-		b->dms = now_ms() - t0;
-		t0 = now_ms();
 		b->rc = open_store(c->p, c->cfg, st, &b->err);
 		if (b->rc == 0)
-			b->rc = batch_record(c->ps, *st, b);
+			b->rc = batch_mark(c->ps, *st, b);
 		b->ms = now_ms() - t0;
+		if (b->rc == 0) {
+			t0 = now_ms();
+			batch_decode(c->ps, b);
+			b->dms = now_ms() - t0;
+			t0 = now_ms();
+			b->rc = batch_record(c->ps, *st, b);
+			if (b->rc == 0)
+				b->rc = batch_alone(c->ps, *st, b);
+			b->ms += now_ms() - t0;
+		}
 
 		pthread_mutex_lock(&c->mu);
 		b->next = c->done;
@@ -1193,8 +1277,8 @@ rekey_duplicates(struct pass *ps, struct pop3_entry *ent, size_t *n,
  * -1 with err set (the session is then unusable).
  */
 static int
-scan_by_header(struct pass *ps, const char *token, struct pop3_entry **ent,
-    size_t *nent, struct err *err)
+scan_by_header(struct pass *ps, const char *token, size_t window,
+    struct pop3_entry **ent, size_t *nent, size_t *total, struct err *err)
 {
 	size_t n = 0, i;
 
@@ -1203,6 +1287,9 @@ scan_by_header(struct pass *ps, const char *token, struct pop3_entry **ent,
 	    pop3_connect(ps->pop, err) != 0 ||
 	    pop3_list(ps->pop, ent, &n, err) != 0)
 		return -1;
+	*total = n;
+	if (n > window)
+		n = window; /* the listing's first, oldest, ones */
 	for (i = 0; i < n && !ps->p->stop; i++)
 		if (pop3_top_key(ps->pop, (*ent)[i].msgno, (*ent)[i].uidl,
 		        err) != 0)
@@ -1217,6 +1304,26 @@ scan_by_header(struct pass *ps, const char *token, struct pop3_entry **ent,
 		    "mailbox", ps->mc->name, NULL);
 	*nent = n;
 	return 0;
+}
+
+/*
+ * How many of the oldest messages a pass lists.  In delete mode a pass
+ * takes max_messages new ones; the window leaves room for those the
+ * ledger says are recorded (DELEd without fetching), failed or
+ * quarantined, so a mailbox of a million messages is listed a few
+ * thousand at a time and worked off oldest first over several passes.
+ * Keep mode lists everything: the whole list tells which messages are
+ * new and which are gone.
+ */
+static size_t
+listing_window(const struct mailbox_config *mc)
+{
+	size_t m =
+	    mc->poll.max_messages > 0 ? (size_t)mc->poll.max_messages : 500;
+
+	if (mc->poll.after_processing != CONFIG_AFTER_DELETE)
+		return SIZE_MAX;
+	return m * 4 > 2000 ? m * 4 : 2000;
 }
 
 static enum pass_result
@@ -1235,7 +1342,8 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 	enum pass_result res = PASS_FAILED;
 	int locked = 0, pop_broken = 0, db_broken = 0, lock_lost = 0, rc;
 	int64_t t0 = now_ms(), now = now_unix();
-	int del;
+	int del, partial = 0;
+	size_t total = 0, window;
 	char nums[10][24];
 
 	memset(&ps, 0, sizeof(ps));
@@ -1246,6 +1354,7 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 	if (ps.mc == NULL)
 		return PASS_SKIPPED;
 	del = ps.mc->poll.after_processing == CONFIG_AFTER_DELETE;
+	window = listing_window(ps.mc);
 	collect_headers(&ps);
 	if (open_store(p, cfg, stp, &err) != 0) {
 		set_db(p, 0);
@@ -1322,7 +1431,8 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 		    pop3_greeting_apop(ps.pop) ? "yes" : "no", "dele",
 		    pop3_pipelining(ps.pop) ? "pipelined" : "one at a time",
 		    NULL);
-	if (rc == 0 && pop3_scan(ps.pop, &ent, &nent, &err) != 0) {
+	if (rc == 0 &&
+	    pop3_scan_first(ps.pop, window, &ent, &nent, &total, &err) != 0) {
 		rc = -1;
 		if (pop3_error_kind(ps.pop) == POP3_ERR_NO_UIDL) {
 			log_info("server has no UIDL: keying messages by "
@@ -1331,10 +1441,21 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 			free(ent);
 			ent = NULL;
 			nent = 0;
-			rc = scan_by_header(&ps, token, &ent, &nent, &err);
+			rc = scan_by_header(&ps, token, window, &ent, &nent,
+			    &total, &err);
 		}
 	} else if (rc == 0)
 		rc = rekey_duplicates(&ps, ent, &nent, &err);
+	partial = rc == 0 && nent < total;
+	if (partial) {
+		char nt[24], nw[24];
+
+		snprintf(nt, sizeof(nt), "%zu", total);
+		snprintf(nw, sizeof(nw), "%zu", nent);
+		log_info("mailbox holds more messages than a pass takes: "
+		         "the oldest listed, the rest on later passes",
+		    "mailbox", name, "messages", nt, "listed", nw, NULL);
+	}
 	if (rc != 0) {
 		pass_error(&ps,
 		    ps.pop ? pop3_kind(pop3_error_kind(ps.pop))
@@ -1430,7 +1551,8 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 		goto out;
 	}
 	/* retention: raw bytes, bounce months and ledger rows past it */
-	if (store_prune(ps.st, ps.mailbox_id, uidls, nent,
+	if (store_prune(ps.st, ps.mailbox_id, partial ? NULL : uidls,
+	        partial ? 0 : nent,
 	        cfg->retention_raw_ms > 0 ? cfg->retention_raw_ms / 1000 : -1,
 	        NULL, &err) != 0 ||
 	    store_apply_retention(ps.st, cfg->retention_bounces_ms / 1000,
@@ -1448,7 +1570,8 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 		goto out;
 	}
 	/* first_pass: record_only ends once the backlog has been seen */
-	if (ps.record_only && !p->stop && ps.fetched + ps.failed >= ntodo &&
+	if (ps.record_only && !p->stop && !partial &&
+	    ps.fetched + ps.failed >= ntodo &&
 	    store_mailbox_first_pass_done(ps.st, ps.mailbox_id, &err) != 0) {
 		pass_error(&ps, METRICS_ERR_DATABASE, "database error",
 		    err.msg);

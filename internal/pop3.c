@@ -81,6 +81,7 @@ struct pop3 {
 	int have_listing;
 	/* per command */
 	char errline[200]; /* first "-ERR" line of the command, sanitised */
+	char okline[STATUS_MAX + 1]; /* text after the last "+OK " */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -746,8 +747,11 @@ read_reply(struct pop3 *p, struct xfer *x, enum pop3_error err_kind, int cont,
 		len--;
 	line[len] = '\0';
 	if (len >= 3 && memcmp(line, "+OK", 3) == 0 &&
-	    (len == 3 || line[3] == ' '))
+	    (len == 3 || line[3] == ' ')) {
+		memcpy(p->okline, len > 4 ? line + 4 : "",
+		    len > 4 ? len - 3 : 1);
 		return 0;
+	}
 	if (cont && len >= 1 && line[0] == '+' && (len == 1 || line[1] == ' '))
 		return 1;
 	sanitize(p->errline, sizeof(p->errline), line, len);
@@ -1344,19 +1348,106 @@ pop3_list(struct pop3 *p, struct pop3_entry **list_out, size_t *n_out,
 	return listing(p, 0, list_out, n_out, err);
 }
 
+static int merge_scan(struct pop3 *p, struct pop3_entry *u, size_t nu,
+    struct pop3_entry *l, size_t nl, struct pop3_entry **list_out,
+    size_t *n_out, struct err *err);
+
 int
 pop3_scan(struct pop3 *p, struct pop3_entry **list_out, size_t *n_out,
     struct err *err)
 {
 	struct pop3_entry *u = NULL, *l = NULL;
-	size_t nu = 0, nl = 0, i;
-	int rc = -1;
+	size_t nu = 0, nl = 0;
 
 	*list_out = NULL;
 	*n_out = 0;
 	if (listing(p, 1, &u, &nu, err) != 0 ||
-	    listing(p, 0, &l, &nl, err) != 0)
-		goto out;
+	    listing(p, 0, &l, &nl, err) != 0) {
+		free(u);
+		free(l);
+		return -1;
+	}
+	return merge_scan(p, u, nu, l, nl, list_out, n_out, err);
+}
+
+int
+pop3_stat(struct pop3 *p, size_t *count_out, struct err *err)
+{
+	const char *sp;
+	uint64_t v;
+
+	*count_out = 0;
+	if (need_session(p, "STAT", err) != 0 ||
+	    run(p, "STAT", NULL, p->command_ms, POP3_ERR_SERVER, err) != 0)
+		return -1;
+	sp = strchr(p->okline, ' ');
+	if (sp == NULL ||
+	    parse_digits(p->okline, (size_t)(sp - p->okline), 10, &v) != 0 ||
+	    v > UINT32_MAX) {
+		char show[48];
+
+		p->broken = 1;
+		sanitize(show, sizeof(show), p->okline, strlen(p->okline));
+		fail(p, POP3_ERR_PROTOCOL, err, "STAT", "bad reply: \"%s\"",
+		    show);
+		return -1;
+	}
+	*count_out = (size_t)v;
+	return 0;
+}
+
+/* "CMD k" for k = 1..n, in pipelined groups when the server allows; the
+ * text after each "+OK " goes to out as one listing line.  0, or -1 with
+ * the session ended. */
+static int
+per_message(struct pop3 *p, const char *cmd, size_t n, struct buf *out,
+    enum pop3_error err_kind, struct err *err)
+{
+	size_t g = p->pipelining ? DELE_GROUP : 1, i, k;
+	char *cmds = xmalloc(g * 32), label[32];
+	int rc = 0;
+
+	for (i = 0; i < n && rc == 0; i += g) {
+		size_t m = n - i < g ? n - i : g, len = 0;
+		struct xfer x;
+
+		for (k = 0; k < m; k++)
+			len += (size_t)snprintf(cmds + len, 32, "%s %zu\r\n",
+			    cmd, i + k + 1);
+		snprintf(label, sizeof(label), "%s %zu", cmd, i + 1);
+		xfer_init(&x, label, p->command_ms);
+		if (send_all(p, &x, cmds, len, err) != 0) {
+			rc = -1;
+			break;
+		}
+		for (k = 0; k < m; k++) {
+			snprintf(label, sizeof(label), "%s %zu", cmd,
+			    i + k + 1);
+			x.label = label;
+			if (read_status(p, &x, err_kind, err) != 0) {
+				rc = -1;
+				break;
+			}
+			buf_append_str(out, p->okline);
+			buf_append(out, "\r\n", 2);
+		}
+	}
+	if (rc != 0)
+		p->broken = 1;
+	free(cmds);
+	return rc;
+}
+
+/* UIDL and LIST entries merged: both must list the same message numbers.
+ * Takes u and l; 0, or -1 with the session ended. */
+static int
+merge_scan(struct pop3 *p, struct pop3_entry *u, size_t nu,
+    struct pop3_entry *l, size_t nl, struct pop3_entry **list_out,
+    size_t *n_out, struct err *err)
+{
+	size_t i;
+	int rc = -1;
+
 	if (nu != nl) {
 		p->broken = 1;
 		fail(p, POP3_ERR_PROTOCOL, err, "LIST",
@@ -1385,6 +1476,65 @@ out:
 	free(u);
 	free(l);
 	return rc;
+}
+
+int
+pop3_scan_first(struct pop3 *p, size_t limit, struct pop3_entry **list_out,
+    size_t *n_out, size_t *total_out, struct err *err)
+{
+	struct pop3_entry *u = NULL, *l = NULL;
+	size_t nu = 0, nl = 0, total;
+	struct buf b;
+	struct err perr;
+	enum pop3_error kind;
+	int uidl;
+
+	*list_out = NULL;
+	*n_out = 0;
+	*total_out = 0;
+	if (pop3_stat(p, &total, err) != 0)
+		return -1;
+	*total_out = total;
+	if (total <= limit) {
+		/* a server whose listing says more than STAT is refused
+		 * after limit lines, not read whole */
+		size_t keep = p->max_messages;
+		int rc;
+
+		if (p->max_messages > limit)
+			p->max_messages = limit;
+		rc = pop3_scan(p, list_out, n_out, err);
+		p->max_messages = keep;
+		return rc;
+	}
+	for (uidl = 1; uidl >= 0; uidl--) {
+		const char *cmd = uidl ? "UIDL" : "LIST";
+		struct pop3_entry **lp = uidl ? &u : &l;
+		size_t *np = uidl ? &nu : &nl;
+
+		int rc;
+
+		buf_init(&b, limit * (LISTING_LINE_MAX + 2) + 64);
+		rc = per_message(p, cmd, limit, &b,
+		    uidl ? POP3_ERR_NO_UIDL : POP3_ERR_SERVER, err);
+		if (rc == 0 &&
+		    parse_listing(b.data ? b.data : "", b.len, uidl, limit, lp,
+		        np, &kind, &perr) != 0) {
+			p->broken = 1;
+			fail(p, kind, err, cmd, "%s", perr.msg);
+			rc = -1;
+		}
+		buf_free(&b);
+		if (rc != 0) {
+			free(u);
+			free(l);
+			return -1;
+		}
+	}
+	if (merge_scan(p, u, nu, l, nl, list_out, n_out, err) != 0)
+		return -1;
+	remember(p, *list_out, *n_out);
+	return 0;
 }
 
 /* Checks msgno against the last listing; returns its index or -1. */

@@ -130,6 +130,17 @@ int pop3_list(struct pop3 *p, struct pop3_entry **list_out, size_t *n_out,
     struct err *err);
 int pop3_scan(struct pop3 *p, struct pop3_entry **list_out, size_t *n_out,
     struct err *err);
+/* STAT: the number of messages in the mailbox. */
+int pop3_stat(struct pop3 *p, size_t *count_out, struct err *err);
+/* The oldest limit messages (message numbers 1..limit), as pop3_scan()
+ * gives them: the whole listing when the mailbox holds at most limit
+ * messages (STAT says), else "UIDL n" and "LIST n" for each of them,
+ * pipelined when the server allows, so a mailbox of a million messages
+ * costs what limit of them cost.  *total_out gets STAT's count; fewer
+ * entries than it means the listing is partial.  The session's listing
+ * (for RETR and DELE checks) is then just these. */
+int pop3_scan_first(struct pop3 *p, size_t limit, struct pop3_entry **list_out,
+    size_t *n_out, size_t *total_out, struct err *err);
 
 /*
  * RETR msgno into out (dot-stuffing undone, the terminating "." removed;

@@ -462,6 +462,33 @@ static const struct stmt {
         "UPDATE messages SET deleted_at = now()"
         " WHERE mailbox_id = $1::bigint AND uidl = ANY ($2::text[])"
         " AND deleted_at IS NULL"},
+    /* before decoding: each message of a batch carries a mark that only
+     * a finished attempt (recorded, or a failure report) replaces; the
+     * ones still carrying a mark from an earlier attempt are returned */
+    {"mark_trying",
+        "WITH b AS (SELECT DISTINCT u AS uidl FROM unnest($2::text[]) u),"
+        " old AS (SELECT m.uidl, m.error = $4 AS alone"
+        "  FROM messages m JOIN b USING (uidl)"
+        "  WHERE m.mailbox_id = $1::bigint AND m.outcome = 'failed'"
+        "  AND m.error IN ($3, $4)),"
+        " up AS (INSERT INTO messages AS t (mailbox_id, uidl, outcome, error)"
+        "  SELECT $1::bigint, uidl, 'failed', $3 FROM b"
+        "  ON CONFLICT (mailbox_id, uidl) DO UPDATE SET error = $3"
+        "  WHERE t.outcome = 'failed' AND t.error IS DISTINCT FROM $4)"
+        " SELECT uidl, alone FROM old"},
+    /* a suspect, tried alone: an attempt alone that never finished counts
+     * as a failure, and enough of them quarantine it */
+    {"mark_alone",
+        "UPDATE messages SET"
+        "  failures = failures + (error IS NOT DISTINCT FROM $4)::int,"
+        "  outcome = CASE WHEN failures"
+        "   + (error IS NOT DISTINCT FROM $4)::int >= $5::int"
+        "   THEN 'quarantined' ELSE 'failed' END,"
+        "  error = CASE WHEN failures"
+        "   + (error IS NOT DISTINCT FROM $4)::int >= $5::int"
+        "   THEN $3 ELSE $4 END"
+        " WHERE mailbox_id = $1::bigint AND uidl = $2 AND outcome = 'failed'"
+        " RETURNING outcome"},
     {"prune_gone",
         /* reads the rows still on the server (messages_on_server_idx)
          * and the server's list once, as a hash anti-join */
@@ -1806,6 +1833,109 @@ store_mark_deleted(struct store *s, int64_t mailbox_id,
 	return rc;
 }
 
+/* The marks of an attempt in progress (messages.error while it runs). */
+#define MARK_BATCH "interrupted while being decoded or stored"
+#define MARK_ALONE "interrupted while being decoded or stored alone"
+#define MARK_QUARANTINED \
+	"quarantined: the process ended while decoding or storing it, on " \
+	"several passes"
+
+struct trying_arg {
+	int64_t mailbox_id;
+	const char *array;
+	const char *const *uidls;
+	size_t n;
+	int *suspect;
+};
+
+static int
+op_mark_trying(struct store *s, void *argp, struct err *err)
+{
+	struct trying_arg *a = argp;
+	char mb[24];
+	const char *v[4] = {mb, a->array, MARK_BATCH, MARK_ALONE};
+	PGresult *r = NULL;
+	int rc;
+
+	snprintf(mb, sizeof(mb), "%" PRId64, a->mailbox_id);
+	rc = exec_prep(s, "mark_trying", 4, v, PGRES_TUPLES_OK, &r, err);
+	for (size_t i = 0; i < a->n; i++)
+		a->suspect[i] = 0;
+	for (int row = 0; rc == 0 && row < PQntuples(r); row++) {
+		const char *u = PQgetvalue(r, row, 0);
+
+		for (size_t i = 0; i < a->n; i++)
+			if (strcmp(a->uidls[i], u) == 0)
+				a->suspect[i] =
+				    PQgetvalue(r, row, 1)[0] == 't' ? 2 : 1;
+	}
+	PQclear(r);
+	return rc;
+}
+
+int
+store_mark_trying(struct store *s, int64_t mailbox_id, const char *const *uidls,
+    size_t n, int *suspect, struct err *err)
+{
+	struct trying_arg a = {mailbox_id, NULL, uidls, n, suspect};
+	struct buf arr;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	uidl_array(&arr, uidls, n);
+	a.array = buf_cstr(&arr);
+	rc = run(s, op_mark_trying, &a, err);
+	buf_free(&arr);
+	return rc;
+}
+
+struct alone_arg {
+	const char *v[5];
+	int quarantined;
+};
+
+static int
+op_mark_alone(struct store *s, void *argp, struct err *err)
+{
+	struct alone_arg *a = argp;
+	PGresult *r = NULL;
+	int rc;
+
+	rc = exec_prep(s, "mark_alone", 5, a->v, PGRES_TUPLES_OK, &r, err);
+	a->quarantined = rc == 0 && PQntuples(r) > 0 &&
+	    strcmp(PQgetvalue(r, 0, 0), "quarantined") == 0;
+	PQclear(r);
+	return rc;
+}
+
+int
+store_mark_alone(struct store *s, int64_t mailbox_id, const char *uidl,
+    int *quarantined_out, struct err *err)
+{
+	struct alone_arg a = {{0}, 0};
+	char mb[24], q[16];
+	int rc;
+
+	*quarantined_out = 0;
+	if (!uidl_ok(uidl)) {
+		err_set(err,
+		    "mark_alone: UIDL is empty, too long or not UTF-8");
+		return -1;
+	}
+	snprintf(mb, sizeof(mb), "%" PRId64, mailbox_id);
+	snprintf(q, sizeof(q), "%d", s->quarantine_after);
+	a.v[0] = mb;
+	a.v[1] = uidl;
+	a.v[2] = MARK_QUARANTINED;
+	a.v[3] = MARK_ALONE;
+	a.v[4] = q;
+	rc = run(s, op_mark_alone, &a, err);
+	if (rc == 0)
+		*quarantined_out = a.quarantined;
+	return rc;
+}
+
 static int
 op_prune(struct store *s, void *argp, struct err *err)
 {
@@ -1822,11 +1952,12 @@ op_prune(struct store *s, void *argp, struct err *err)
 	rc = prepare_all(s, err);
 	if (rc == 0)
 		rc = exec_simple(s, "BEGIN", err);
-	if (rc == 0)
+	if (rc == 0 && a->array != NULL)
 		rc =
 		    exec_prep(s, "prune_gone", 2, v, PGRES_COMMAND_OK, &r, err);
 	if (rc == 0) {
-		parse_int64(PQcmdTuples(r), 0, INT64_MAX, &n1, NULL);
+		if (r != NULL)
+			parse_int64(PQcmdTuples(r), 0, INT64_MAX, &n1, NULL);
 		PQclear(r);
 		r = NULL;
 		if (a->raw_keep_s >= 0) {
@@ -1858,7 +1989,7 @@ store_prune(struct store *s, int64_t mailbox_id, const char *const *present,
 	int rc;
 
 	uidl_array(&arr, present, n);
-	a.array = buf_cstr(&arr);
+	a.array = present != NULL ? buf_cstr(&arr) : NULL;
 	rc = run(s, op_prune, &a, err);
 	if (pruned_out)
 		*pruned_out = rc == 0 ? a.changed : 0;

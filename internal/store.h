@@ -238,6 +238,21 @@ struct store_failure {
 int store_record_failure(struct store *s, const struct store_failure *f,
     int *quarantined_out, struct err *err);
 
+/* Crash recognition.  Before a batch is decoded, store_mark_trying()
+ * marks each of its messages in the ledger (one statement, committed):
+ * a new UIDL gets a "failed" row whose error says it was interrupted; only
+ * a finished attempt (store_record*, store_record_failure) replaces the
+ * mark.  suspect[i] is set for a message still carrying the mark of an
+ * earlier attempt: the process ended while it was being decoded or stored
+ * (1: in a batch, 2: alone).  Such a message is tried alone, those with
+ * 1 first: store_mark_alone() counts an earlier attempt alone that never
+ * finished as a failure, and quarantines the message (*quarantined_out =
+ * 1; do not decode it) once quarantine_after such failures are reached. */
+int store_mark_trying(struct store *s, int64_t mailbox_id,
+    const char *const *uidls, size_t n, int *suspect, struct err *err);
+int store_mark_alone(struct store *s, int64_t mailbox_id, const char *uidl,
+    int *quarantined_out, struct err *err);
+
 /* Sets deleted_at on the ledger rows of these UIDLs (after QUIT). */
 int store_mark_deleted(struct store *s, int64_t mailbox_id,
     const char *const *uidls, size_t n, struct err *err);
@@ -246,8 +261,9 @@ int store_mark_deleted(struct store *s, int64_t mailbox_id,
  * UIDL is no longer on the server (present[] is the server's whole UIDL
  * list) and drops the raw bytes of recorded rows fetched more than
  * raw_keep_s seconds ago (< 0: keep them; failed and quarantined rows
- * keep theirs).  Reads only the rows still on the server and the rows
- * whose raw bytes it drops.  Bounce rows are never removed.
+ * keep theirs).  present == NULL: the server's list is partial, only the
+ * raw bytes are dropped.  Reads only the rows still on the server and the
+ * rows whose raw bytes it drops.  Bounce rows are never removed.
  * *pruned_out (may be NULL) gets the number of rows changed. */
 int store_prune(struct store *s, int64_t mailbox_id, const char *const *present,
     size_t n, int64_t raw_keep_s, int64_t *pruned_out, struct err *err);

@@ -33,6 +33,12 @@ effect at QUIT only, one connection after another until --timeout.
   --eol crcrlf    each CRLF of a stored message is sent as CR CR LF, as
                   Courier and GNU Mailutils do
   --apop          the greeting carries an APOP timestamp
+  --filler N      N more messages after the files (a small plain mail
+                  each, UIDL "fillerN"), made up on demand, so a mailbox
+                  of a million messages costs no memory
+  --tls           implicit TLS (with --cert/--key); with a cert and no
+                  --tls, STLS is offered (add STLS to --capa)
+"UIDL n" and "LIST n" answer for one message, as RFC 1939 says.
 
 Transcript: one line per event: "C: line" for each client line,
 "MISMATCH: want X got Y" (the connection is then closed), "EOF" when the
@@ -165,7 +171,61 @@ def header_block(data):
     return data
 
 
-def serve_maildrop(conn, a):
+FILLER = (b"From: someone@example.org\r\nSubject: hello\r\n"
+          b"Message-ID: <filler@example.org>\r\n\r\nJust a note.\r\n")
+
+
+class Filler(dict):
+    """Message n of the made-up tail, built when asked for."""
+
+    def __init__(self, n, dele):
+        super().__init__(file=None, data=FILLER, uid="filler%d" % n,
+                         dele=False)
+        self.n, self.deleset = n, dele
+
+    def __getitem__(self, k):
+        if k == "dele":
+            return self.n in self.deleset
+        return super().__getitem__(k)
+
+    def __setitem__(self, k, v):
+        if k == "dele":
+            (self.deleset.add if v else self.deleset.discard)(self.n)
+        else:
+            super().__setitem__(k, v)
+
+
+class Drop:
+    """The files, then --filler made-up messages, as one sequence."""
+
+    def __init__(self, files, filler):
+        self.files, self.filler, self.dele = files, filler, set()
+
+    def __len__(self):
+        return len(self.files) + self.filler
+
+    def __getitem__(self, i):
+        if i < 0:
+            i += len(self)
+        if i < len(self.files):
+            return self.files[i]
+        if i - len(self.files) >= self.filler:
+            raise IndexError(i)
+        return Filler(i - len(self.files) + 1, self.dele)
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def live(self):
+        """(count, bytes) of the messages not marked for deletion."""
+        n = sum(1 for m in self.files if not m["dele"])
+        size = sum(len(m["data"]) for m in self.files if not m["dele"])
+        nf = self.filler - len(self.dele)
+        return n + nf, size + nf * len(FILLER)
+
+
+def serve_maildrop(conn, a, ctx=None):
     names = sorted(f for f in os.listdir(a.maildrop)
                    if os.path.isfile(os.path.join(a.maildrop, f)))
     msgs = []
@@ -179,6 +239,7 @@ def serve_maildrop(conn, a):
         if a.eol == "crcrlf":
             data = data.replace(b"\r\n", b"\r\r\n")
         msgs.append({"file": f, "data": data, "uid": uid, "dele": False})
+    msgs = Drop(msgs, a.filler)
 
     def ok(text=""):
         conn.send(b"+OK" + (b" " + text.encode() if text else b"") + b"\r\n")
@@ -220,7 +281,7 @@ def serve_maildrop(conn, a):
         cmd, args = parts[0].upper(), parts[1:]
         if cmd == "QUIT":
             if authed:
-                for m in msgs:
+                for m in msgs.files:
                     if m["dele"]:
                         try:
                             os.unlink(os.path.join(a.maildrop, m["file"]))
@@ -231,6 +292,14 @@ def serve_maildrop(conn, a):
         if cmd == "CAPA" and a.capa != "":
             conn.send(b"+OK\r\n" + b"".join(
                 c.encode() + b"\r\n" for c in a.capa.split(",")) + b".\r\n")
+        elif cmd == "STLS" and not authed and ctx is not None and \
+                not isinstance(conn.sock, ssl.SSLSocket):
+            ok("begin TLS")
+            try:
+                conn.sock = ctx.wrap_socket(conn.sock, server_side=True)
+            except (ssl.SSLError, OSError) as e:
+                conn.note("TLSERR: %s" % e)
+                return
         elif not authed:
             if cmd == "USER" and len(args) == 1:
                 user = args[0]
@@ -244,14 +313,23 @@ def serve_maildrop(conn, a):
         elif cmd == "NOOP":
             ok()
         elif cmd == "STAT":
-            live = [m for m in msgs if not m["dele"]]
-            ok("%d %d" % (len(live), sum(len(m["data"]) for m in live)))
+            ok("%d %d" % msgs.live())
         elif cmd in ("UIDL", "LIST") and not args:
             ok()
-            conn.send(b"".join(
-                ("%d %s\r\n" % (i + 1, m["uid"] if cmd == "UIDL"
-                                 else len(m["data"]))).encode()
-                for i, m in enumerate(msgs) if not m["dele"]) + b".\r\n")
+            out = []
+            for i, m in enumerate(msgs):
+                if not m["dele"]:
+                    out.append(("%d %s\r\n" % (
+                        i + 1, m["uid"] if cmd == "UIDL"
+                        else len(m["data"]))).encode())
+                if len(out) >= 4096:
+                    conn.send(b"".join(out))
+                    out = []
+            conn.send(b"".join(out) + b".\r\n")
+        elif cmd in ("UIDL", "LIST") and len(args) == 1 and pick(args[0]):
+            m = msgs[pick(args[0]) - 1]
+            ok("%d %s" % (pick(args[0]), m["uid"] if cmd == "UIDL"
+                          else len(m["data"])))
         elif cmd == "RETR" and len(args) == 1 and pick(args[0]):
             ok()
             body(msgs[pick(args[0]) - 1]["data"])
@@ -279,6 +357,7 @@ def main():
     ap.add_argument("--uidl", choices=["name", "header"], default="name")
     ap.add_argument("--eol", choices=["crlf", "crcrlf"], default="crlf")
     ap.add_argument("--apop", action="store_true")
+    ap.add_argument("--filler", type=int, default=0)
     ap.add_argument("--transcript", required=True)
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--cert")
@@ -316,12 +395,25 @@ def main():
                     break
                 log.write("CONNECT\n")
                 log.flush()
+                if a.tls:
+                    try:
+                        s.settimeout(max(0.1, deadline - time.monotonic()))
+                        s = ctx.wrap_socket(s, server_side=True)
+                    except (ssl.SSLError, OSError) as e:
+                        log.write("TLSERR: %s\n" % e)
+                        log.flush()
+                        s.close()
+                        continue
                 c = Conn(s, log, deadline)
                 try:
-                    serve_maildrop(c, a)
-                except (BrokenPipeError, ConnectionResetError) as e:
+                    serve_maildrop(c, a, ctx)
+                except (BrokenPipeError, ConnectionResetError,
+                        ssl.SSLError) as e:
                     c.note("SENDERR: %s" % e)
-                s.close()
+                try:
+                    c.sock.close()
+                except OSError:
+                    pass
             ls.close()
             return 0
         for script in conns:

@@ -38,6 +38,8 @@ login() {
 }
 {
 	login
+	echo "> STAT"
+	echo "< +OK 3 $(cat "$TMP/m1" "$TMP/m2" "$TMP/m3" | wc -c)"
 	echo "> UIDL"
 	echo "< -ERR command not supported"
 	echo "> QUIT"

@@ -48,6 +48,8 @@ for mode in none starttls; do
 		echo "< +OK logged in"
 		echo "> NOOP"
 		echo "< +OK"
+		echo "> STAT"
+		echo "< +OK 2 $(cat "$TMP/m1" "$TMP/m2" | wc -c)"
 		echo "> UIDL"
 		echo "< +OK"
 		echo "< 1 uid-one"

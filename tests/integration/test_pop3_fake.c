@@ -748,6 +748,67 @@ t_scan_mismatch(void)
 	free(fake_finish(&f));
 }
 
+/* A mailbox larger than the window: STAT, then "UIDL n"/"LIST n" for
+ * the oldest ones only (no PIPELINING here: one at a time), and only
+ * those may be fetched. */
+static void
+t_scan_first_partial(void)
+{
+	const char *script =
+	    LOGIN "> STAT\n< +OK 1000000 99999999\n"
+	          "> UIDL 1\n< +OK 1 first\n> UIDL 2\n< +OK 2 second\n"
+	          "> LIST 1\n< +OK 1 120\n> LIST 2\n< +OK 2 340\n";
+	struct pop3 *p;
+	struct pop3_entry *l = NULL;
+	struct fake f;
+	struct err err = {{0}};
+	struct buf b;
+	size_t n = 0, total = 0;
+
+	if (fake_login(&f, script, &p, &err) != 0)
+		return;
+	CHECK(pop3_scan_first(p, 2, &l, &n, &total, &err) == 0, "%s", err.msg);
+	CHECK_INT(total, 1000000);
+	CHECK_INT(n, 2);
+	if (n == 2) {
+		CHECK(strcmp(l[0].uidl, "first") == 0 && l[0].size == 120,
+		    "%s %lld", l[0].uidl, (long long)l[0].size);
+		CHECK(strcmp(l[1].uidl, "second") == 0 && l[1].size == 340,
+		    "%s %lld", l[1].uidl, (long long)l[1].size);
+	}
+	buf_init(&b, 1024);
+	CHECK(pop3_retr(p, 3, &b, &err) == -1, "message 3 fetched");
+	CHECK(strstr(err.msg, "not in this session's listing") != NULL, "%s",
+	    err.msg);
+	buf_free(&b);
+	free(l);
+	pop3_free(&p);
+	free(fake_finish(&f));
+}
+
+/* A listing longer than STAT said is refused after the window, not read
+ * whole. */
+static void
+t_scan_first_lying_stat(void)
+{
+	const char *script = LOGIN "> STAT\n< +OK 2 200\n> UIDL\n< +OK\n"
+	                           "! repeat 100000 9 same\n< .\n";
+	struct pop3 *p;
+	struct pop3_entry *l = NULL;
+	struct fake f;
+	struct err err = {{0}};
+	size_t n = 0, total = 0;
+
+	if (fake_login(&f, script, &p, &err) != 0)
+		return;
+	CHECK(pop3_scan_first(p, 10, &l, &n, &total, &err) == -1, "accepted");
+	CHECK(pop3_error_kind(p) == POP3_ERR_LIMIT, "kind %d",
+	    (int)pop3_error_kind(p));
+	free(l);
+	pop3_free(&p);
+	free(fake_finish(&f));
+}
+
 /* The connection is cut in the middle of a RETR. */
 static void
 t_cut_mid_retr(void)
@@ -1415,6 +1476,8 @@ main(void)
 	        "DNS:other.example") == 0;
 
 	RUN(t_session_transcript);
+	RUN(t_scan_first_partial);
+	RUN(t_scan_first_lying_stat);
 	RUN(t_sasl_plain);
 	RUN(t_sasl_plain_missing);
 	RUN(t_apop_greeting_user_pass);

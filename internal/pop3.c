@@ -143,19 +143,59 @@ pop3_error_name(enum pop3_error kind)
 	return "unknown";
 }
 
-/* Removes every occurrence of the password from the error text. */
+/* Replaces every occurrence of secret in the error text, in any letter
+ * case, with "***", and a copy cut short by the end of the text too. */
 static void
-scrub(struct err *err, const char *secret)
+scrub_one(struct err *err, const char *secret)
 {
-	size_t sl;
+	size_t sl, len, k;
 	char *at;
 
-	if (err == NULL || secret == NULL || (sl = strlen(secret)) < 3)
+	if (secret == NULL || (sl = strlen(secret)) < 3)
 		return;
-	while ((at = strstr(err->msg, secret)) != NULL) {
+	while ((at = strcasestr(err->msg, secret)) != NULL) {
 		memset(at, '*', 3);
 		memmove(at + 3, at + sl, strlen(at + sl) + 1);
 	}
+	len = strlen(err->msg);
+	for (k = sl - 1; k >= 4; k--)
+		if (k <= len &&
+		    strncasecmp(err->msg + len - k, secret, k) == 0) {
+			memcpy(err->msg + len - k, "***", 4);
+			break;
+		}
+}
+
+static char *b64(const unsigned char *in, size_t n);
+static void free_secret(char *s);
+
+/* Removes the password from the error text: as typed, and in the base64
+ * forms a SASL login sent (a server may echo what it refused). */
+static void
+scrub(struct err *err, const char *user, const char *secret)
+{
+	size_t ul, sl;
+	char *raw, *enc;
+
+	if (err == NULL || secret == NULL)
+		return;
+	sl = strlen(secret);
+	if (user != NULL) { /* the longest form first */
+		ul = strlen(user);
+		raw = xmalloc(ul + sl + 3);
+		raw[0] = '\0';
+		memcpy(raw + 1, user, ul + 1);
+		memcpy(raw + ul + 2, secret, sl + 1);
+		enc = b64((const unsigned char *)raw, ul + sl + 2);
+		explicit_bzero(raw, ul + sl + 3);
+		free(raw);
+		scrub_one(err, enc);
+		free_secret(enc);
+	}
+	enc = b64((const unsigned char *)secret, sl);
+	scrub_one(err, enc);
+	free_secret(enc);
+	scrub_one(err, secret);
 }
 
 __attribute__((format(printf, 5, 6))) static void
@@ -170,7 +210,7 @@ fail(struct pop3 *p, enum pop3_error kind, struct err *err, const char *cmd,
 	va_end(ap);
 	p->kind = kind;
 	err_set(err, "mailbox %s: %s: %s", p->mailbox, cmd, text);
-	scrub(err, p->password);
+	scrub(err, p->username, p->password);
 }
 
 static int

@@ -708,6 +708,8 @@ static const struct key poll_keys[] = {
     KEY("first_pass", K_ENUM, POLL(first_pass), .def = "count",
         .choices = first_names),
     KEY("max_age", K_DUR, POLL(max_age_ms), .def = "30d", .max = 3650 * DAY),
+    KEY("pass_timeout", K_DUR, POLL(pass_timeout_ms), .def = "15m",
+        .min = 10 * SEC, .max = DAY),
 };
 
 static void poll_post(struct ctx *c, const struct node *map, void *base,

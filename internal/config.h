@@ -65,6 +65,9 @@ struct poll_config {
 	int64_t command_timeout_ms;
 	enum config_first_pass first_pass;
 	int64_t max_age_ms; /* older bounces are stored, not counted; 0 off */
+	/* a pass takes no new message after this long; what is fetched is
+	 * committed and DELEd, the rest waits for the next pass */
+	int64_t pass_timeout_ms;
 };
 
 struct mailbox_config {

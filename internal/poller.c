@@ -1510,6 +1510,13 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 		if (ps.mc->poll.max_messages > 0 &&
 		    n >= (size_t)ps.mc->poll.max_messages)
 			break;
+		if (ps.mc->poll.pass_timeout_ms > 0 &&
+		    now_ms() - t0 >= ps.mc->poll.pass_timeout_ms) {
+			log_warn("pass_timeout reached: what was fetched is "
+			         "recorded, the rest waits for the next pass",
+			    "mailbox", name, NULL);
+			break;
+		}
 		n++;
 		r = process_one(&ps, &ent[i]);
 		if (r == -1) {

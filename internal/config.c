@@ -797,6 +797,170 @@ static const struct table class_rule_table = {.keys = class_rule_keys,
     .n = NELEM(class_rule_keys),
     .elem_size = sizeof(struct classify_rule_config)};
 
+/* webhooks: one entry per endpoint (internal/webhook.c delivers). */
+static const char *const webhook_format_names[] = {"standard", "listmonk",
+    NULL};
+static const char *const webhook_event_names[] = {"suppression.added",
+    "suppression.lifted", "suppression.expired", "bounce.recorded",
+    "complaint.recorded", NULL};
+/* set by bouncerd itself, or by libcurl from the body */
+static const char *const webhook_reserved_headers[] = {"content-type",
+    "content-length", "host", "transfer-encoding", "connection", "expect",
+    "webhook-id", "webhook-timestamp", "webhook-signature", NULL};
+
+static int
+check_webhook_url(const char *v, char *msg, size_t n)
+{
+	const char *host;
+	size_t i;
+
+	if (strncmp(v, "https://", 8) == 0)
+		host = v + 8;
+	else if (strncmp(v, "http://", 7) == 0)
+		host = v + 7;
+	else
+		host = NULL;
+	if (host == NULL || *host == '\0' || *host == '/' || *host == ':' ||
+	    strlen(v) > 2048)
+		goto bad;
+	for (i = 0; v[i] != '\0'; i++)
+		if ((unsigned char)v[i] <= ' ' || v[i] == 0x7f)
+			goto bad;
+	return 0;
+bad:
+	snprintf(msg, n, "'%s' is not an https:// (or http://) URL", v);
+	return -1;
+}
+
+static int
+check_webhook_event(const char *v, char *msg, size_t n)
+{
+	size_t i;
+
+	for (i = 0; webhook_event_names[i] != NULL; i++)
+		if (strcmp(v, webhook_event_names[i]) == 0)
+			return 0;
+	snprintf(msg, n,
+	    "'%s' is not one of suppression.added, suppression.lifted, "
+	    "suppression.expired, bounce.recorded or complaint.recorded",
+	    v);
+	return -1;
+}
+
+static int
+check_webhook_header(const char *v, char *msg, size_t n)
+{
+	const char *colon = strchr(v, ':');
+	char name[80];
+	size_t len, i;
+
+	if (colon == NULL || colon == v || (size_t)(colon - v) >= sizeof(name))
+		goto bad;
+	len = (size_t)(colon - v);
+	for (i = 0; i < len; i++) {
+		if (!header_char((unsigned char)v[i]))
+			goto bad;
+		name[i] = (char)tolower((unsigned char)v[i]);
+	}
+	name[len] = '\0';
+	for (i = 0; colon[1 + i] != '\0'; i++)
+		if ((unsigned char)colon[1 + i] < ' ' && colon[1 + i] != '\t')
+			goto bad;
+	for (i = 0; webhook_reserved_headers[i] != NULL; i++)
+		if (strcmp(name, webhook_reserved_headers[i]) == 0) {
+			snprintf(msg, n, "header %.*s is set by bouncerd",
+			    (int)len, v);
+			return -1;
+		}
+	return 0;
+bad:
+	/* the value may be a token: name only the header's name */
+	snprintf(msg, n,
+	    "'%.*s' is not \"Name: value\" (a header name, a colon, a value "
+	    "without control characters)",
+	    (int)strcspn(v, ":"), v);
+	return -1;
+}
+
+/* "whsec_" + strict base64 of 24..64 bytes (Standard Webhooks). */
+static int
+check_webhook_secret(const char *v, char *msg, size_t n)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+	                          "qrstuvwxyz0123456789+/";
+	const char *p = v + 6;
+	size_t len, pad = 0, i, bytes;
+
+	if (strncmp(v, "whsec_", 6) != 0) {
+		snprintf(msg, n, "must start with whsec_ (Standard Webhooks)");
+		return -1;
+	}
+	len = strlen(p);
+	while (pad < 2 && len > pad && p[len - 1 - pad] == '=')
+		pad++;
+	for (i = 0; i < len - pad; i++)
+		if (strchr(b64, p[i]) == NULL || p[i] == '\0')
+			break;
+	bytes = len / 4 * 3 - pad;
+	if (len == 0 || len % 4 != 0 || i < len - pad) {
+		snprintf(msg, n, "is not whsec_ followed by base64");
+		return -1;
+	}
+	if (bytes < 24 || bytes > 64) {
+		snprintf(msg, n,
+		    "holds %zu bytes; Standard Webhooks secrets are 24 to 64 "
+		    "random bytes (whsec_ + base64)",
+		    bytes);
+		return -1;
+	}
+	return 0;
+}
+
+#define WH(f) offsetof(struct webhook_config, f)
+static const struct key webhook_keys[] = {
+    KEY("name", K_STR, WH(name), .flags = F_REQ | F_RESTART,
+        .check = check_name),
+    KEY("url", K_STR, WH(url), .flags = F_REQ | F_RESTART,
+        .check = check_webhook_url),
+    KEY("plain_http", K_BOOL, WH(plain_http), .def = "false",
+        .flags = F_RESTART),
+    KEY("format", K_ENUM, WH(format), .def = "standard",
+        .choices = webhook_format_names, .flags = F_RESTART),
+    KEY("secret", K_STR, WH(secret), .flags = F_SECRET | F_RESTART,
+        .excl = "secret_file"),
+    KEY("secret_file", K_STR, WH(secret_file), .flags = F_LOADS | F_RESTART,
+        .aux = WH(secret)),
+    KEY("events", K_STRLIST, WH(events), .aux = WH(n_events),
+        .flags = F_RESTART, .check = check_webhook_event),
+    KEY("timeout", K_DUR, WH(timeout_ms), .def = "10s", .min = SEC,
+        .max = 5 * MIN, .flags = F_RESTART),
+    KEY("ca_file", K_STR, WH(ca_file), .flags = F_FILE | F_RESTART),
+    KEY("headers", K_STRLIST, WH(headers), .aux = WH(n_headers),
+        .flags = F_SECRET | F_RESTART, .check = check_webhook_header),
+    KEY("username", K_STR, WH(username), .flags = F_RESTART,
+        .check = check_nonempty),
+    KEY("password", K_STR, WH(password), .flags = F_SECRET | F_RESTART,
+        .excl = "password_file"),
+    KEY("password_file", K_STR, WH(password_file), .flags = F_LOADS | F_RESTART,
+        .aux = WH(password)),
+    KEY("max_age", K_DUR, WH(max_age_ms), .def = "3d", .min = MIN,
+        .max = 30 * DAY, .flags = F_RESTART),
+    KEY("backoff_min", K_DUR, WH(backoff_min_ms), .def = "1s", .min = 100,
+        .max = HOUR, .flags = F_RESTART),
+    KEY("backoff_max", K_DUR, WH(backoff_max_ms), .def = "10m", .min = 100,
+        .max = DAY, .flags = F_RESTART),
+    KEY("degraded_after", K_DUR, WH(degraded_after_ms), .def = "15m",
+        .min = SEC, .max = 30 * DAY, .flags = F_RESTART),
+};
+
+static void webhook_post(struct ctx *c, const struct node *map, void *base,
+    const char *path, const struct node *where);
+
+static const struct table webhook_table = {.keys = webhook_keys,
+    .n = NELEM(webhook_keys),
+    .elem_size = sizeof(struct webhook_config),
+    .post = webhook_post};
+
 #define CF(f) offsetof(struct config, f)
 static const struct key database_keys[] = {
     KEY("url", K_STR, CF(database_url), .flags = F_SECRET | F_URL | F_RESTART,
@@ -882,6 +1046,8 @@ static const struct key root_keys[] = {
     KEY("classify", K_MAP, 0, .sub = &classify_table),
     KEY("mailboxes", K_LIST, CF(mailboxes), .sub = &mailbox_table,
         .aux = CF(n_mailboxes)),
+    KEY("webhooks", K_LIST, CF(webhooks), .sub = &webhook_table,
+        .aux = CF(n_webhooks)),
 };
 
 static void root_post(struct ctx *c, const struct node *map, void *base,
@@ -1051,6 +1217,14 @@ fmt_value(const struct key *k, const void *base, int mask, char *out, size_t n)
 			if (i > 0 && used + 2 < n)
 				snprintf(out + used, n - used, ", ");
 			used = strlen(out);
+			if (mask && (k->flags & F_SECRET)) {
+				/* "Name: value": the value may be a token */
+				char *h = xasprintf("%.*s: %s",
+				    (int)strcspn(v[i], ":"), v[i], MASK);
+				fmt_quoted(h, out + used, n - used);
+				free(h);
+				continue;
+			}
 			fmt_quoted(v[i], out + used, n - used);
 		}
 		used = strlen(out);
@@ -1850,6 +2024,87 @@ compile_class_rules(struct ctx *c, struct config *cfg, const struct node *list)
 	}
 }
 
+/* The keys of one format, the secret's form, http:// only when asked
+ * for, the default events. */
+static void
+webhook_post(struct ctx *c, const struct node *map, void *base,
+    const char *path, const struct node *where)
+{
+	static const char *const std_events[] = {"suppression.added",
+	    "suppression.lifted", "suppression.expired", "bounce.recorded",
+	    "complaint.recorded", NULL};
+	static const char *const lm_events[] = {"bounce.recorded",
+	    "complaint.recorded", NULL};
+	struct webhook_config *w = base;
+	const char *const *def;
+	const struct node *n;
+	char full[300], msg[300];
+	size_t i;
+
+	w->line = where != NULL ? where->line : 0;
+	if (w->url != NULL && strncmp(w->url, "http://", 7) == 0 &&
+	    !w->plain_http) {
+		join_path(full, sizeof(full), path, "url");
+		err_node(c, key_node(map, "url", where), full,
+		    "plain http:// sends events unencrypted; use https:// or "
+		    "set plain_http: true");
+	}
+	if (w->secret != NULL &&
+	    check_webhook_secret(w->secret, msg, sizeof(msg)) != 0) {
+		const char *k =
+		    given(map, "secret_file") ? "secret_file" : "secret";
+		join_path(full, sizeof(full), path, k);
+		err_node(c, key_node(map, k, where), full, "%s", msg);
+	}
+	if (w->format == CONFIG_WEBHOOK_STANDARD) {
+		if (w->secret == NULL && !given(map, "secret_file")) {
+			join_path(full, sizeof(full), path, "secret");
+			err_node(c, where, full,
+			    "required key is missing (or set secret_file)");
+		}
+		for (i = 0; i < 3; i++) {
+			static const char *const lm_keys[] = {"username",
+			    "password", "password_file"};
+			if ((n = map_get(map, lm_keys[i])) == NULL)
+				continue;
+			join_path(full, sizeof(full), path, lm_keys[i]);
+			err_node(c, n, full,
+			    "only valid with format: listmonk");
+		}
+	} else {
+		if (!given(map, "username")) {
+			join_path(full, sizeof(full), path, "username");
+			err_node(c, where, full,
+			    "required with format: listmonk (an API user)");
+		}
+		if (!given(map, "password") && !given(map, "password_file")) {
+			join_path(full, sizeof(full), path, "password");
+			err_node(c, where, full,
+			    "required with format: listmonk (or set "
+			    "password_file)");
+		}
+	}
+	if (w->backoff_min_ms > w->backoff_max_ms) {
+		join_path(full, sizeof(full), path, "backoff_min");
+		err_node(c, key_node(map, "backoff_min", where), full,
+		    "must not exceed backoff_max");
+	}
+	n = map_get(map, "events");
+	if (n != NULL && !node_is_null(n)) {
+		if (n->kind == N_SEQ && n->n == 0) {
+			join_path(full, sizeof(full), path, "events");
+			err_node(c, n, full, "lists no event");
+		}
+		return;
+	}
+	def = w->format == CONFIG_WEBHOOK_LISTMONK ? lm_events : std_events;
+	for (i = 0; def[i] != NULL; i++)
+		;
+	w->events = xcalloc(i, sizeof(char *));
+	for (w->n_events = 0; def[w->n_events] != NULL; w->n_events++)
+		w->events[w->n_events] = xstrdup(def[w->n_events]);
+}
+
 static void
 root_post(struct ctx *c, const struct node *map, void *base, const char *path,
     const struct node *where)
@@ -1876,6 +2131,11 @@ root_post(struct ctx *c, const struct node *map, void *base, const char *path,
 		    &cfg->overrides[0].reason,
 		    sizeof(struct suppression_override), cfg->n_overrides,
 		    "reason");
+	if (map_get(map, "webhooks") != NULL &&
+	    map_get(map, "webhooks")->kind == N_SEQ && cfg->n_webhooks > 0)
+		check_unique(c, map_get(map, "webhooks"), "webhooks", "name",
+		    &cfg->webhooks[0].name, sizeof(struct webhook_config),
+		    cfg->n_webhooks, "webhook name");
 	compile_class_rules(c, cfg, map_get(map_get(map, "classify"), "rules"));
 }
 

@@ -100,6 +100,36 @@ struct suppression_override {
 	int count; /* hard_after: soft bounces before suppressing */
 };
 
+enum config_webhook_format {
+	CONFIG_WEBHOOK_STANDARD, /* Standard Webhooks JSON, signed */
+	CONFIG_WEBHOOK_LISTMONK, /* listmonk's POST /webhooks/bounce */
+};
+
+/* One webhook endpoint (webhooks:).  Read by the delivery worker, which
+ * copies it at start: changes need a restart. */
+struct webhook_config {
+	char *name; /* unique, [A-Za-z0-9._-]{1,64}: metrics, outbox rows */
+	char *url; /* https://, or http:// with plain_http */
+	int plain_http; /* bool: allow http:// */
+	char *secret; /* secret: "whsec_" + base64 of 24..64 bytes */
+	char *secret_file;
+	char **events; /* suppression.added ... complaint.recorded */
+	size_t n_events;
+	int64_t timeout_ms; /* one delivery attempt */
+	char *ca_file; /* NULL: system CA store */
+	char **headers; /* "Name: value"; values masked in dumps */
+	size_t n_headers;
+	enum config_webhook_format format;
+	char *username; /* listmonk: API user (basic auth) */
+	char *password; /* secret; also from password_file */
+	char *password_file;
+	int64_t max_age_ms; /* retried this long, then dead */
+	int64_t backoff_min_ms; /* first retry delay */
+	int64_t backoff_max_ms; /* retry delay cap */
+	int64_t degraded_after_ms; /* /healthz fails past this backlog age */
+	int line; /* where the endpoint is defined (1-based) */
+};
+
 /* Every error found, in file order: "file:line:col: key.path: message". */
 struct config_errors {
 	char **items;
@@ -156,6 +186,9 @@ struct config {
 	struct classify_rule_config *class_rules;
 	size_t n_class_rules;
 	struct classify_rules *classify_rules; /* compiled; NULL when none */
+	/* webhooks: endpoints told about suppressions and bounces */
+	struct webhook_config *webhooks;
+	size_t n_webhooks;
 	/* Not errors, but worth an operator's eye ("file:line:col: key:
 	 * message"), e.g. a secret file others can read. */
 	struct config_errors warnings;

@@ -27,6 +27,7 @@
 #include "poller.h"
 #include "store.h"
 #include "util.h"
+#include "webhook.h"
 
 #define DEFAULT_CONFIG "/etc/bouncerd/bouncerd.yaml"
 
@@ -104,6 +105,7 @@ check_config(const char *path)
 
 static volatile sig_atomic_t got_term, got_hup;
 static struct poller *running_poller;
+static struct webhooks *running_webhooks;
 
 static void
 on_term(int sig)
@@ -112,6 +114,7 @@ on_term(int sig)
 	got_term = 1;
 	if (running_poller != NULL)
 		poller_request_stop(running_poller); /* sets a flag */
+	webhook_request_stop(running_webhooks); /* sets a flag */
 }
 
 static void
@@ -140,7 +143,43 @@ setup_signals(void)
 struct http_ctx {
 	struct poller *p;
 	struct metrics *m;
+	struct webhooks *w;
 };
+
+/* /healthz: the poller's answer with "webhooks":{...} added; an endpoint
+ * whose oldest undelivered event is older than its degraded_after fails
+ * it (503). */
+static int
+health_with_webhooks(struct http_ctx *c, struct buf *body)
+{
+	static const char ok_head[] = "{\"status\":\"ok\",";
+	struct buf wh, fixed;
+	int status = poller_health(c->p, body), ok;
+
+	buf_init(&wh, 1 << 20);
+	ok = webhook_health(c->w, &wh);
+	if (wh.len == 0 || body->len < 3 ||
+	    strcmp(body->data + body->len - 3, "}}\n") != 0) {
+		buf_free(&wh);
+		return status;
+	}
+	buf_init(&fixed, body->cap);
+	if (!ok && strncmp(body->data, ok_head, sizeof(ok_head) - 1) == 0) {
+		buf_append_str(&fixed, "{\"status\":\"fail\",");
+		buf_append(&fixed, body->data + sizeof(ok_head) - 1,
+		    body->len - 2 - (sizeof(ok_head) - 1));
+	} else {
+		buf_append(&fixed, body->data, body->len - 2);
+	}
+	buf_append_str(&fixed, ",\"webhooks\":{");
+	buf_append(&fixed, wh.data, wh.len);
+	buf_append_str(&fixed, "}}\n");
+	buf_reset(body);
+	buf_append(body, fixed.data, fixed.len);
+	buf_free(&fixed);
+	buf_free(&wh);
+	return ok ? status : 503;
+}
 
 static void
 http_route(void *arg, const char *path, struct http_response *resp)
@@ -149,10 +188,11 @@ http_route(void *arg, const char *path, struct http_response *resp)
 
 	if (strcmp(path, "/healthz") == 0) {
 		resp->content_type = "application/json";
-		resp->status = poller_health(c->p, &resp->body);
+		resp->status = health_with_webhooks(c, &resp->body);
 	} else if (strcmp(path, "/metrics") == 0) {
 		resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
 		metrics_render(c->m, &resp->body);
+		webhook_metrics(c->w, &resp->body);
 	} else
 		resp->status = 404;
 }
@@ -258,6 +298,60 @@ warn_plaintext(const struct config *cfg)
 			         "the password and the mail cross the network "
 			         "unencrypted",
 			    "mailbox", cfg->mailboxes[i].name, NULL);
+	for (size_t i = 0; i < cfg->n_webhooks; i++)
+		if (strncmp(cfg->webhooks[i].url, "http://", 7) == 0)
+			log_warn("webhook uses plain http (plain_http: true): "
+			         "events and their signature cross the network "
+			         "unencrypted",
+			    "endpoint", cfg->webhooks[i].name, NULL);
+}
+
+static int
+str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+static int
+list_differs(char *const *a, size_t na, char *const *b, size_t nb)
+{
+	if (na != nb)
+		return 1;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return 1;
+	return 0;
+}
+
+/* 1 if the webhooks: section changed (the delivery threads keep the
+ * endpoints they started with until a restart). */
+static int
+webhooks_differ(const struct config *a, const struct config *b)
+{
+	if (a->n_webhooks != b->n_webhooks)
+		return 1;
+	for (size_t i = 0; i < a->n_webhooks; i++) {
+		const struct webhook_config *x = &a->webhooks[i];
+		const struct webhook_config *y = &b->webhooks[i];
+		if (str_differs(x->name, y->name) ||
+		    str_differs(x->url, y->url) ||
+		    str_differs(x->secret, y->secret) ||
+		    str_differs(x->ca_file, y->ca_file) ||
+		    str_differs(x->username, y->username) ||
+		    str_differs(x->password, y->password) ||
+		    list_differs(x->events, x->n_events, y->events,
+		        y->n_events) ||
+		    list_differs(x->headers, x->n_headers, y->headers,
+		        y->n_headers) ||
+		    x->plain_http != y->plain_http || x->format != y->format ||
+		    x->timeout_ms != y->timeout_ms ||
+		    x->max_age_ms != y->max_age_ms ||
+		    x->backoff_min_ms != y->backoff_min_ms ||
+		    x->backoff_max_ms != y->backoff_max_ms ||
+		    x->degraded_after_ms != y->degraded_after_ms)
+			return 1;
+	}
+	return 0;
 }
 
 static void
@@ -277,6 +371,9 @@ reload(const char *path, const char *url, struct poller *p,
 			log_warn("reload: not applied until restart", "key",
 			    errs.items[i], NULL);
 	config_errors_free(&errs);
+	if (webhooks_differ(*cur, next))
+		log_warn("reload: not applied until restart", "key",
+		    "webhooks: restart needed to change it", NULL);
 	warn_plaintext(next);
 	if (prepare_database(next, url, 0, 1) != 0)
 		log_warn("reload: suppression settings not written", NULL);
@@ -293,6 +390,7 @@ run_daemon(const char *path, int once, int migrate_only, int no_migrate)
 	struct metrics *m = NULL;
 	struct poller *p = NULL;
 	struct http_server *hs = NULL;
+	struct webhooks *w = NULL;
 	struct http_ctx hctx;
 	struct err err = {{0}};
 	char *url = NULL; /* database.url needs a restart: the first one */
@@ -312,6 +410,17 @@ run_daemon(const char *path, int once, int migrate_only, int no_migrate)
 		rc = 0;
 		goto out;
 	}
+	w = webhook_new(cfg, url);
+	if (webhook_sync(w, &err) != 0) {
+		if (cfg->n_webhooks > 0) {
+			log_error("cannot write the webhook endpoints", "cause",
+			    err.msg, NULL);
+			goto out;
+		}
+		log_warn("cannot write the webhook endpoints", "cause", err.msg,
+		    NULL);
+	}
+	running_webhooks = w;
 	m = metrics_new(BOUNCERD_VERSION);
 	cur = cfg;
 	p = poller_new(cfg, m);
@@ -320,6 +429,7 @@ run_daemon(const char *path, int once, int migrate_only, int no_migrate)
 	if (cur->http_listen != NULL && *cur->http_listen) {
 		hctx.p = p;
 		hctx.m = m;
+		hctx.w = w;
 		if (http_start(cur->http_listen, http_route, &hctx, &hs,
 		        &err) != 0) {
 			log_error("http listener", "cause", err.msg, NULL);
@@ -329,11 +439,18 @@ run_daemon(const char *path, int once, int migrate_only, int no_migrate)
 	}
 	if (once) {
 		rc = poller_run_once(p);
+		if (!got_term && webhook_drain(w) > 0)
+			log_warn("webhook events left queued for the next run",
+			    NULL);
 		if (got_term)
 			log_info("stopped by signal", NULL);
 		goto out;
 	}
 	if (poller_start(p, &err) != 0) {
+		log_error("cannot start", "cause", err.msg, NULL);
+		goto out;
+	}
+	if (webhook_start(w, &err) != 0) {
 		log_error("cannot start", "cause", err.msg, NULL);
 		goto out;
 	}
@@ -350,12 +467,16 @@ run_daemon(const char *path, int once, int migrate_only, int no_migrate)
 	}
 	log_info("shutting down: finishing the current message", NULL);
 	poller_request_stop(p);
+	webhook_request_stop(w);
 	poller_join(p);
+	webhook_join(w);
 	log_info("bouncerd stopped", NULL);
 	rc = 0;
 out:
 	http_stop(&hs);
 	running_poller = NULL;
+	running_webhooks = NULL;
+	webhook_free(&w);
 	poller_free(&p);
 	metrics_free(&m);
 	config_free(&cfg);

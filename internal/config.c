@@ -874,11 +874,16 @@ check_webhook_header(const char *v, char *msg, size_t n)
 		}
 	return 0;
 bad:
-	/* the value may be a token: name only the header's name */
-	snprintf(msg, n,
-	    "'%.*s' is not \"Name: value\" (a header name, a colon, a value "
-	    "without control characters)",
-	    (int)strcspn(v, ":"), v);
+	/* the value may be a token: name only the header's name, if any */
+	if (colon == NULL)
+		snprintf(msg, n,
+		    "is not \"Name: value\" (a header name, a colon, a "
+		    "value)");
+	else
+		snprintf(msg, n,
+		    "'%.*s' is not \"Name: value\" (a header name, a colon, "
+		    "a value without control characters)",
+		    (int)(colon - v), v);
 	return -1;
 }
 

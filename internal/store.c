@@ -2039,6 +2039,12 @@ op_retention(struct store *s, void *argp, struct err *err)
 	if (rc != 0)
 		return rc;
 	a->res.partitions += n;
+	/* the rules read what is older than soft_window's month as sums:
+	 * moved on a month when due */
+	rc = query_int(s, "suppression_fold_history",
+	    "SELECT suppression_fold_history()", NULL, &n, err);
+	if (rc != 0)
+		return rc;
 	if (a->bounces_keep_s > 0) {
 		snprintf(keep, sizeof(keep), "%" PRId64, a->bounces_keep_s);
 		rc = query_int(s, "bounce_history_expire",

@@ -268,16 +268,17 @@ int store_mark_deleted(struct store *s, int64_t mailbox_id,
 int store_prune(struct store *s, int64_t mailbox_id, const char *const *present,
     size_t n, int64_t raw_keep_s, int64_t *pruned_out, struct err *err);
 
-/* Retention of the history (retention.bounces, retention.ledger), after
- * each pass: creates the next month's partition of the bounce history;
- * removes the bounce rows dated more than bounces_keep_s seconds ago
- * (whole months, never less than soft_window; what can still count
- * towards suppression is summed into suppression_carried first, so that
- * the suppression list is unchanged) and the ledger rows of recorded
- * bounces deleted from the server more than ledger_keep_s seconds ago
- * (such a UIDL, listed again, would be processed again).  <= 0: keep.
- * A few index lookups when nothing is due.  *out (may be NULL) gets what
- * was done. */
+/* Upkeep of the history after each pass: creates the next month's
+ * partition of the bounce history; sums what can still count in the
+ * bounce rows older than soft_window's month into suppression_carried
+ * (the rules read those sums instead of the rows, so that recording costs
+ * the same however long the history); then retention: removes the bounce
+ * rows dated more than bounces_keep_s seconds ago (whole months, never
+ * less than soft_window; their sums stay, so the suppression list does
+ * not change) and the ledger rows of recorded bounces deleted from the
+ * server more than ledger_keep_s seconds ago (such a UIDL, listed again,
+ * would be processed again).  <= 0: keep.  A few index lookups when
+ * nothing is due.  *out (may be NULL) gets what was done. */
 struct store_retention_result {
 	int64_t partitions; /* partitions created */
 	int64_t bounces; /* bounce rows removed */

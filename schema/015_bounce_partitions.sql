@@ -11,14 +11,23 @@
 --   * bounce_partitions_ensure() creates the months to come (bouncerd
 --     calls it after each pass); a month whose rows went to the default
 --     partition meanwhile gets them moved into its own table.
+--   * What can still count in rows older than the month of the soft
+--     window's start (suppression_feed.folded_before) is summed into
+--     suppression_carried: per address, month, class and reason, how many
+--     and their first and last date.  The rules read those groups as rows
+--     and the bounce rows only from folded_before on (the older months'
+--     partitions are pruned), so recording an address's bounce reads the
+--     last month or two of its history, not all of it: the cost of
+--     recording stays what it is on a young database.
+--     suppression_fold_history(), called after each pass, moves the
+--     boundary a month on when it is due; a bounce dated before it is
+--     folded as it is recorded.
 --   * bounce_history_expire(keep) drops the months entirely older than
---     keep (never less than soft_window) and deletes the default
---     partition's rows older than that.  Before, it folds the rows that
---     can still count into suppression_carried: per address, class and
---     reason, how many and their first and last date.  The rules read
---     those groups as rows (suppression_state_compute), so an address
---     keeps its state and is evaluated alike later.  suppression_state,
---     suppression_changes and suppression_lifts are never expired.
+--     keep (never less than soft_window, and all folded) and deletes the
+--     default partition's rows older than that.  Their groups stay, so an
+--     address keeps its state and is evaluated alike later.
+--     suppression_state, suppression_changes and suppression_lifts are
+--     never expired.
 --   * ledger_expire(keep) removes ledger rows of recorded bounces that
 --     were deleted from the server more than keep ago (messages_gone_idx).
 --   * bounces.message_id no longer references messages: a ledger row may
@@ -33,21 +42,33 @@ CREATE TABLE suppression_carried (
 	n bigint NOT NULL,
 	first_at timestamptz NOT NULL,
 	last_at timestamptz NOT NULL,
-	PRIMARY KEY (address, class, reason)
+	month date NOT NULL,
+	PRIMARY KEY (address, month, class, reason)
 );
 COMMENT ON TABLE suppression_carried IS
-    'Bounce rows removed by retention that can still count, summed per address, class and reason: the suppression rules read each group as n rows. Rows dated before the address''s latest lift, and soft bounces before its latest delivery report, are not kept.';
+    'Bounce rows dated before suppression_feed.folded_before that can still count, summed per address, month, class and reason: the suppression rules read each group as n rows instead of the rows (which retention may have removed). Rows dated before the address''s latest lift, and soft bounces before its latest delivery report, are left out.';
 COMMENT ON COLUMN suppression_carried.address IS 'The address (lower-case).';
 COMMENT ON COLUMN suppression_carried.class IS 'hard, soft, complaint or delivered.';
 COMMENT ON COLUMN suppression_carried.reason IS 'The bounce reason; '''' for delivery reports.';
 COMMENT ON COLUMN suppression_carried.domain IS 'Domain of the address.';
-COMMENT ON COLUMN suppression_carried.n IS 'How many rows were removed.';
+COMMENT ON COLUMN suppression_carried.n IS 'How many rows.';
 COMMENT ON COLUMN suppression_carried.first_at IS 'bounced_at of the oldest of them.';
 COMMENT ON COLUMN suppression_carried.last_at IS 'bounced_at of the newest of them.';
+COMMENT ON COLUMN suppression_carried.month IS 'The UTC month of their bounced_at.';
 
--- The rules of 010 over the address's bounce rows and its carried groups
--- (a group of n rows counts as n rows dated last_at, first_at for the
--- first bounce).  Same result as 010 while nothing was carried.
+ALTER TABLE suppression_feed ADD COLUMN folded_before timestamptz,
+    ADD COLUMN expired_before timestamptz;
+COMMENT ON COLUMN suppression_feed.folded_before IS
+    'Bounce rows dated before this are read through suppression_carried by the suppression rules; NULL: none.';
+COMMENT ON COLUMN suppression_feed.expired_before IS
+    'Bounce rows dated before this (the start of a UTC month) were removed by retention; NULL: none.';
+
+-- The rules of 010 over the address's bounce rows from folded_before on
+-- and its carried groups (a group of n rows counts as n rows dated
+-- last_at, first_at for the first bounce).  Same result as 010: a group
+-- lies entirely before or after each lift and delivery report (see
+-- bounce_history_fold), and its soft bounces are outside soft_window.
+-- Only the partitions from folded_before on are read (run-time pruning).
 CREATE OR REPLACE FUNCTION suppression_state_compute(addrs text[])
 RETURNS TABLE (
 	address text,
@@ -77,6 +98,8 @@ WITH cfg AS (
 	    b.bounced_at, b.bounced_at AS first_at, b.counts, 1::bigint AS n
 	FROM bounces b
 	WHERE b.recipient = ANY (addrs)
+	    AND b.bounced_at >= coalesce((SELECT f.folded_before
+	        FROM suppression_feed f WHERE f.id), '-infinity')
 	UNION ALL
 	SELECT k.address, k.domain, k.class, k.reason, NULL, k.last_at,
 	    k.first_at, true, k.n
@@ -384,17 +407,18 @@ $$;
 COMMENT ON COLUMN suppression_evidence.uidl IS
     'POP3 id of the bounce email in its mailbox; NULL once retention.ledger removed its ledger row.';
 
--- ---- retention ----
+-- ---- folding and retention ----
 
--- Folds the rows of rel (a partition of bounces) dated before "before"
--- (NULL: all of them) that can still count into suppression_carried:
--- counted failures and delivery reports, after the address's latest lift;
--- soft bounces only after its latest delivery report.  Carried groups
--- that the folded rows make obsolete (soft bounces before a delivery
--- report, anything before a lift) are removed, so that every group lies
--- entirely after, or entirely before, a lift or delivery report.
--- Returns the number of groups written.
-CREATE FUNCTION bounce_history_fold(rel regclass, before timestamptz)
+-- Folds the bounce rows of src dated in [lo, hi) (of the addresses in
+-- addrs; NULL: all) that can still count into
+-- suppression_carried: counted failures and delivery reports after the
+-- address's latest lift, soft bounces only after its latest delivery
+-- report.  Carried groups that the folded rows make obsolete (soft
+-- bounces before a delivery report, anything before a lift) are removed,
+-- so that every group lies entirely before or after each lift and
+-- delivery report.  Returns the number of groups written.
+CREATE FUNCTION bounce_history_fold(src text, lo timestamptz,
+    hi timestamptz, addrs text[] DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 SET jit = off
@@ -414,7 +438,9 @@ BEGIN
 			FROM suppression_lifts sl GROUP BY sl.address
 		) l ON l.address = b.recipient
 		WHERE b.recipient IS NOT NULL
-		    AND b.bounced_at < coalesce(%L::timestamptz, 'infinity')
+		    AND (%L::text[] IS NULL OR b.recipient = ANY (%L::text[]))
+		    AND b.bounced_at >= %L::timestamptz
+		    AND b.bounced_at < %L::timestamptz
 		    AND (b.class = 'delivered'
 		        OR (b.counts AND b.class IN ('hard', 'soft', 'complaint')
 		            AND coalesce(b.action, '') <> 'delayed'))
@@ -424,30 +450,42 @@ BEGIN
 		    max(r.bounced_at) FILTER (WHERE r.class = 'delivered')
 		        OVER (PARTITION BY r.address) AS delivered_here
 		FROM r
+	), k AS (
+		SELECT k.address, max(k.last_at) AS last_at
+		FROM suppression_carried k
+		WHERE k.class = 'delivered'
+		    AND k.address IN (SELECT d.address FROM d)
+		GROUP BY k.address
 	)
-	SELECT d.address, d.class, d.reason, min(d.domain) AS domain,
-	    count(*) AS n, min(d.bounced_at) AS first_at,
-	    max(d.bounced_at) AS last_at, max(d.delivered_here) AS delivered_here
+	SELECT d.address,
+	    (date_trunc('month', d.bounced_at AT TIME ZONE 'UTC'))::date
+	        AS month,
+	    d.class, d.reason, min(d.domain) AS domain, count(*) AS n,
+	    min(d.bounced_at) AS first_at, max(d.bounced_at) AS last_at,
+	    max(d.delivered_here) AS delivered_here
 	FROM d
-	LEFT JOIN suppression_carried k ON k.address = d.address
-	    AND k.class = 'delivered' AND k.reason = ''
+	LEFT JOIN k ON k.address = d.address
 	WHERE NOT (d.class = 'soft' AND d.bounced_at <= coalesce(
 	    greatest(d.delivered_here, k.last_at), '-infinity'))
-	GROUP BY d.address, d.class, d.reason
-	$q$, rel, before);
+	GROUP BY 1, 2, 3, 4
+	$q$, src, addrs, addrs, coalesce(lo, '-infinity'),
+	    coalesce(hi, 'infinity'));
 	DELETE FROM suppression_carried k
 	USING (SELECT f.address, max(f.delivered_here) AS dl
 	    FROM bounce_fold f GROUP BY f.address) f
 	WHERE k.address = f.address AND k.class = 'soft' AND k.last_at <= f.dl;
 	DELETE FROM suppression_carried k
-	USING suppression_lifts sl
-	WHERE k.address = sl.address AND k.last_at <= sl.lifted_at;
-	INSERT INTO suppression_carried AS k (address, class, reason, domain, n,
-	    first_at, last_at)
-	SELECT f.address, f.class, f.reason, f.domain, f.n, f.first_at,
-	    f.last_at
+	USING (SELECT sl.address, max(sl.lifted_at) AS lifted_at
+	    FROM suppression_lifts sl
+	    WHERE sl.address IN (SELECT f.address FROM bounce_fold f)
+	    GROUP BY sl.address) l
+	WHERE k.address = l.address AND k.last_at <= l.lifted_at;
+	INSERT INTO suppression_carried AS k (address, month, class, reason,
+	    domain, n, first_at, last_at)
+	SELECT f.address, f.month, f.class, f.reason, f.domain, f.n,
+	    f.first_at, f.last_at
 	FROM bounce_fold f
-	ON CONFLICT (address, class, reason) DO UPDATE SET
+	ON CONFLICT (address, month, class, reason) DO UPDATE SET
 	    n = k.n + EXCLUDED.n,
 	    first_at = least(k.first_at, EXCLUDED.first_at),
 	    last_at = greatest(k.last_at, EXCLUDED.last_at),
@@ -457,46 +495,118 @@ BEGIN
 	RETURN n;
 END
 $$;
-COMMENT ON FUNCTION bounce_history_fold(regclass, timestamptz) IS
-    'Sums the bounce rows of a partition (dated before the given time, or all) that can still count into suppression_carried. Used by bounce_history_expire.';
+COMMENT ON FUNCTION bounce_history_fold(text, timestamptz, timestamptz, text[]) IS
+    'Sums the bounce rows of a table dated in [lo, hi) that can still count into suppression_carried (used by bounce_history_fold_to and suppression_refold). Returns the number of groups written.';
 
--- Removes the bounce history older than keep (at least soft_window):
--- the monthly partitions that end before then are dropped whole, rows of
--- the default partition dated before then are deleted.  What can still
--- count is folded into suppression_carried first, in the same
--- transaction, while recording waits (SHARE ROW EXCLUSIVE on bounces,
--- EXCLUSIVE on suppression_state, in the order a recording transaction
--- takes them).  Returns the number of bounce rows removed.
+-- The groups of these addresses made again from their rows (the months
+-- retention removed keep theirs): after a bounce or a lift dated before
+-- folded_before, which may fall inside a group.  The caller holds the
+-- addresses' row locks.
+CREATE FUNCTION suppression_refold(addrs text[])
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+	horizon timestamptz;
+	expired timestamptz;
+BEGIN
+	SELECT f.folded_before, f.expired_before INTO horizon, expired
+	FROM suppression_feed f WHERE f.id;
+	IF horizon IS NULL OR coalesce(cardinality(addrs), 0) = 0 THEN
+		RETURN 0;
+	END IF;
+	DELETE FROM suppression_carried k
+	WHERE k.address = ANY (addrs)
+	    AND k.month >= coalesce((expired AT TIME ZONE 'UTC')::date,
+	        '-infinity');
+	RETURN bounce_history_fold('bounces', expired, horizon, addrs);
+END
+$$;
+COMMENT ON FUNCTION suppression_refold(text[]) IS
+    'Makes the carried groups of these addresses again from their bounce rows before folded_before (after a late bounce or a backdated lift).';
+
+-- Moves folded_before on to target: the rows dated before it are read as
+-- carried groups from then on.  Recording waits meanwhile (SHARE ROW
+-- EXCLUSIVE on bounces, then EXCLUSIVE on suppression_state, in the order
+-- a recording transaction takes them).  Returns the groups written.
+CREATE FUNCTION bounce_history_fold_to(target timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+	lo timestamptz;
+	n bigint;
+BEGIN
+	SELECT f.folded_before INTO lo FROM suppression_feed f WHERE f.id;
+	IF lo >= target THEN
+		RETURN 0;
+	END IF;
+	LOCK TABLE bounces IN SHARE ROW EXCLUSIVE MODE;
+	LOCK TABLE suppression_state IN EXCLUSIVE MODE;
+	SELECT f.folded_before INTO lo FROM suppression_feed f WHERE f.id
+	FOR UPDATE;
+	IF lo >= target THEN
+		RETURN 0;
+	END IF;
+	n := bounce_history_fold('bounces', lo, target);
+	UPDATE suppression_feed SET folded_before = target WHERE id;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION bounce_history_fold_to(timestamptz) IS
+    'Folds the bounce rows dated from suppression_feed.folded_before to target into suppression_carried and moves folded_before to target. Returns the number of groups written.';
+
+-- folded_before trails soft_window by less than a month: the start of the
+-- UTC month in which soft_window begins (bouncerd calls it after each
+-- pass; a lookup when nothing is due).
+CREATE FUNCTION suppression_fold_history()
+RETURNS bigint
+LANGUAGE sql AS $$
+SELECT bounce_history_fold_to(date_trunc('month',
+    (now() - st.soft_window) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
+FROM settings st WHERE st.id
+$$;
+COMMENT ON FUNCTION suppression_fold_history() IS
+    'Folds the bounce rows dated before the month in which soft_window begins (bouncerd calls it after each pass). Returns the number of groups written.';
+
+-- Removes the bounce history older than keep (at least soft_window, and
+-- only folded rows): the monthly partitions that end before then are
+-- dropped whole, rows of the default partition dated before then are
+-- deleted.  Their groups in suppression_carried stay.  Returns the
+-- number of bounce rows removed.
 CREATE FUNCTION bounce_history_expire(keep interval)
 RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
 	cutoff timestamptz;
+	horizon timestamptz;
 	p record;
 	n bigint := 0;
 	k bigint;
 BEGIN
+	PERFORM suppression_fold_history();
 	SELECT now() - greatest(keep, st.soft_window) INTO cutoff
 	FROM settings st WHERE st.id;
+	SELECT f.folded_before INTO horizon FROM suppression_feed f WHERE f.id;
+	IF horizon IS NULL THEN
+		RETURN 0;
+	END IF;
+	-- whole months, all folded
+	cutoff := date_trunc('month', least(cutoff, horizon) AT TIME ZONE 'UTC')
+	    AT TIME ZONE 'UTC';
 	IF NOT EXISTS (SELECT 1 FROM bounce_partitions() x
 	        WHERE x.upper_bound <= cutoff)
 	    AND NOT EXISTS (SELECT 1 FROM bounces_default b
 	        WHERE b.bounced_at < cutoff) THEN
 		RETURN 0;
 	END IF;
+	-- recording (and the groups it makes again) waits meanwhile
 	LOCK TABLE bounces IN SHARE ROW EXCLUSIVE MODE;
-	LOCK TABLE suppression_state IN EXCLUSIVE MODE;
-	-- the default partition's old rows are older than every month kept
-	IF EXISTS (SELECT 1 FROM bounces_default b
-	    WHERE b.bounced_at < cutoff) THEN
-		PERFORM bounce_history_fold('bounces_default', cutoff);
-		DELETE FROM bounces_default b WHERE b.bounced_at < cutoff;
-		GET DIAGNOSTICS k = ROW_COUNT;
-		n := n + k;
-	END IF;
+	UPDATE suppression_feed SET expired_before = greatest(expired_before,
+	    cutoff) WHERE id;
+	DELETE FROM bounces_default b WHERE b.bounced_at < cutoff;
+	GET DIAGNOSTICS k = ROW_COUNT;
+	n := n + k;
 	FOR p IN SELECT x.partition FROM bounce_partitions() x
 	    WHERE x.upper_bound <= cutoff ORDER BY x.lower_bound LOOP
-		PERFORM bounce_history_fold(p.partition, NULL);
 		EXECUTE format('SELECT count(*) FROM %s', p.partition) INTO k;
 		n := n + k;
 		EXECUTE format('DROP TABLE %s', p.partition);
@@ -505,7 +615,144 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION bounce_history_expire(interval) IS
-    'retention.bounces: drops the months of bounce history older than keep (never less than soft_window) after folding what can still count into suppression_carried, so that the suppression list is unchanged. Returns the number of bounce rows removed.';
+    'retention.bounces: drops the months of bounce history older than keep (never less than soft_window); what can still count is kept in suppression_carried, so the suppression list is unchanged. Returns the number of bounce rows removed.';
+
+-- The bounces trigger of 010, plus: an address with a row dated before
+-- folded_before has its carried groups made again (under its row lock,
+-- taken in address order as suppression_state_refresh takes them), since
+-- the rules no longer read such rows.
+CREATE OR REPLACE FUNCTION bounces_notify_suppression_stmt() RETURNS trigger
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
+AS $$
+DECLARE
+	addrs text[];
+	late text[];
+BEGIN
+	SELECT array_agg(DISTINCT n.recipient) INTO addrs
+	FROM new_bounces n
+	WHERE n.recipient IS NOT NULL
+	    AND (n.class = 'delivered'
+	        OR (n.counts AND n.class IN ('hard', 'soft', 'complaint')
+	            AND coalesce(n.action, '') <> 'delayed'));
+	SELECT array_agg(DISTINCT n.recipient) INTO late
+	FROM new_bounces n, suppression_feed f
+	WHERE f.id AND n.bounced_at < f.folded_before
+	    AND n.recipient = ANY (addrs);
+	IF late IS NOT NULL THEN
+		INSERT INTO suppression_state AS t (address)
+		SELECT DISTINCT a FROM unnest(addrs) AS a ORDER BY 1
+		ON CONFLICT (address) DO UPDATE SET address = EXCLUDED.address
+		    WHERE false;
+		PERFORM suppression_refold(late);
+	END IF;
+	PERFORM suppression_state_refresh(addrs, 'bounce');
+	RETURN NULL;
+END
+$$;
+
+-- The lifts trigger of 010, plus: a lift dated before folded_before has
+-- its address's groups made again around it.
+CREATE OR REPLACE FUNCTION suppression_lifts_refresh() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+	addrs text[];
+	late text[];
+BEGIN
+	SELECT array_agg(DISTINCT n.address) INTO addrs FROM new_lifts n;
+	SELECT array_agg(DISTINCT n.address) INTO late
+	FROM new_lifts n, suppression_feed f
+	WHERE f.id AND n.lifted_at < f.folded_before;
+	IF late IS NOT NULL THEN
+		INSERT INTO suppression_state AS t (address)
+		SELECT DISTINCT a FROM unnest(addrs) AS a ORDER BY 1
+		ON CONFLICT (address) DO UPDATE SET address = EXCLUDED.address
+		    WHERE false;
+		PERFORM suppression_refold(late);
+	END IF;
+	PERFORM suppression_state_refresh(addrs, 'lift');
+	RETURN NULL;
+END
+$$;
+
+-- suppression_rules_sync() of 010, plus: a longer soft_window that
+-- reaches back past folded_before reads the months still kept as rows
+-- again (their groups are removed; the groups of months retention removed
+-- stay).  Takes the lock on bounces first, as recording does.
+CREATE OR REPLACE FUNCTION suppression_rules_sync() RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+	cur text;
+	done text;
+	cause text := 'settings';
+	chunk text[];
+	last text := '';
+	total bigint := 0;
+	horizon timestamptz;
+	want timestamptz;
+BEGIN
+	SELECT format('%s|%s|%s', st.soft_threshold, st.soft_window,
+	    (SELECT string_agg(format('%s:%s:%s', o.reason, o.action, o.count),
+	        ',' ORDER BY o.reason) FROM reason_overrides o))
+	INTO cur FROM settings st WHERE st.id;
+	SELECT f.rules INTO done FROM suppression_feed f WHERE f.id;
+	IF done IS NOT DISTINCT FROM cur THEN
+		RETURN 0;
+	END IF;
+	-- the first evaluation (the migration) starts the feed: what the
+	-- history already says is the list, not a change of it
+	IF done IS NULL THEN
+		cause := 'initial';
+	END IF;
+	LOCK TABLE bounces IN SHARE ROW EXCLUSIVE MODE;
+	LOCK TABLE suppression_state IN EXCLUSIVE MODE;
+	SELECT f.folded_before INTO horizon FROM suppression_feed f WHERE f.id;
+	SELECT date_trunc('month', (now() - st.soft_window) AT TIME ZONE 'UTC')
+	    AT TIME ZONE 'UTC' INTO want
+	FROM settings st WHERE st.id;
+	IF horizon > want THEN
+		DELETE FROM suppression_carried k
+		WHERE k.month >= (want AT TIME ZONE 'UTC')::date
+		    AND k.month >= coalesce((SELECT (f.expired_before AT TIME
+		        ZONE 'UTC')::date FROM suppression_feed f WHERE f.id),
+		        '-infinity');
+		UPDATE suppression_feed SET folded_before = want WHERE id;
+	END IF;
+	LOOP
+		SELECT array_agg(x.a ORDER BY x.a) INTO chunk
+		FROM (
+			SELECT a FROM (
+				(SELECT DISTINCT b.recipient AS a FROM bounces b
+				 WHERE b.recipient > last
+				 ORDER BY 1 LIMIT 5000)
+				UNION
+				(SELECT s.address FROM suppression_state s
+				 WHERE s.address > last
+				 ORDER BY 1 LIMIT 5000)
+			) y ORDER BY 1 LIMIT 5000
+		) x;
+		EXIT WHEN chunk IS NULL;
+		-- only addresses that have (or had) a row that can count
+		PERFORM suppression_state_refresh(ARRAY(
+		    SELECT a FROM unnest(chunk) a
+		    WHERE EXISTS (SELECT 1 FROM suppression_state s
+		            WHERE s.address = a)
+		        OR EXISTS (SELECT 1 FROM bounces b
+		            WHERE b.recipient = a
+		            AND (b.class = 'delivered'
+		                OR (b.counts
+		                    AND b.class IN ('hard', 'soft', 'complaint')
+		                    AND coalesce(b.action, '') <> 'delayed')))),
+		    cause);
+		total := total + cardinality(chunk);
+		last := chunk[cardinality(chunk)];
+	END LOOP;
+	UPDATE suppression_feed SET rules = cur WHERE id;
+	RETURN total;
+END
+$$;
 
 -- Ledger rows of recorded bounces deleted from the server (or found gone)
 -- more than keep ago, up to max_rows of them.  Messages that are not
@@ -533,3 +780,6 @@ END
 $$;
 COMMENT ON FUNCTION ledger_expire(interval, integer) IS
     'retention.ledger: removes up to max_rows ledger rows of recorded bounces deleted from the server more than keep ago (a message of such a UIDL would be processed again if the server listed it again). Returns how many it removed.';
+
+-- the history before soft_window's month, folded once now
+DO $$ BEGIN PERFORM suppression_fold_history(); END $$;

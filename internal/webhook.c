@@ -584,7 +584,32 @@ static const char *const sql_delivered =
     "UPDATE webhook_outbox SET state = 'delivered', "
     "attempts = attempts + 1, last_status = $2::int, last_error = NULL, "
     "last_attempt_at = now(), done_at = now() "
-    "WHERE id = $1::bigint AND $3::text IS NULL AND $4::bigint = 0";
+    "WHERE id = ANY (('{' || $1 || '}')::bigint[]) AND $3::text IS NULL "
+    "AND $4::bigint = 0";
+
+/* Deliveries are marked in groups of up to FLUSH_EVERY, one statement
+ * each: a crash before the mark sends them again (at least once). */
+#define FLUSH_EVERY 50
+
+static int
+flush_delivered(struct endpoint *e, PGconn *c, struct buf *ids, int *n,
+    long status, struct err *err)
+{
+	int rc = 0;
+
+	if (*n == 0)
+		return 0;
+	if (mark(c, sql_delivered, buf_cstr(ids), status, NULL, 0, err) != 0)
+		rc = -1;
+	else {
+		pthread_mutex_lock(&e->mu);
+		e->delivered += (uint64_t)*n;
+		pthread_mutex_unlock(&e->mu);
+	}
+	buf_reset(ids);
+	*n = 0;
+	return rc;
+}
 static const char *const sql_retry =
     "UPDATE webhook_outbox SET attempts = attempts + 1, "
     "last_status = nullif($2::int, 0), last_error = $3, "
@@ -607,7 +632,9 @@ deliver_batch(struct endpoint *e, PGconn *c, CURL *h, char *errbuf,
 {
 	const char *p[2] = {e->name, e->listmonk ? "true" : "false"};
 	PGresult *r = PQexecParams(c, fetch_sql, 2, NULL, p, NULL, NULL, 0);
-	int rc = 0, n;
+	struct buf done;
+	int rc = 0, n, ndone = 0;
+	long ok_status = 200;
 
 	*wait_out = 0;
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -616,6 +643,7 @@ deliver_batch(struct endpoint *e, PGconn *c, CURL *h, char *errbuf,
 		return -1;
 	}
 	n = PQntuples(r);
+	buf_init(&done, 1 << 20);
 	if (n == 0) {
 		*wait_out = -1; /* nothing queued */
 		rc = 1;
@@ -647,15 +675,21 @@ deliver_batch(struct endpoint *e, PGconn *c, CURL *h, char *errbuf,
 		if (a == ATTEMPT_STOPPED)
 			break;
 		if (a == ATTEMPT_OK) {
-			if (mark(c, sql_delivered, id, status, NULL, 0, err) !=
-			    0) {
+			if (ndone++ > 0)
+				buf_append_str(&done, ",");
+			buf_append_str(&done, id);
+			ok_status = status;
+			if (ndone >= FLUSH_EVERY &&
+			    flush_delivered(e, c, &done, &ndone, ok_status,
+			        err) != 0) {
 				rc = -1;
 				break;
 			}
-			pthread_mutex_lock(&e->mu);
-			e->delivered++;
-			pthread_mutex_unlock(&e->mu);
 			continue;
+		}
+		if (flush_delivered(e, c, &done, &ndone, ok_status, err) != 0) {
+			rc = -1;
+			break;
 		}
 		snprintf(st, sizeof(st), "%ld", status);
 		if (age >= e->max_age_ms) {
@@ -690,6 +724,9 @@ deliver_batch(struct endpoint *e, PGconn *c, CURL *h, char *errbuf,
 		rc = 1;
 		break;
 	}
+	if (flush_delivered(e, c, &done, &ndone, ok_status, err) != 0)
+		rc = -1;
+	buf_free(&done);
 	PQclear(r);
 	return rc;
 }

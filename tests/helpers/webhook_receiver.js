@@ -36,6 +36,13 @@ function mode() {
 	}
 }
 
+// the user of a basic authorization (never its password)
+function basicUser(h) {
+	if (!h || !h.startsWith('Basic ')) return null;
+	const plain = Buffer.from(h.slice(6), 'base64').toString('utf8');
+	return plain.split(':')[0];
+}
+
 function record(entry) {
 	fs.appendFileSync(logFile, JSON.stringify(entry) + '\n');
 }
@@ -71,6 +78,9 @@ const server = https.createServer({
 				ts: req.headers['webhook-timestamp'] || null,
 				path: req.url,
 				auth: req.headers['authorization'] ? 'present' : 'absent',
+				auth_user: basicUser(req.headers['authorization']),
+				campaign_uuid: payload && 'campaign_uuid' in payload ? payload.campaign_uuid : null,
+				source: payload ? payload.source || null : null,
 				type: payload ? payload.type || null : null,
 				address: payload && payload.data ? payload.data.address || null : null,
 				email: payload ? payload.email || null : null,

@@ -4,7 +4,8 @@
 #
 #   deps.sh build     compiler, pkg-config and the four -dev libraries
 #   deps.sh test      build + PostgreSQL, Dovecot POP3, openssl, curl,
-#                     python3, clang (fuzzing) and clang-format (lint)
+#                     python3, clang (fuzzing), clang-format (lint) and
+#                     nodejs/npm (webhook tests)
 #   deps.sh runtime   the run-time libraries only (for the slim image)
 #   deps.sh container podman, podman-compose and debootstrap, for make image
 #                     and the container test (tests/container/run.sh)
@@ -16,6 +17,14 @@ set -eu
 
 build_pkgs="gcc make pkg-config libcurl4-openssl-dev libpq-dev libyaml-dev libgmime-3.0-dev"
 test_pkgs="$build_pkgs postgresql dovecot-pop3d openssl curl python3 clang libclang-rt-14-dev clang-format procps"
+# nodejs + npm: the webhook tests verify deliveries with the Standard
+# Webhooks reference library (npm standardwebhooks).  A Node.js from
+# elsewhere (NodeSource's nodejs carries npm) counts: no Debian npm then.
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+	:
+else
+	test_pkgs="$test_pkgs nodejs npm"
+fi
 runtime_pkgs="libcurl4 libpq5 libyaml-0-2 libgmime-3.0-0 ca-certificates"
 # runc: crun refuses hybrid cgroup layouts; the dnsname plugin lets compose
 # services find each other by name; debootstrap makes the base image when

@@ -24,7 +24,7 @@
  * for this long, so a healthy server's last message is not thrown away; a
  * stalled one is cut then.  DELE and QUIT, which make a committed batch's
  * deletions final, may run for longer. */
-#define STOP_XFER_MS 1000
+#define STOP_XFER_MS 500
 #define STOP_FINISH_MS 2500
 #define DEF_COMMAND_MS 30000L
 #define DEF_TRANSFER_MS 600000L

@@ -3,7 +3,7 @@
 # stalls in the middle of a RETR: bouncerd exits within 2 s instead of
 # waiting out its transfer deadline, what was fully read is recorded, and
 # the rest stays on the server.  The server is scripted (Dovecot cannot be
-# made to stall), with plain TCP and with STARTTLS.
+# made to stall), with plain TCP, implicit TLS and STARTTLS.
 set -uo pipefail
 . "$(dirname "$0")/lib_poller.sh"
 need_services sigterm_stall
@@ -21,7 +21,7 @@ lines() {	# FILE -> script lines sending it (dot-stuffed), then "."
 msg 1 >"$TMP/m1"
 msg 2 >"$TMP/m2"
 
-for mode in none starttls; do
+for mode in none implicit starttls; do
 	fresh_db "sigterm_$mode"
 	rm -f "$TMP/port" "$TMP/transcript"
 	{
@@ -69,7 +69,8 @@ for mode in none starttls; do
 		echo "! sleep 120"
 	} >"$TMP/script"
 	tlsargs=()
-	[ "$mode" = starttls ] && tlsargs=(--cert "$TMP/cert.pem" --key "$TMP/key.pem")
+	[ "$mode" != none ] && tlsargs=(--cert "$TMP/cert.pem" --key "$TMP/key.pem")
+	[ "$mode" = implicit ] && tlsargs+=(--tls)
 	python3 "$SRC/tests/helpers/fakepop3.py" --script "$TMP/script" \
 	    --transcript "$TMP/transcript" --port-file "$TMP/port" \
 	    --timeout 150 "${tlsargs[@]}" &

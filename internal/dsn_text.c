@@ -1341,7 +1341,8 @@ dsn_text_enrich(struct dsn_report *r, const struct dsn_top *top,
 	size_t scan_len = len > SCAN_CAP ? SCAN_CAP : len;
 	char *low_text = lower_dup(text ? text : "", text ? scan_len : 0);
 	char saved;
-	size_t i;
+	size_t i, par_s = (size_t)-1, par_e = 0;
+	const char *par_cmd = NULL;
 
 	/* the family markers sit near the top of the text */
 	saved = low_text[scan_len > HEAD_CAP ? HEAD_CAP : scan_len];
@@ -1374,7 +1375,14 @@ dsn_text_enrich(struct dsn_report *r, const struct dsn_top *top,
 			    !(low_text[pe] == '\n' && pe + 1 < scan_len &&
 			        low_text[pe + 1] == '\n'))
 				pe++;
-			rc->smtp_command = dsn_find_command(text + ps, pe - ps);
+			/* recipients named in one paragraph share its
+			 * command: read it once */
+			if (ps != par_s || pe != par_e) {
+				par_s = ps;
+				par_e = pe;
+				par_cmd = dsn_find_command(text + ps, pe - ps);
+			}
+			rc->smtp_command = par_cmd;
 		}
 		if (rc->smtp_command == NULL && r->nrcpt == 1)
 			rc->smtp_command = dsn_find_command(text,

@@ -43,7 +43,9 @@ CREATE TABLE suppression_carried (
 	first_at timestamptz NOT NULL,
 	last_at timestamptz NOT NULL,
 	month date NOT NULL,
+	-- the rules read an address's groups from the index alone
 	PRIMARY KEY (address, month, class, reason)
+	    INCLUDE (domain, n, first_at, last_at)
 );
 COMMENT ON TABLE suppression_carried IS
     'Bounce rows dated before suppression_feed.folded_before that can still count, summed per address, month, class and reason: the suppression rules read each group as n rows instead of the rows (which retention may have removed). Rows dated before the address''s latest lift, and soft bounces before its latest delivery report, are left out.';
@@ -105,15 +107,19 @@ WITH cfg AS (
 	    k.first_at, true, k.n
 	FROM suppression_carried k
 	WHERE k.address = ANY (addrs)
+), ov AS (
+	-- the overrides as one value: a lookup per row without a join
+	SELECT coalesce(jsonb_object_agg(ro.reason, ro.action), '{}') AS m
+	FROM reason_overrides ro
 ), r AS (
 	SELECT x.*,
 	    max(x.bounced_at) FILTER (WHERE x.class = 'delivered')
 	        OVER (PARTITION BY x.recipient) AS last_delivered_at,
 	    l.lifted_at,
-	    o.action AS override
+	    ov.m ->> x.reason AS override
 	FROM x
 	LEFT JOIN l ON l.address = x.recipient
-	LEFT JOIN reason_overrides o ON o.reason = x.reason
+	CROSS JOIN ov
 ), w AS (
 	SELECT r.*,
 	    CASE
@@ -485,6 +491,7 @@ BEGIN
 	SELECT f.address, f.month, f.class, f.reason, f.domain, f.n,
 	    f.first_at, f.last_at
 	FROM bounce_fold f
+	ORDER BY f.address, f.month, f.class, f.reason
 	ON CONFLICT (address, month, class, reason) DO UPDATE SET
 	    n = k.n + EXCLUDED.n,
 	    first_at = least(k.first_at, EXCLUDED.first_at),

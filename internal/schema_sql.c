@@ -2590,6 +2590,12 @@ const struct store_migration_src store_migration_srcs[] = {
 	    "COMMENT ON FUNCTION webhook_prune(interval) IS\n"
 	    "    'Deletes delivered webhook events older than keep (default 7 days); dead ones stay until replayed or deleted.';\n"
 	},
+	{ 21, "021_webhook_comments.sql",
+	    "-- 021_webhook_comments.sql - the columns of 020 that had no comment.\n"
+	    "COMMENT ON COLUMN webhook_endpoints.updated_at IS 'When bouncerd last changed the row (events or enabled).';\n"
+	    "COMMENT ON COLUMN webhook_outbox.id IS 'Delivery order within an endpoint: rows are sent in increasing id.';\n"
+	    "COMMENT ON COLUMN webhook_outbox.last_attempt_at IS 'When the last delivery attempt ended; NULL before the first.';\n"
+	},
 };
-const size_t store_migration_nsrcs = 16;
+const size_t store_migration_nsrcs = 17;
 /* clang-format on */

@@ -278,11 +278,15 @@ kill -TERM "$BPID"
 wait "$BPID"
 check "SIGTERM exit status" 0 $?
 seed_many "$U1" dsn-hard 40 44
+check "unsuppress()" t "$(sql "SELECT unsuppress('hard1@example.org', 'webhook test')")"
 "$BIN" -c "$CONF" --once 2>>"$TMP/log"
 check "--once exit status" 0 $?
 N=$(sql "SELECT count(*) FROM webhook_outbox")
 check "--once: drained" "0|$N|0" "$(outbox)"
 check "--once: the receiver has them (bounce and suppression)" 10 "$(grep -c '"address":"hard4[0-4]@example.org","email":null,"verified":true,"why":null,"mode":"ok","status":200' "$RLOG" | head -1)"
+
+check "suppression.lifted delivered" 1 "$(grep '"type":"suppression.lifted","address":"hard1@example.org"' "$RLOG" | grep -c '"verified":true,"why":null,"mode":"ok","status":200')"
+check "suppression.lifted payload" "hard_bounce|userunknown|mb1" "$(sql "SELECT payload->'data'->>'suppressed_because', payload->'data'->>'reason', payload->'data'->>'mailbox' FROM webhook_outbox WHERE type = 'suppression.lifted'")"
 
 # nothing secret in the log
 check "log: no secret, token or signature key" 0 "$(grep -c -e "$TOKEN" -e "${SECRET#whsec_}" "$TMP/log")"

@@ -92,8 +92,8 @@ load(const char *tail, struct config **out)
 			joined[len++] = '\n';
 			joined[len] = '\0';
 		}
-		config_errors_free(&errs);
 	}
+	config_errors_free(&errs);
 	free(text);
 	return joined;
 }

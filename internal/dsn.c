@@ -1263,15 +1263,17 @@ html_to_text(const char *s, size_t n, struct buf *out)
 static size_t
 body_offset(const char *s, size_t len)
 {
-	size_t i;
+	size_t i = 0;
+	const char *p;
 
-	for (i = 0; i + 1 < len; i++) {
-		if (s[i] != '\n')
-			continue;
+	/* from one LF to the next with memchr */
+	while (i + 1 < len && (p = memchr(s + i, '\n', len - 1 - i)) != NULL) {
+		i = (size_t)(p - s);
 		if (s[i + 1] == '\n')
 			return i + 2;
 		if (s[i + 1] == '\r' && i + 2 < len && s[i + 2] == '\n')
 			return i + 3;
+		i++;
 	}
 	return len;
 }
@@ -1283,21 +1285,24 @@ static void
 raw_ds(struct buf *ds, const char *msg, size_t len, size_t body)
 {
 	size_t scan = len - body > DSN_TEXT_CAP ? DSN_TEXT_CAP : len - body;
-	size_t i, st;
+	size_t i = 0, st;
+	const char *p, *nl;
 
-	for (i = 0; i < scan; i++) {
-		const char *p = msg + body + i;
-
-		if ((i > 0 && p[-1] != '\n') || scan - i < 17)
-			continue;
-		if (ascii_ncasecmp(p, "Final-Recipient:", 16) != 0 &&
-		    (scan - i < 20 ||
-		        ascii_ncasecmp(p, "Original-Recipient:", 19) != 0))
-			continue;
-		st = i > 2048 ? i - 2048 : 0;
-		buf_append(ds, msg + body + st,
-		    scan - st > DS_CAP ? DS_CAP : scan - st);
-		return;
+	/* line starts only, from one LF to the next with memchr */
+	while (i < scan && scan - i >= 17) {
+		p = msg + body + i;
+		if (ascii_ncasecmp(p, "Final-Recipient:", 16) == 0 ||
+		    (scan - i >= 20 &&
+		        ascii_ncasecmp(p, "Original-Recipient:", 19) == 0)) {
+			st = i > 2048 ? i - 2048 : 0;
+			buf_append(ds, msg + body + st,
+			    scan - st > DS_CAP ? DS_CAP : scan - st);
+			return;
+		}
+		nl = memchr(p, '\n', scan - i);
+		if (nl == NULL)
+			break;
+		i = (size_t)(nl - (msg + body)) + 1;
 	}
 }
 

@@ -1384,7 +1384,12 @@ dsn_text_enrich(struct dsn_report *r, const struct dsn_top *top,
 			}
 			rc->smtp_command = par_cmd;
 		}
-		if (rc->smtp_command == NULL && r->nrcpt == 1)
+		/* the head of the text, unless it lies within the paragraph
+		 * just read without a command (a marker found in the head
+		 * would have been found there) */
+		if (rc->smtp_command == NULL && r->nrcpt == 1 &&
+		    !(par_s == 0 &&
+		        par_e >= (scan_len > HEAD_CAP ? HEAD_CAP : scan_len)))
 			rc->smtp_command = dsn_find_command(text,
 			    scan_len > HEAD_CAP ? HEAD_CAP : scan_len);
 		if (rc->diagnostic != NULL)

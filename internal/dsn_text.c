@@ -1209,9 +1209,10 @@ cmd_match(const char *s, size_t n, const char *needle)
 
 #define NMARKERS (sizeof(cmd_markers) / sizeof(cmd_markers[0]) - 1)
 
-/* The markers by first byte, in table order: cmd_first[c] is 1 + the index
- * of the first marker starting with c (0: none), cmd_next[k] 1 + the
- * index of the next one after marker k with the same first byte. */
+/* The markers by first byte (either case), in table order: cmd_first[c]
+ * is 1 + the index of the first marker starting with c (0: none),
+ * cmd_next[k] 1 + the index of the next one after marker k with the same
+ * first byte. */
 static pthread_once_t cmd_once = PTHREAD_ONCE_INIT;
 static unsigned char cmd_first[256];
 static unsigned char cmd_next[NMARKERS];
@@ -1227,6 +1228,9 @@ cmd_index(void)
 		cmd_next[k] = cmd_first[c];
 		cmd_first[c] = (unsigned char)(k + 1);
 	}
+	/* the upper-case first bytes lead to the same markers */
+	for (k = 'a'; k <= 'z'; k++)
+		cmd_first[k - 'a' + 'A'] = cmd_first[k];
 }
 
 /* The command named last in s[0..n) (a transcript's last command is the
@@ -1242,15 +1246,14 @@ dsn_find_command(const char *s, size_t n)
 		return NULL;
 	pthread_once(&cmd_once, cmd_index);
 	for (i = 0; i < n; i++) {
-		char c = lc(s[i]);
+		unsigned char c = (unsigned char)s[i];
 
-		if (cmd_first[(unsigned char)c] == 0)
+		if (cmd_first[c] == 0)
 			continue;
 		/* the words start a word */
 		if (c != '>' && c != '[' && i > 0 && g_ascii_isalnum(s[i - 1]))
 			continue;
-		for (k = cmd_first[(unsigned char)c]; k != 0;
-		     k = cmd_next[k - 1]) {
+		for (k = cmd_first[c]; k != 0; k = cmd_next[k - 1]) {
 			const struct cmd_marker *m = &cmd_markers[k - 1];
 
 			if (cmd_match(s + i, n - i, m->needle)) {

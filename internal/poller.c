@@ -1343,7 +1343,9 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 	int locked = 0, pop_broken = 0, db_broken = 0, lock_lost = 0, rc;
 	int64_t t0 = now_ms(), now = now_unix();
 	int del, partial = 0;
-	size_t total = 0, window;
+	size_t total = 0, window, ntake, *take = NULL;
+	uint32_t *tno = NULL;
+	int64_t *tsz = NULL;
 	char nums[10][24];
 
 	memset(&ps, 0, sizeof(ps));
@@ -1502,14 +1504,25 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 		pop_broken = 1;
 		goto out;
 	}
-	for (size_t i = 0, n = 0; i < nent && !p->stop; i++) {
-		int r;
-
+	/* the messages this pass fetches, in order: the next few are asked
+	 * for ahead of their turn where the server pipelines */
+	ntake = 0;
+	take = xcalloc(nent + 1, sizeof(*take));
+	tno = xcalloc(nent + 1, sizeof(*tno));
+	tsz = xcalloc(nent + 1, sizeof(*tsz));
+	for (size_t i = 0; i < nent; i++) {
 		if (info[i].state != STORE_UIDL_NEW)
 			continue;
 		if (ps.mc->poll.max_messages > 0 &&
-		    n >= (size_t)ps.mc->poll.max_messages)
+		    ntake >= (size_t)ps.mc->poll.max_messages)
 			break;
+		take[ntake] = i;
+		tno[ntake] = ent[i].msgno;
+		tsz[ntake++] = ent[i].size;
+	}
+	for (size_t k = 0; k < ntake && !p->stop; k++) {
+		int r;
+
 		if (ps.mc->poll.pass_timeout_ms > 0 &&
 		    now_ms() - t0 >= ps.mc->poll.pass_timeout_ms) {
 			log_warn("pass_timeout reached: what was fetched is "
@@ -1517,8 +1530,14 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 			    "mailbox", name, NULL);
 			break;
 		}
-		n++;
-		r = process_one(&ps, &ent[i]);
+		if (pop3_retr_ahead(ps.pop, tno + k, tsz + k, ntake - k,
+		        &err) != 0) {
+			pass_error(&ps, pop3_kind(pop3_error_kind(ps.pop)),
+			    "RETR failed", err.msg);
+			pop_broken = 1;
+			break;
+		}
+		r = process_one(&ps, &ent[take[k]]);
 		if (r == -1) {
 			pop_broken = 1;
 			break;
@@ -1655,6 +1674,9 @@ out:
 	free(uidls);
 	free(dn);
 	free(du);
+	free(take);
+	free(tno);
+	free(tsz);
 	free(info);
 	free(ent);
 	free(token);

@@ -44,6 +44,9 @@
 #define STATUS_MAX 1024
 /* DELE commands written together when the server pipelines. */
 #define DELE_GROUP 128
+/* RETRs sent ahead of their turn, at most, and listed bytes in flight */
+#define AHEAD_MAX 8
+#define AHEAD_BYTES ((int64_t)1 << 20)
 
 struct pop3 {
 	CURL *curl;
@@ -79,6 +82,17 @@ struct pop3 {
 	unsigned char *dele;
 	size_t n_msgnos;
 	int have_listing;
+	/* RETRs sent ahead (PIPELINING), replies not yet handed out, oldest
+	 * first; a reply read early (drained) waits in its body */
+	struct ahead {
+		uint32_t msgno;
+		int64_t size; /* as listed */
+		int done, rc;
+		enum pop3_error kind;
+		struct err err;
+		struct buf body;
+	} ahead[AHEAD_MAX];
+	size_t nahead;
 	/* per command */
 	char errline[200]; /* first "-ERR" line of the command, sanitised */
 	char okline[STATUS_MAX + 1]; /* text after the last "+OK " */
@@ -880,6 +894,67 @@ ended(struct pop3 *p, const char *label, struct err *err)
 	return -1;
 }
 
+/* Reads the reply of the oldest RETR sent ahead into body.  0, or -1 with
+ * the error kept in the entry (the session is then over; after a -ERR it
+ * is still in step). */
+static int
+read_ahead(struct pop3 *p, struct ahead *a, struct buf *body)
+{
+	struct xfer x;
+	char label[32];
+
+	snprintf(label, sizeof(label), "RETR %u", (unsigned)a->msgno);
+	xfer_init(&x, label, p->transfer_ms);
+	a->done = 1;
+	p->errline[0] = '\0';
+	if (read_status(p, &x, POP3_ERR_SERVER, &a->err) != 0 ||
+	    read_body(p, &x, body, &a->err) != 0) {
+		a->rc = -1;
+		a->kind = p->kind;
+		p->broken = 1;
+		return -1;
+	}
+	a->rc = 0;
+	return 0;
+}
+
+/* Reads every reply still on its way for the RETRs sent ahead, so that
+ * another command's reply can be told apart.  Each waits in its entry for
+ * pop3_retr(); its cap is twice the listed size (at least 64 KiB, at most
+ * max_message_bytes), so a server that lies in LIST cannot make this
+ * hold much.  0, or -1 when the session ended out of step. */
+static int
+drain(struct pop3 *p, struct err *err)
+{
+	for (size_t i = 0; i < p->nahead; i++) {
+		struct ahead *a = &p->ahead[i];
+		size_t cap;
+
+		if (a->done)
+			continue;
+		if (!p->insync) {
+			a->done = 1;
+			a->rc = -1;
+			a->kind = POP3_ERR_STATE;
+			err_set(&a->err, "mailbox %s: RETR %u: session ended",
+			    p->mailbox, (unsigned)a->msgno);
+			continue;
+		}
+		cap = a->size > 0 ? (size_t)a->size * 2 : 0;
+		if (cap < 64 * 1024)
+			cap = 64 * 1024;
+		if (cap > p->max_message)
+			cap = p->max_message;
+		buf_init(&a->body, cap);
+		(void)read_ahead(p, a, &a->body);
+	}
+	if (p->nahead > 0 && !p->insync) {
+		fail(p, POP3_ERR_STATE, err, "RETR", "session ended");
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * Sends one command and reads its reply.  body != NULL: multi-line reply
  * into body; NULL: single-line.  cmd is the exact command line sent;
@@ -899,6 +974,8 @@ exchange(struct pop3 *p, const char *cmd, const char *label, struct buf *body,
 		fail(p, POP3_ERR_STATE, err, label, "command too long");
 		return -1;
 	}
+	if (drain(p, err) != 0)
+		return -1;
 	p->errline[0] = '\0';
 	xfer_init(&x, label, timeout_ms);
 	x.finish = strcmp(cmd, "QUIT") == 0 || strncmp(cmd, "DELE ", 5) == 0;
@@ -1620,13 +1697,104 @@ fetch(struct pop3 *p, const char *cmd, uint32_t msgno, struct buf *out,
 	return run(p, cmd, out, p->transfer_ms, POP3_ERR_SERVER, err);
 }
 
+/* Hands out entry i of the RETRs sent ahead (read into out now if its
+ * reply is still on its way) and drops it from the queue. */
+static int
+take_ahead(struct pop3 *p, size_t i, struct buf *out, struct err *err)
+{
+	struct ahead *a = &p->ahead[i];
+	int rc;
+
+	buf_reset(out);
+	if (out->cap == 0 || out->cap > p->max_message)
+		out->cap = p->max_message;
+	if (!a->done && !p->insync) {
+		a->done = 1;
+		a->rc = -1;
+		a->kind = POP3_ERR_STATE;
+		err_set(&a->err, "mailbox %s: RETR %u: session ended",
+		    p->mailbox, (unsigned)a->msgno);
+	} else if (!a->done)
+		(void)read_ahead(p, a, out);
+	else if (a->rc == 0) {
+		buf_append(out, a->body.data ? a->body.data : "", a->body.len);
+		out->truncated = a->body.truncated;
+	}
+	rc = a->rc;
+	if (rc != 0) {
+		*err = a->err;
+		p->kind = a->kind;
+	}
+	buf_free(&a->body);
+	memmove(a, a + 1, (p->nahead - i - 1) * sizeof(*a));
+	p->nahead--;
+	return rc;
+}
+
 int
 pop3_retr(struct pop3 *p, uint32_t msgno, struct buf *out, struct err *err)
 {
 	char cmd[32];
 
+	if (p->nahead > 0 && p->ahead[0].msgno == msgno)
+		return take_ahead(p, 0, out, err);
+	if (p->nahead > 0) {
+		/* asked out of order: read what is on its way, then look */
+		if (drain(p, err) != 0)
+			return -1;
+		for (size_t i = 0; i < p->nahead; i++)
+			if (p->ahead[i].msgno == msgno)
+				return take_ahead(p, i, out, err);
+	}
 	snprintf(cmd, sizeof(cmd), "RETR %u", (unsigned)msgno);
 	return fetch(p, cmd, msgno, out, err);
+}
+
+int
+pop3_retr_ahead(struct pop3 *p, const uint32_t *msgnos, const int64_t *sizes,
+    size_t n, struct err *err)
+{
+	char out[AHEAD_MAX * 24], label[32];
+	size_t i, k, len = 0, first;
+	int64_t bytes = 0;
+	struct xfer x;
+
+	if (!p->pipelining || !p->connected || p->broken || n == 0)
+		return 0;
+	/* the queue holds a prefix of msgnos: skip it, count its bytes */
+	for (i = 0; i < p->nahead; i++)
+		bytes += p->ahead[i].size > 0 ? p->ahead[i].size : 0;
+	for (k = 0; k < n && k < p->nahead; k++)
+		if (p->ahead[k].msgno != msgnos[k])
+			return 0; /* another order: nothing more ahead */
+	first = p->nahead;
+	for (; k < n && p->nahead < AHEAD_MAX; k++) {
+		int64_t sz = sizes[k] > 0 ? sizes[k] : 0;
+		struct ahead *a;
+
+		if (p->nahead > 0 && bytes + sz > AHEAD_BYTES)
+			break;
+		snprintf(label, sizeof(label), "RETR %u", (unsigned)msgnos[k]);
+		if (check_msgno(p, msgnos[k], label, err) < 0)
+			return -1;
+		a = &p->ahead[p->nahead++];
+		memset(a, 0, sizeof(*a));
+		a->msgno = msgnos[k];
+		a->size = sz;
+		bytes += sz;
+		len += (size_t)snprintf(out + len, sizeof(out) - len,
+		    "RETR %u\r\n", (unsigned)msgnos[k]);
+	}
+	if (len == 0)
+		return 0;
+	snprintf(label, sizeof(label), "RETR %u",
+	    (unsigned)p->ahead[first].msgno);
+	xfer_init(&x, label, p->command_ms);
+	if (send_all(p, &x, out, len, err) != 0) {
+		p->broken = 1;
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -1663,7 +1831,8 @@ pop3_dele_many(struct pop3 *p, const uint32_t *msgnos, size_t n, int *ok,
 	if (n == 0)
 		return 0;
 	snprintf(label, sizeof(label), "DELE %u", (unsigned)msgnos[0]);
-	if (need_session(p, label, err) != 0 || ended(p, label, err) != 0)
+	if (need_session(p, label, err) != 0 || ended(p, label, err) != 0 ||
+	    drain(p, err) != 0)
 		return -1;
 	/* Every number is checked before anything is sent. */
 	sorted = xmalloc(n * sizeof(*sorted));
@@ -1818,6 +1987,8 @@ pop3_free(struct pop3 **pp)
 		(void)exchange(p, "QUIT", "QUIT", NULL, p->command_ms,
 		    POP3_ERR_SERVER, &e2);
 	}
+	for (size_t i = 0; i < p->nahead; i++)
+		buf_free(&p->ahead[i].body);
 	curl_easy_cleanup(p->curl);
 	curl_slist_free_all(p->resolve);
 	free(p->mailbox);

@@ -152,6 +152,19 @@ int pop3_scan_first(struct pop3 *p, size_t limit, struct pop3_entry **list_out,
  * read and discarded so the session goes on.  0 or -1.
  */
 int pop3_retr(struct pop3 *p, uint32_t msgno, struct buf *out, struct err *err);
+/*
+ * With PIPELINING (RFC 2449), sends "RETR n" for the next messages a pass
+ * will fetch, in this order, before their turn, so the server works while
+ * the last reply is being read: msgnos[0..n) is the list from the next
+ * pop3_retr() on, sizes[] their listed sizes.  At most 8 RETRs and 1 MiB
+ * of listed bytes are in flight.  pop3_retr() then takes the replies in
+ * order; any other command first reads what is still on its way (each
+ * reply kept, capped at twice its listed size).  Without PIPELINING, or
+ * asked in another order, nothing is sent ahead.  0, or -1 with the
+ * session ended.
+ */
+int pop3_retr_ahead(struct pop3 *p, const uint32_t *msgnos,
+    const int64_t *sizes, size_t n, struct err *err);
 
 /* TOP msgno nlines into out (capped like pop3_retr).  0 or -1. */
 int pop3_top(struct pop3 *p, uint32_t msgno, unsigned nlines, struct buf *out,

@@ -36,6 +36,7 @@ effect at QUIT only, one connection after another until --timeout.
   --filler N      N more messages after the files (a small plain mail
                   each, UIDL "fillerN"), made up on demand, so a mailbox
                   of a million messages costs no memory
+  --retr-delay S  wait S seconds before answering each RETR
   --tls           implicit TLS (with --cert/--key); with a cert and no
                   --tls, STLS is offered (add STLS to --capa)
 "UIDL n" and "LIST n" answer for one message, as RFC 1939 says.
@@ -331,6 +332,7 @@ def serve_maildrop(conn, a, ctx=None):
             ok("%d %s" % (pick(args[0]), m["uid"] if cmd == "UIDL"
                           else len(m["data"])))
         elif cmd == "RETR" and len(args) == 1 and pick(args[0]):
+            time.sleep(a.retr_delay)
             ok()
             body(msgs[pick(args[0]) - 1]["data"])
         elif cmd == "TOP" and len(args) == 2 and pick(args[0]):
@@ -358,6 +360,7 @@ def main():
     ap.add_argument("--eol", choices=["crlf", "crcrlf"], default="crlf")
     ap.add_argument("--apop", action="store_true")
     ap.add_argument("--filler", type=int, default=0)
+    ap.add_argument("--retr-delay", type=float, default=0.0)
     ap.add_argument("--transcript", required=True)
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--cert")

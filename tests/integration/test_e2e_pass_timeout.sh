@@ -31,7 +31,6 @@ for mode in implicit starttls; do
 		[ "$mode" = starttls ] && echo "< STLS"
 		echo "< USER"
 		echo "< UIDL"
-		echo "< PIPELINING"
 		echo "< ."
 		if [ "$mode" = starttls ]; then
 			echo "> STLS"
@@ -41,7 +40,6 @@ for mode in implicit starttls; do
 			echo "< +OK"
 			echo "< USER"
 			echo "< UIDL"
-			echo "< PIPELINING"
 			echo "< ."
 		fi
 		echo "> USER u"

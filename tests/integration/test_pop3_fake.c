@@ -818,6 +818,55 @@ t_scan_first_lying_stat(void)
 	free(fake_finish(&f));
 }
 
+/* RETRs sent ahead with PIPELINING: all three go out in one write, the
+ * replies are taken in order, and a DELE in between first reads the ones
+ * still on their way, which are then handed out from memory. */
+static void
+t_retr_ahead(void)
+{
+	static const char script[] =
+	    "< +OK fake ready\n> CAPA\n< +OK\n< USER\n< UIDL\n< PIPELINING\n"
+	    "< .\n> USER u\n< +OK\n> PASS secret-pw\n< +OK logged in\n"
+	    "> NOOP\n< +OK\n> UIDL\n< +OK\n< 1 a\n< 2 b\n< 3 c\n< .\n"
+	    "> LIST\n< +OK\n< 1 10\n< 2 10\n< 3 10\n< .\n"
+	    "> RETR 1\n> RETR 2\n> RETR 3\n< +OK\n< one\n< .\n"
+	    "< +OK\n< two\n< .\n< +OK\n< three\n< .\n"
+	    "> DELE 1\n< +OK\n> QUIT\n< +OK\n";
+	static const uint32_t nos[] = {1, 2, 3};
+	static const int64_t sizes[] = {10, 10, 10};
+	static const char *const want[] = {"one\r\n", "two\r\n", "three\r\n"};
+	struct pop3 *p;
+	struct pop3_entry *l = NULL;
+	struct fake f;
+	struct err err = {{0}};
+	struct buf b;
+	size_t n = 0;
+
+	if (fake_login(&f, script, &p, &err) != 0)
+		return;
+	CHECK(pop3_scan(p, &l, &n, &err) == 0, "%s", err.msg);
+	CHECK(pop3_retr_ahead(p, nos, sizes, 3, &err) == 0, "%s", err.msg);
+	buf_init(&b, 4096);
+	CHECK(pop3_retr(p, 1, &b, &err) == 0, "%s", err.msg);
+	CHECK(b.len == strlen(want[0]) && memcmp(b.data, want[0], b.len) == 0,
+	    "message 1: %.*s", (int)b.len, b.data);
+	/* asking again for what is already on its way sends nothing */
+	CHECK(pop3_retr_ahead(p, nos + 1, sizes + 1, 2, &err) == 0, "%s",
+	    err.msg);
+	CHECK(pop3_dele(p, 1, &err) == 0, "%s", err.msg);
+	for (int i = 1; i < 3; i++) {
+		CHECK(pop3_retr(p, nos[i], &b, &err) == 0, "%s", err.msg);
+		CHECK(b.len == strlen(want[i]) &&
+		        memcmp(b.data, want[i], b.len) == 0,
+		    "message %d: %.*s", i + 1, (int)b.len, b.data);
+	}
+	CHECK(pop3_quit(p, &err) == 0, "%s", err.msg);
+	buf_free(&b);
+	free(l);
+	pop3_free(&p);
+	finish_no_mismatch(&f);
+}
+
 /* The connection is cut in the middle of a RETR. */
 static void
 t_cut_mid_retr(void)
@@ -1486,6 +1535,7 @@ main(void)
 
 	RUN(t_session_transcript);
 	RUN(t_scan_first_partial);
+	RUN(t_retr_ahead);
 	RUN(t_scan_first_lying_stat);
 	RUN(t_sasl_plain);
 	RUN(t_sasl_plain_missing);

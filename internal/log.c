@@ -7,6 +7,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,16 +15,18 @@
 
 #include "buf.h"
 
-static enum log_level min_level = LOG_INFO;
-static enum log_format fmt = LOG_TEXT;
+/* Set at start and again on a reload (SIGHUP) while other threads log:
+ * atomic, and each line reads the format once. */
+static _Atomic int min_level = LOG_INFO;
+static _Atomic int log_fmt = LOG_TEXT;
 
 static const char *names[] = {"debug", "info", "warn", "error"};
 
 void
 log_setup(enum log_level level, enum log_format format)
 {
-	min_level = level;
-	fmt = format;
+	atomic_store(&min_level, (int)level);
+	atomic_store(&log_fmt, (int)format);
 }
 
 int
@@ -79,6 +82,7 @@ vlog(enum log_level level, const char *msg, va_list ap)
 	struct timespec now;
 	struct tm tm;
 	const char *k, *v;
+	const int fmt = atomic_load(&log_fmt);
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
@@ -135,7 +139,7 @@ log_kv(enum log_level level, const char *msg, ...)
 {
 	va_list ap;
 
-	if (level < min_level)
+	if ((int)level < atomic_load(&min_level))
 		return;
 	va_start(ap, msg);
 	vlog(level, msg, ap);

@@ -378,6 +378,7 @@ reload(const char *path, const char *url, struct poller *p,
 	if (prepare_database(next, url, 0, 1) != 0)
 		log_warn("reload: suppression settings not written", NULL);
 	*cur = next;
+	log_setup(next->log_level, next->log_format);
 	poller_reload(p, next); /* the old config is freed when unused */
 	log_info("configuration reloaded", "path", path, NULL);
 }

@@ -94,10 +94,15 @@ check "healthz names it" 1 "$(grep -c '"failing":\["mb2"\]' "$TMP/h")"
 
 # SIGHUP with a good config fixing the password, and a third mailbox
 seed "$U3" dsn-hard 8
-MAX_MESSAGES=5000 write_config "$CONF" "127.0.0.1:$PORT" 2 10s 1:delete 2:delete 3:keep
+# and log.level / log.format changed: applied by the reload, no restart
+LOG_LEVEL=debug MAX_MESSAGES=5000 write_config "$CONF" "127.0.0.1:$PORT" 2 10s 1:delete 2:delete 3:keep
+sed -i 's/^log:$/log:\n  format: json/' "$CONF"
 kill -HUP "$PID"
 wait_for 5 grep -q 'configuration reloaded' "$TMP/log" && pass "good reload logged" ||
     fail "good reload logged" "no log line"
+wait_for 20 grep -q '^{"time":"[^"]*","level":"debug"' "$TMP/log" &&
+	pass "reload applies log.level and log.format" ||
+	fail "reload applies log.level and log.format" "$(tail -n 2 "$TMP/log")"
 wait_for 20 ledger_is mb2 1 && pass "fixed mailbox polled after reload" ||
     fail "fixed mailbox polled after reload" "$(ledger_count mb2)"
 wait_for 20 ledger_is mb3 1 && pass "added mailbox polled after reload" ||

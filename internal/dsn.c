@@ -725,6 +725,7 @@ fb_field(void *vctx, const char *name, size_t nlen, const char *v, size_t vlen)
 
 static pthread_mutex_t pin_mu = PTHREAD_MUTEX_INITIALIZER;
 static char pin_names[PIN_MAX][PIN_NAME];
+static iconv_t pin_cd[PIN_MAX]; /* kept, so never reported as leaked */
 static size_t pin_count;
 
 static void
@@ -745,7 +746,7 @@ charset_pin(const char *cs)
 	 * loaded (a charset iconv does not know is remembered too, so it is
 	 * not looked up twice) */
 	cd = g_mime_iconv_open("UTF-8", cs);
-	(void)cd;
+	pin_cd[pin_count] = cd;
 	memcpy(pin_names[pin_count], cs, n + 1);
 	pin_count++;
 out:

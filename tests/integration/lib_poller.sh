@@ -191,3 +191,53 @@ free_port() {
 	done
 	return 1
 }
+
+# --- scripted POP3 servers (tests/helpers/fakepop3.py) ---
+
+# A self-signed certificate for 127.0.0.1: $TMP/cert.pem, $TMP/key.pem.
+make_cert() {
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/key.pem" \
+	    -out "$TMP/cert.pem" -days 2 -subj /CN=127.0.0.1 \
+	    -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1
+}
+
+# Script lines sending FILE as a multi-line reply body (dot-stuffed), one
+# "! sleep SECONDS" after each line when given, then the final ".".
+script_body() {	# FILE [SECONDS]
+	sed -e 's/\r$//' -e 's/^\./../' -e 's/^/< /' -e 's/^< $/</' "$1" |
+		if [ -n "${2:-}" ]; then sed "a ! sleep $2"; else cat; fi
+	echo "< ."
+}
+
+# Script lines of a login as user "u", password "pw", up to the NOOP
+# bouncerd sends after it: MODE none|implicit|starttls (STLS first).
+script_login() {	# MODE
+	local capa="< USER
+< UIDL
+< ."
+	echo "< +OK fake ready"
+	echo "> CAPA"
+	echo "< +OK"
+	[ "$1" = starttls ] && echo "< STLS"
+	echo "$capa"
+	if [ "$1" = starttls ]; then
+		printf '%s\n' "> STLS" "< +OK begin TLS" "! starttls" "> CAPA" "< +OK"
+		echo "$capa"
+	fi
+	printf '%s\n' "> USER u" "< +OK" "> PASS pw" "< +OK logged in" "> NOOP" "< +OK"
+}
+
+# Starts fakepop3.py with ARGS... in TLS MODE (none|implicit|starttls,
+# with $TMP/cert.pem), its transcript in $TMP/transcript; waits for its
+# port, in $TMP/port.
+start_fake() {	# MODE ARGS...
+	local mode=$1 tls=()
+	shift
+	rm -f "$TMP/port" "$TMP/transcript"
+	[ "$mode" != none ] && tls=(--cert "$TMP/cert.pem" --key "$TMP/key.pem")
+	[ "$mode" = implicit ] && tls+=(--tls)
+	python3 "$SRC/tests/helpers/fakepop3.py" --transcript "$TMP/transcript" \
+	    --port-file "$TMP/port" "${tls[@]}" "$@" &
+	PIDS+=($!)
+	for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.1; done
+}

@@ -11,9 +11,7 @@ set -uo pipefail
 need_services big_listing
 command -v python3 >/dev/null || { skip big_listing "python3 missing"; exit 0; }
 command -v openssl >/dev/null || { skip big_listing "openssl missing"; exit 0; }
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/key.pem" \
-    -out "$TMP/cert.pem" -days 2 -subj /CN=127.0.0.1 \
-    -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1
+make_cert
 LIMIT=64
 if nm -D "$BIN" 2>/dev/null | grep -q __asan_init || ldd "$BIN" 2>/dev/null | grep -q libasan; then
 	LIMIT=100000	# a sanitizer build's shadow memory says nothing
@@ -27,16 +25,10 @@ for mode in implicit starttls; do
 	for i in 1 2 3; do
 		sed "s/@ID@/$i/g" "$FIX/dsn-hard.eml" >"$drop/a$i.eml"
 	done
-	rm -f "$TMP/port"
-	tls=(--cert "$TMP/cert.pem" --key "$TMP/key.pem")
 	capa=USER,UIDL,TOP,PIPELINING
-	if [ "$mode" = implicit ]; then tls+=(--tls); else capa=$capa,STLS; fi
-	python3 "$SRC/tests/helpers/fakepop3.py" --maildrop "$drop" \
-	    --filler "$N" --capa "$capa" "${tls[@]}" \
-	    --transcript "$TMP/transcript-$mode" --port-file "$TMP/port" \
-	    --timeout 120 &
-	PIDS+=($!)
-	for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.1; done
+	[ "$mode" = starttls ] && capa=$capa,STLS
+	start_fake "$mode" --maildrop "$drop" --filler "$N" --capa "$capa" \
+	    --timeout 120
 	cat >"$TMP/c-$mode.yaml" <<YAML
 database:
   url: "$DB"
@@ -65,7 +57,7 @@ YAML
 	echo "# $mode: a pass over $N messages: ${rss} MB peak RSS"
 	[ "$rss" -lt "$LIMIT" ] && pass "$mode: peak RSS ${rss} MB < $LIMIT MB" ||
 		fail "$mode: peak RSS under $LIMIT MB" "${rss} MB"
-	t=$TMP/transcript-$mode
+	t=$TMP/transcript
 	check "$mode: the whole listing never asked for" 0 \
 	    "$(grep -cE '^C: (UIDL|LIST)$' "$t")"
 	check "$mode: STAT asked" 1 "$(grep -c '^C: STAT$' "$t")"

@@ -9,45 +9,14 @@ set -uo pipefail
 need_services pass_timeout
 command -v python3 >/dev/null || { skip pass_timeout "python3 missing"; exit 0; }
 command -v openssl >/dev/null || { skip pass_timeout "openssl missing"; exit 0; }
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/key.pem" \
-    -out "$TMP/cert.pem" -days 2 -subj /CN=127.0.0.1 \
-    -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1
-
-lines() {	# FILE [SLEEP] -> script lines sending it (dot-stuffed), then "."
-	sed -e 's/\r$//' -e 's/^\./../' -e 's/^/< /' -e 's/^< $/</' "$1" |
-		if [ -n "${2:-}" ]; then sed "a ! sleep $2"; else cat; fi
-	echo "< ."
-}
+make_cert
 for i in 1 2 3; do sed "s/@ID@/$i/g" "$FIX/dsn-hard.eml" >"$TMP/m$i"; done
 size=$(cat "$TMP/m1" "$TMP/m2" "$TMP/m3" | wc -c)
 
 for mode in implicit starttls; do
 	fresh_db "pass_timeout_$mode"
-	rm -f "$TMP/port" "$TMP/transcript"
 	{
-		echo "< +OK fake ready"
-		echo "> CAPA"
-		echo "< +OK"
-		[ "$mode" = starttls ] && echo "< STLS"
-		echo "< USER"
-		echo "< UIDL"
-		echo "< ."
-		if [ "$mode" = starttls ]; then
-			echo "> STLS"
-			echo "< +OK begin TLS"
-			echo "! starttls"
-			echo "> CAPA"
-			echo "< +OK"
-			echo "< USER"
-			echo "< UIDL"
-			echo "< ."
-		fi
-		echo "> USER u"
-		echo "< +OK"
-		echo "> PASS pw"
-		echo "< +OK logged in"
-		echo "> NOOP"
-		echo "< +OK"
+		script_login "$mode"
 		echo "> STAT"
 		echo "< +OK 3 $size"
 		echo "> UIDL"
@@ -60,10 +29,10 @@ for mode in implicit starttls; do
 		echo "< ."
 		echo "> RETR 1"
 		echo "< +OK"
-		lines "$TMP/m1"
+		script_body "$TMP/m1"
 		echo "> RETR 2"
 		echo "< +OK"
-		lines "$TMP/m2" 0.3	# about 14 s: past pass_timeout
+		script_body "$TMP/m2" 0.3	# about 14 s: past pass_timeout
 		echo "> DELE 1"
 		echo "< +OK"
 		echo "> DELE 2"
@@ -71,13 +40,7 @@ for mode in implicit starttls; do
 		echo "> QUIT"
 		echo "< +OK bye"
 	} >"$TMP/script"
-	tls=(--cert "$TMP/cert.pem" --key "$TMP/key.pem")
-	[ "$mode" = implicit ] && tls+=(--tls)
-	python3 "$SRC/tests/helpers/fakepop3.py" --script "$TMP/script" \
-	    --transcript "$TMP/transcript" --port-file "$TMP/port" \
-	    --timeout 60 "${tls[@]}" &
-	PIDS+=($!)
-	for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.1; done
+	start_fake "$mode" --script "$TMP/script" --timeout 60
 	cat >"$TMP/c.yaml" <<YAML
 database:
   url: "$DB"

@@ -9,45 +9,15 @@ set -uo pipefail
 need_services sigterm_stall
 command -v python3 >/dev/null || { skip sigterm_stall "python3 missing"; exit 0; }
 command -v openssl >/dev/null || { skip sigterm_stall "openssl missing"; exit 0; }
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/key.pem" \
-    -out "$TMP/cert.pem" -days 2 -subj /CN=127.0.0.1 \
-    -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1
-
+make_cert
 msg() { sed "s/@ID@/$1/g" "$FIX/dsn-hard.eml"; }
-lines() {	# FILE -> script lines sending it (dot-stuffed), then "."
-	sed -e 's/\r$//' -e 's/^\./../' -e 's/^/< /' -e 's/^< $/</' "$1"
-	echo "< ."
-}
 msg 1 >"$TMP/m1"
 msg 2 >"$TMP/m2"
 
 for mode in none implicit starttls; do
 	fresh_db "sigterm_$mode"
-	rm -f "$TMP/port" "$TMP/transcript"
 	{
-		echo "< +OK fake ready"
-		echo "> CAPA"
-		echo "< +OK"
-		[ "$mode" = starttls ] && echo "< STLS"
-		echo "< USER"
-		echo "< UIDL"
-		echo "< ."
-		if [ "$mode" = starttls ]; then
-			echo "> STLS"
-			echo "< +OK begin TLS"
-			echo "! starttls"
-			echo "> CAPA"
-			echo "< +OK"
-			echo "< USER"
-			echo "< UIDL"
-			echo "< ."
-		fi
-		echo "> USER u"
-		echo "< +OK"
-		echo "> PASS pw"
-		echo "< +OK logged in"
-		echo "> NOOP"
-		echo "< +OK"
+		script_login "$mode"
 		echo "> STAT"
 		echo "< +OK 2 $(cat "$TMP/m1" "$TMP/m2" | wc -c)"
 		echo "> UIDL"
@@ -62,20 +32,13 @@ for mode in none implicit starttls; do
 		echo "< ."
 		echo "> RETR 1"
 		echo "< +OK"
-		lines "$TMP/m1"
+		script_body "$TMP/m1"
 		echo "> RETR 2"
 		echo "< +OK"
 		head -n 5 "$TMP/m2" | sed -e 's/\r$//' -e 's/^/< /'
 		echo "! sleep 120"
 	} >"$TMP/script"
-	tlsargs=()
-	[ "$mode" != none ] && tlsargs=(--cert "$TMP/cert.pem" --key "$TMP/key.pem")
-	[ "$mode" = implicit ] && tlsargs+=(--tls)
-	python3 "$SRC/tests/helpers/fakepop3.py" --script "$TMP/script" \
-	    --transcript "$TMP/transcript" --port-file "$TMP/port" \
-	    --timeout 150 "${tlsargs[@]}" &
-	PIDS+=($!)
-	for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.1; done
+	start_fake "$mode" --script "$TMP/script" --timeout 150
 	cat >"$TMP/c.yaml" <<YAML
 database:
   url: "$DB"

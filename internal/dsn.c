@@ -1802,6 +1802,12 @@ dsn_reporting_mta(const struct dsn_report *r)
 	return r ? r->reporting_mta : NULL;
 }
 
+const char *
+dsn_subject(const struct dsn_report *r)
+{
+	return r ? r->subject : NULL;
+}
+
 int64_t
 dsn_date(const struct dsn_report *r)
 {

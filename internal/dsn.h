@@ -81,6 +81,9 @@ enum dsn_kind dsn_kind(const struct dsn_report *r);
 const char *dsn_kind_name(enum dsn_kind kind);
 const char *dsn_reporting_mta(const struct dsn_report *r);
 int64_t dsn_date(const struct dsn_report *r); /* the report's Date */
+/* The report's own Subject, RFC 2047 words decoded, valid UTF-8; NULL
+ * when it has none. */
+const char *dsn_subject(const struct dsn_report *r);
 int dsn_truncated(const struct dsn_report *r);
 const char *dsn_verp_recipient(const struct dsn_report *r);
 /* Detected MTA/provider family ("exim", "qmail", "amazonses", ...) or NULL;

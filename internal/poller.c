@@ -496,7 +496,7 @@ struct batch {
 	struct store_message *msgs;
 	enum store_result *res;
 	struct {
-		char mid[512], subj[512];
+		char mid[512];
 	} * ids;
 	int rc;
 	struct err err;
@@ -643,10 +643,9 @@ batch_record(const struct pass *ps, struct store *st, struct batch *b)
 		sm->kind = dsn_kind(r);
 		head_field(raw, pd->raw.len, "Message-ID", b->ids[k].mid,
 		    sizeof(b->ids[k].mid));
-		head_field(raw, pd->raw.len, "Subject", b->ids[k].subj,
-		    sizeof(b->ids[k].subj));
 		sm->email_message_id = b->ids[k].mid[0] ? b->ids[k].mid : NULL;
-		sm->subject = b->ids[k].subj[0] ? b->ids[k].subj : NULL;
+		/* the decoder's, RFC 2047 words decoded */
+		sm->subject = dsn_subject(r);
 		sm->reporting_mta = dsn_reporting_mta(r);
 		sm->reported_at = dsn_date(r);
 		sm->size = pd->size >= 0 ? pd->size : (int64_t)pd->raw.len;

@@ -273,6 +273,9 @@ struct pass {
 	int db_failed; /* a batch could not be recorded */
 	/* where the time went, ms (logged at debug level) */
 	int64_t t_retr, t_decode, t_store, t_dele;
+	/* login, listing, waiting for a committer, QUIT (the server's
+	 * expunge) */
+	int64_t t_login, t_list, t_wait, t_quit;
 	const char **xh; /* configured header names */
 	size_t nxh;
 };
@@ -965,13 +968,16 @@ reap(struct pass *ps, int wait)
 {
 	struct committer *c = ps->com;
 	struct batch *done;
+	int64_t tw;
 	int rc = 0;
 
 	if (c == NULL)
 		return 0;
+	tw = now_ms();
 	pthread_mutex_lock(&c->mu);
 	while (wait && c->inflight > 0)
 		pthread_cond_wait(&c->cv, &c->mu);
+	ps->t_wait += now_ms() - tw;
 	done = c->done;
 	c->done = NULL;
 	pthread_mutex_unlock(&c->mu);
@@ -994,6 +1000,7 @@ static int
 flush(struct pass *ps)
 {
 	struct batch *b;
+	int64_t tw;
 
 	if (ps->npend == 0)
 		return reap(ps, 0);
@@ -1005,9 +1012,11 @@ flush(struct pass *ps)
 	ps->pend = NULL;
 	ps->npend = 0;
 	ps->pend_bytes = 0;
+	tw = now_ms();
 	pthread_mutex_lock(&ps->com->mu);
 	while (ps->com->inflight >= 2 * COMMITTERS)
 		pthread_cond_wait(&ps->com->cv, &ps->com->mu);
+	ps->t_wait += now_ms() - tw;
 	if (ps->com->todo_tail != NULL)
 		ps->com->todo_tail->next = b;
 	else
@@ -1341,6 +1350,7 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 	enum pass_result res = PASS_FAILED;
 	int locked = 0, pop_broken = 0, db_broken = 0, lock_lost = 0, rc;
 	int64_t t0 = now_ms(), now = now_unix();
+	int64_t tl;
 	int del, partial = 0;
 	size_t total = 0, window, ntake, *take = NULL;
 	uint32_t *tno = NULL;
@@ -1403,6 +1413,7 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 		pass_error(&ps, METRICS_ERR_OTHER, "mailbox settings", err.msg);
 		goto out;
 	}
+	tl = now_ms();
 	rc = pop3_connect(ps.pop, &err);
 	if (rc != 0 && ps.mc->auth == CONFIG_AUTH_XOAUTH2 &&
 	    pop3_error_kind(ps.pop) == POP3_ERR_AUTH) {
@@ -1432,6 +1443,8 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 		    pop3_greeting_apop(ps.pop) ? "yes" : "no", "dele",
 		    pop3_pipelining(ps.pop) ? "pipelined" : "one at a time",
 		    NULL);
+	ps.t_login = now_ms() - tl;
+	tl = now_ms();
 	if (rc == 0 &&
 	    pop3_scan_first(ps.pop, window, &ent, &nent, &total, &err) != 0) {
 		rc = -1;
@@ -1447,6 +1460,7 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 		}
 	} else if (rc == 0)
 		rc = rekey_duplicates(&ps, ent, &nent, &err);
+	ps.t_list = now_ms() - tl;
 	partial = rc == 0 && nent < total;
 	if (partial) {
 		char nt[24], nw[24];
@@ -1558,7 +1572,10 @@ run_pass(struct poller *p, const struct config *cfg, const char *name, int midx,
 		lock_lost = 1;
 	if (pop_broken || db_broken || lock_lost)
 		goto out;
-	if (pop3_quit(ps.pop, &err) != 0) {
+	tl = now_ms();
+	rc = pop3_quit(ps.pop, &err);
+	ps.t_quit = now_ms() - tl;
+	if (rc != 0) {
 		pass_error(&ps, pop3_kind(pop3_error_kind(ps.pop)),
 		    "QUIT not confirmed: deletions not final", err.msg);
 		pop_broken = 1;
@@ -1644,19 +1661,18 @@ out:
 		snprintf(nums[8], sizeof(nums[8]), "%zu", ps.quarantined);
 		snprintf(nums[9], sizeof(nums[9]), "%zu", ps.replayed);
 		{
-			char tm[4][24];
+			const int64_t v[8] = {ps.t_login, ps.t_list, ps.t_retr,
+			    ps.t_decode, ps.t_store, ps.t_wait, ps.t_dele,
+			    ps.t_quit};
+			char tm[8][24];
 
-			snprintf(tm[0], sizeof(tm[0]), "%lld",
-			    (long long)ps.t_retr);
-			snprintf(tm[1], sizeof(tm[1]), "%lld",
-			    (long long)ps.t_decode);
-			snprintf(tm[2], sizeof(tm[2]), "%lld",
-			    (long long)ps.t_store);
-			snprintf(tm[3], sizeof(tm[3]), "%lld",
-			    (long long)ps.t_dele);
-			log_debug("pass timing", "mailbox", name, "retr_ms",
-			    tm[0], "decode_ms", tm[1], "store_ms", tm[2],
-			    "dele_ms", tm[3], NULL);
+			for (int i = 0; i < 8; i++)
+				snprintf(tm[i], sizeof(tm[i]), "%lld",
+				    (long long)v[i]);
+			log_debug("pass timing", "mailbox", name, "login_ms",
+			    tm[0], "list_ms", tm[1], "retr_ms", tm[2],
+			    "decode_ms", tm[3], "store_ms", tm[4], "wait_ms",
+			    tm[5], "dele_ms", tm[6], "quit_ms", tm[7], NULL);
 		}
 		log_kv(res == PASS_OK ? LOG_INFO : LOG_WARN,
 		    res == PASS_OK ? "pass done" : "pass failed", "mailbox",

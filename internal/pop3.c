@@ -23,7 +23,7 @@
 /* After a stop request (SIGTERM) a transfer in flight may still finish
  * for this long, so a healthy server's last message is not thrown away; a
  * stalled one is cut then.  DELE and QUIT, which make a committed batch's
- * deletions final, may run for longer. */
+ * deletions final, may each run for longer, from their own start. */
 #define STOP_XFER_MS 500
 #define STOP_FINISH_MS 2500
 #define DEF_COMMAND_MS 30000L
@@ -603,6 +603,7 @@ struct xfer {
 	int64_t deadline; /* whole command or transfer */
 	/* low-speed check: at least low_speed_bytes per second over every
 	 * window of low_speed_s seconds */
+	int64_t start;
 	int64_t win_start;
 	size_t win_bytes;
 	int64_t last_byte; /* a stall: no byte for command_ms */
@@ -617,6 +618,7 @@ xfer_init(struct xfer *x, const char *label, long timeout_ms)
 	x->label = label;
 	x->timeout_ms = timeout_ms;
 	x->deadline = now + timeout_ms;
+	x->start = now;
 	x->win_start = now;
 	x->win_bytes = 0;
 	x->last_byte = now;
@@ -664,8 +666,12 @@ io_wait(struct pop3 *p, struct xfer *x, int out, struct err *err)
 
 			if (p->stop_at == 0)
 				p->stop_at = now;
-			end = p->stop_at +
-			    (x->finish ? STOP_FINISH_MS : STOP_XFER_MS);
+			/* DELE and QUIT: counted from their own start, so the
+			 * commit before them does not eat their time */
+			end = x->finish
+			    ? (x->start > p->stop_at ? x->start : p->stop_at) +
+			        STOP_FINISH_MS
+			    : p->stop_at + STOP_XFER_MS;
 			if (now >= end) {
 				end_session(p, 0);
 				fail(p, POP3_ERR_TIMEOUT, err, x->label,

@@ -350,6 +350,28 @@ def serve_maildrop(conn, a, ctx=None):
             err("no such command or message")
 
 
+def accept_one(ls, a, ctx, log, deadline, none_note=""):
+    """The next client as a Conn (TLS first with --tls); None when none
+    came before the deadline, False when its TLS handshake failed."""
+    try:
+        s, _ = ls.accept()
+    except socket.timeout:
+        log.write(none_note)
+        return None
+    log.write("CONNECT\n")
+    log.flush()
+    if a.tls:
+        try:
+            s.settimeout(max(0.1, deadline - time.monotonic()))
+            s = ctx.wrap_socket(s, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            log.write("TLSERR: %s\n" % e)
+            log.flush()
+            s.close()
+            return False
+    return Conn(s, log, deadline)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--script")
@@ -392,22 +414,11 @@ def main():
                 if left <= 0:
                     break
                 ls.settimeout(left)
-                try:
-                    s, _ = ls.accept()
-                except socket.timeout:
+                c = accept_one(ls, a, ctx, log, deadline)
+                if c is None:
                     break
-                log.write("CONNECT\n")
-                log.flush()
-                if a.tls:
-                    try:
-                        s.settimeout(max(0.1, deadline - time.monotonic()))
-                        s = ctx.wrap_socket(s, server_side=True)
-                    except (ssl.SSLError, OSError) as e:
-                        log.write("TLSERR: %s\n" % e)
-                        log.flush()
-                        s.close()
-                        continue
-                c = Conn(s, log, deadline)
+                if c is False:
+                    continue
                 try:
                     serve_maildrop(c, a, ctx)
                 except (BrokenPipeError, ConnectionResetError,
@@ -424,23 +435,11 @@ def main():
             if left <= 0:
                 break
             ls.settimeout(left)
-            try:
-                s, _ = ls.accept()
-            except socket.timeout:
-                log.write("NOCONNECT\n")
+            c = accept_one(ls, a, ctx, log, deadline, "NOCONNECT\n")
+            if c is None:
                 break
-            log.write("CONNECT\n")
-            log.flush()
-            if a.tls:
-                try:
-                    s.settimeout(max(0.1, deadline - time.monotonic()))
-                    s = ctx.wrap_socket(s, server_side=True)
-                except (ssl.SSLError, OSError) as e:
-                    log.write("TLSERR: %s\n" % e)
-                    log.flush()
-                    s.close()
-                    continue
-            c = Conn(s, log, deadline)
+            if c is False:
+                continue
             try:
                 play(c, script, ctx)
             except (BrokenPipeError, ConnectionResetError, ssl.SSLError) as e:

@@ -183,30 +183,38 @@ scrub_one(struct err *err, const char *secret)
 static char *b64(const unsigned char *in, size_t n);
 static void free_secret(char *s);
 
+/* The SASL PLAIN initial response (RFC 4616): base64 of NUL user NUL
+ * password.  Free it with free_secret(). */
+static char *
+sasl_plain(const char *user, const char *secret)
+{
+	size_t ul = strlen(user), sl = strlen(secret);
+	char *raw = xmalloc(ul + sl + 3), *enc;
+
+	raw[0] = '\0';
+	memcpy(raw + 1, user, ul + 1);
+	memcpy(raw + ul + 2, secret, sl + 1);
+	enc = b64((const unsigned char *)raw, ul + sl + 2);
+	explicit_bzero(raw, ul + sl + 3);
+	free(raw);
+	return enc;
+}
+
 /* Removes the password from the error text: as typed, and in the base64
  * forms a SASL login sent (a server may echo what it refused). */
 static void
 scrub(struct err *err, const char *user, const char *secret)
 {
-	size_t ul, sl;
-	char *raw, *enc;
+	char *enc;
 
 	if (err == NULL || secret == NULL)
 		return;
-	sl = strlen(secret);
 	if (user != NULL) { /* the longest form first */
-		ul = strlen(user);
-		raw = xmalloc(ul + sl + 3);
-		raw[0] = '\0';
-		memcpy(raw + 1, user, ul + 1);
-		memcpy(raw + ul + 2, secret, sl + 1);
-		enc = b64((const unsigned char *)raw, ul + sl + 2);
-		explicit_bzero(raw, ul + sl + 3);
-		free(raw);
+		enc = sasl_plain(user, secret);
 		scrub_one(err, enc);
 		free_secret(enc);
 	}
-	enc = b64((const unsigned char *)secret, sl);
+	enc = b64((const unsigned char *)secret, strlen(secret));
 	scrub_one(err, enc);
 	free_secret(enc);
 	scrub_one(err, secret);
@@ -900,6 +908,17 @@ ended(struct pop3 *p, const char *label, struct err *err)
 	return -1;
 }
 
+/* A RETR sent ahead whose reply can no longer be read. */
+static void
+ahead_lost(struct pop3 *p, struct ahead *a)
+{
+	a->done = 1;
+	a->rc = -1;
+	a->kind = POP3_ERR_STATE;
+	err_set(&a->err, "mailbox %s: RETR %u: session ended", p->mailbox,
+	    (unsigned)a->msgno);
+}
+
 /* Reads the reply of the oldest RETR sent ahead into body.  0, or -1 with
  * the error kept in the entry (the session is then over; after a -ERR it
  * is still in step). */
@@ -939,11 +958,7 @@ drain(struct pop3 *p, struct err *err)
 		if (a->done)
 			continue;
 		if (!p->insync) {
-			a->done = 1;
-			a->rc = -1;
-			a->kind = POP3_ERR_STATE;
-			err_set(&a->err, "mailbox %s: RETR %u: session ended",
-			    p->mailbox, (unsigned)a->msgno);
+			ahead_lost(p, a);
 			continue;
 		}
 		cap = a->size > 0 ? (size_t)a->size * 2 : 0;
@@ -1085,17 +1100,12 @@ static int
 login(struct pop3 *p, struct err *err)
 {
 	size_t ul = strlen(p->username), pl = strlen(p->password);
-	char *raw = NULL, *enc = NULL, *cmd = NULL;
+	char *enc = NULL, *cmd = NULL;
 	int rc = -1;
 
 	if (p->caps & CAP_SASL_PLAIN) {
 		p->mech = "SASL PLAIN";
-		raw = xmalloc(ul + pl + 3);
-		raw[0] = '\0';
-		memcpy(raw + 1, p->username, ul + 1);
-		memcpy(raw + ul + 2, p->password, pl + 1);
-		enc = b64((const unsigned char *)raw, ul + pl + 2);
-		explicit_bzero(raw, ul + pl + 3);
+		enc = sasl_plain(p->username, p->password);
 		cmd = xasprintf("AUTH PLAIN %s", enc);
 		rc = login_step(p, cmd, 0, err);
 	} else if (p->caps & CAP_SASL_LOGIN) {
@@ -1123,7 +1133,6 @@ bad:
 		drop_connection(p);
 		rc = -1;
 	}
-	free_secret(raw);
 	free_secret(enc);
 	free_secret(cmd);
 	return rc;
@@ -1714,13 +1723,9 @@ take_ahead(struct pop3 *p, size_t i, struct buf *out, struct err *err)
 	buf_reset(out);
 	if (out->cap == 0 || out->cap > p->max_message)
 		out->cap = p->max_message;
-	if (!a->done && !p->insync) {
-		a->done = 1;
-		a->rc = -1;
-		a->kind = POP3_ERR_STATE;
-		err_set(&a->err, "mailbox %s: RETR %u: session ended",
-		    p->mailbox, (unsigned)a->msgno);
-	} else if (!a->done)
+	if (!a->done && !p->insync)
+		ahead_lost(p, a);
+	else if (!a->done)
 		(void)read_ahead(p, a, out);
 	else if (a->rc == 0) {
 		buf_append(out, a->body.data ? a->body.data : "", a->body.len);

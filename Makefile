@@ -30,7 +30,7 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter 
 ALL_LDFLAGS = $(LDFLAGS) $(EXTRA_LDFLAGS)
 LIBS = $(PKG_LIBS) -lpthread -lm
 
-LIB_SRC   := $(sort $(wildcard internal/*.c) internal/classify_rules_gen.c)
+LIB_SRC   := $(sort $(wildcard internal/*.c internal/*/*.c) internal/decode/classify_rules_gen.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/%.o)
 LIB       := $(B)/libbouncer.a
 BINS      := $(B)/bin/bouncerd $(B)/bin/bounce-parse
@@ -41,7 +41,7 @@ HELPERS   := $(patsubst %.c,$(B)/%,$(wildcard tests/helpers/*.c))
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 
 CLANG_FORMAT ?= clang-format
-FORMAT_FILES = $(wildcard internal/*.[ch] cmd/*/*.c tests/*.h tests/*/*.c tests/*/*.h)
+FORMAT_FILES = $(wildcard internal/*.[ch] internal/*/*.[ch] cmd/*/*.c tests/*.h tests/*/*.c tests/*/*.h)
 BANNED = sprintf|strcpy|strcat|strtok|atoi|gets
 
 .PHONY: all tests check check-all interop test asan fuzz bench bench-scale lint format install clean demo \
@@ -62,8 +62,8 @@ $(B)/%.o: %.c
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # The classifier's rule table, compiled in as text (see the script).
-internal/classify_rules_gen.c: internal/classify_rules.txt internal/classify_rules_embed.sh
-	$(Q)sh internal/classify_rules_embed.sh > $@.tmp && mv $@.tmp $@
+internal/decode/classify_rules_gen.c: internal/decode/classify_rules.txt internal/decode/classify_rules_embed.sh
+	$(Q)sh internal/decode/classify_rules_embed.sh > $@.tmp && mv $@.tmp $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(@D)

@@ -14,11 +14,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "classify.h"
-#include "config.h"
-#include "dsn.h"
-#include "util.h"
+#include "base/buf.h"
+#include "decode/classify.h"
+#include "config/config.h"
+#include "decode/dsn.h"
+#include "base/util.h"
 
 #define DEFAULT_MAX (4u * 1024 * 1024)
 

@@ -20,14 +20,14 @@
 #include <time.h>
 #include <yaml.h>
 
-#include "config.h"
-#include "http.h"
-#include "log.h"
-#include "metrics.h"
-#include "poller.h"
-#include "store.h"
-#include "util.h"
-#include "webhook.h"
+#include "config/config.h"
+#include "service/http.h"
+#include "base/log.h"
+#include "service/metrics.h"
+#include "service/poller.h"
+#include "store/store.h"
+#include "base/util.h"
+#include "service/webhook.h"
 
 #define DEFAULT_CONFIG "/etc/bouncerd/bouncerd.yaml"
 

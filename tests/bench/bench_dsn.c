@@ -23,9 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "dsn.h"
-#include "util.h"
+#include "base/buf.h"
+#include "decode/dsn.h"
+#include "base/util.h"
 
 #define DEFAULT_MAX (4u * 1024 * 1024)
 

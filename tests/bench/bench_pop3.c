@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pop3.h"
+#include "pop3/pop3.h"
 
 #define USER "bounces3"
 #define PASS "secret3"

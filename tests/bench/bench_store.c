@@ -14,8 +14,8 @@
 #include <time.h>
 
 #include "../integration/test_store_db.h"
-#include "store.h"
-#include "util.h"
+#include "store/store.h"
+#include "base/util.h"
 
 #define NB 2 /* bounce rows per email */
 

@@ -25,9 +25,9 @@
 
 #include <libpq-fe.h>
 
-#include "store.h"
+#include "store/store.h"
 #include "../integration/test_store_db.h"
-#include "util.h"
+#include "base/util.h"
 
 #define ON_SERVER 5000 /* messages still on the server in mailbox 1 */
 #define DOMAINS 50000

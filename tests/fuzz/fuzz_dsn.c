@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "dsn.h"
+#include "decode/dsn.h"
 
 static size_t
 touch(const char *s)

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "http.h"
-#include "metrics.h"
+#include "base/buf.h"
+#include "service/http.h"
+#include "service/metrics.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "oauth.h"
+#include "pop3/oauth.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "pop3.h"
+#include "pop3/pop3.h"
 
 static int lfd = -1, lport;
 

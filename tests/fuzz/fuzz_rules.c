@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "classify.h"
+#include "decode/classify.h"
 
 static const char *const diags[] = {
     "550 5.1.1 <a@example.org>: Recipient address rejected: User unknown",

@@ -15,11 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "config.h"
-#include "oauth.h"
-#include "pop3.h"
-#include "util.h"
+#include "base/buf.h"
+#include "config/config.h"
+#include "pop3/oauth.h"
+#include "pop3/pop3.h"
+#include "base/util.h"
 
 static const char *
 env(const char *k)

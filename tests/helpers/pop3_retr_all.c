@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "buf.h"
-#include "pop3.h"
-#include "util.h"
+#include "base/buf.h"
+#include "pop3/pop3.h"
+#include "base/util.h"
 
 int
 main(int argc, char **argv)

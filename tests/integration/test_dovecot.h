@@ -13,7 +13,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "pop3.h"
+#include "pop3/pop3.h"
 #include "test.h"
 
 struct dovecot {

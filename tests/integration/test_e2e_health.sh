@@ -22,7 +22,7 @@ wait_for 20 code_is 200 && pass "healthz 200 at first" ||
 
 # a session holds the lock every probe takes (the migration lock) and the
 # table it reads: the probe hangs
-KEY=$(( $(sed -n 's/^#define MIGRATE_LOCK_KEY INT64_C(\(0x[0-9a-f]*\)).*/\1/p' "$SRC/internal/store.c") ))
+KEY=$(( $(sed -n 's/^#define MIGRATE_LOCK_KEY INT64_C(\(0x[0-9a-f]*\)).*/\1/p' "$SRC/internal/store/store.c") ))
 PGAPPNAME=bouncerd-test-hang psql "$DB" -qAt -c "BEGIN; SELECT pg_advisory_lock($KEY); LOCK TABLE schema_migrations IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60)" >/dev/null 2>&1 &
 PIDS+=("$!")
 sleep 3

@@ -18,7 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "pop3.h"
+#include "pop3/pop3.h"
 #include "test.h"
 #include "test_dovecot.h"
 

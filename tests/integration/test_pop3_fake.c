@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pop3.h"
+#include "pop3/pop3.h"
 #include "test.h"
 
 static char tmpdir[64];

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "pop3.h"
+#include "pop3/pop3.h"
 #include "test.h"
 #include "test_dovecot.h"
 

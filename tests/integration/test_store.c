@@ -15,11 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "schema_sql.h"
-#include "store.h"
+#include "store/schema_sql.h"
+#include "store/store.h"
 #include "test.h"
 #include "test_store_db.h"
-#include "util.h"
+#include "base/util.h"
 
 static char *uri; /* the test database */
 static PGconn *db; /* a plain connection to it, for checks */

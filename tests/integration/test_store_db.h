@@ -14,9 +14,9 @@
 
 #include <libpq-fe.h>
 
-#include "store.h"
+#include "store/store.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 /* The URI of BOUNCER_TEST_PG with its database name replaced. */
 static __attribute__((unused)) char *

@@ -18,10 +18,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "store/store.h"
 #include "test.h"
 #include "test_store_db.h"
-#include "util.h"
+#include "base/util.h"
 
 static char *uri;
 static PGconn *db;

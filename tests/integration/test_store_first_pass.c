@@ -13,13 +13,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "metrics.h"
-#include "poller.h"
-#include "store.h"
+#include "config/config.h"
+#include "service/metrics.h"
+#include "service/poller.h"
+#include "store/store.h"
 #include "test.h"
 #include "test_store_db.h"
-#include "util.h"
+#include "base/util.h"
 
 #define NOLD 200
 

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store.h"
+#include "store/store.h"
 #include "test.h"
 #include "test_store_db.h"
-#include "util.h"
+#include "base/util.h"
 
 #define DAY 86400
 

@@ -22,11 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "schema_sql.h"
-#include "store.h"
+#include "store/schema_sql.h"
+#include "store/store.h"
 #include "test.h"
 #include "test_store_db.h"
-#include "util.h"
+#include "base/util.h"
 
 static char *uri;
 static PGconn *db;

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # test_store_schema.sh - the migrations compiled into bouncerd
-# (internal/schema_sql.c) are exactly schema/NNN_*.sql, and the files are
+# (internal/store/schema_sql.c) are exactly schema/NNN_*.sql, and the files are
 # numbered 001, 002, ... without gaps or repeats.  Needs no services.
 set -uo pipefail
 SRC=${BOUNCER_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
-if sh "$SRC/schema/embed.sh" >"$tmp" && cmp -s "$tmp" "$SRC/internal/schema_sql.c"; then
+if sh "$SRC/schema/embed.sh" >"$tmp" && cmp -s "$tmp" "$SRC/internal/store/schema_sql.c"; then
 	echo "PASS embedded migrations match schema/*.sql"
 else
-	echo "FAIL embedded migrations match schema/*.sql: run 'sh schema/embed.sh > internal/schema_sql.c'"
+	echo "FAIL embedded migrations match schema/*.sql: run 'sh schema/embed.sh > internal/store/schema_sql.c'"
 fi
 
 # Numbers increase, each used once; ranges may be left free for work

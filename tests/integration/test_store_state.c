@@ -22,12 +22,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "schema_sql.h"
-#include "store.h"
+#include "base/buf.h"
+#include "store/schema_sql.h"
+#include "store/store.h"
 #include "test.h"
 #include "test_store_db.h"
-#include "util.h"
+#include "base/util.h"
 
 #define NADDR 3000 /* histories: one per address */
 #define ROUNDS 6

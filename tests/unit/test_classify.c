@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "classify.h"
+#include "decode/classify.h"
 #include "test.h"
 
 static const char *const all_reasons[] = {"authfailure", "badreputation",

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 #define FIX "tests/fixtures/config/"
 #define DB "database:\n  url: postgresql://u:pw@localhost/db\n"

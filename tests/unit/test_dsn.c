@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "dsn.h"
+#include "base/buf.h"
+#include "decode/dsn.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 #define FIXDIR "tests/fixtures/dsn"
 

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dsn.h"
-#include "eol.h"
-#include "pop3.h"
+#include "decode/dsn.h"
+#include "decode/eol.h"
+#include "pop3/pop3.h"
 #include "test.h"
 
 static const struct row {

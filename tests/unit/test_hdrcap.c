@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "hdrcap.h"
+#include "base/buf.h"
+#include "decode/hdrcap.h"
 #include "test.h"
 
 static size_t

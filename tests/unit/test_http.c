@@ -9,9 +9,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "http.h"
+#include "service/http.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 static const struct {
 	const char *req;

@@ -5,8 +5,8 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "metrics.h"
+#include "base/buf.h"
+#include "service/metrics.h"
 #include "test.h"
 
 static char *

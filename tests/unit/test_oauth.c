@@ -9,12 +9,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "config.h"
-#include "metrics.h"
-#include "oauth.h"
+#include "base/buf.h"
+#include "config/config.h"
+#include "service/metrics.h"
+#include "pop3/oauth.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 static const struct row {
 	const char *name;

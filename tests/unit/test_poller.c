@@ -3,7 +3,7 @@
  * jitter and the health window (the pass itself is tested end to end in
  * tests/integration/).
  */
-#include "poller.h"
+#include "service/poller.h"
 #include "test.h"
 
 static const struct {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pop3.h"
+#include "pop3/pop3.h"
 #include "test.h"
 
 static const struct row {

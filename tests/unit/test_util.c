@@ -5,9 +5,9 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "buf.h"
+#include "base/buf.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 static void
 t_parse_int(void)

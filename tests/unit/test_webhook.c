@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "test.h"
-#include "webhook.h"
+#include "service/webhook.h"
 
 /* The example of the Standard Webhooks specification and its libraries'
  * tests. */

@@ -150,21 +150,22 @@ json_field(const char *key, const char *value)
 }
 
 static const char *
-hard_or_soft(const struct dsn_report *r, const struct dsn_rcpt *rc)
+hard_or_soft(const struct dsn_report *r, const struct record_rcpt *rc)
 {
 	switch (rc->cls) {
-	case CLASS_HARD:
+	case RECORD_CLASS_HARD:
 		return "hard";
-	case CLASS_SOFT:
+	case RECORD_CLASS_SOFT:
 		return "soft";
-	case CLASS_COMPLAINT:
-	case CLASS_AUTOREPLY:
-	case CLASS_DELIVERED:
+	case RECORD_CLASS_COMPLAINT:
+	case RECORD_CLASS_AUTOREPLY:
+	case RECORD_CLASS_DELIVERED:
 		return "none";
-	case CLASS_UNKNOWN:
+	case RECORD_CLASS_UNKNOWN:
 		break;
 	}
-	return dsn_kind(r) == DSN_KIND_BOUNCE || dsn_kind(r) == DSN_KIND_DELAYED
+	return dsn_kind(r) == RECORD_KIND_BOUNCE ||
+	        dsn_kind(r) == RECORD_KIND_DELAYED
 	    ? "soft"
 	    : "none";
 }
@@ -175,7 +176,7 @@ print_tsv(const char *base, const struct dsn_report *r)
 	size_t i;
 
 	for (i = 0; i < dsn_rcpt_count(r); i++) {
-		const struct dsn_rcpt *rc = dsn_rcpt_at(r, i);
+		const struct record_rcpt *rc = dsn_rcpt_at(r, i);
 
 		tsv_field(base, '\t');
 		tsv_field(dsn_rcpt_address(rc), '\t');
@@ -187,7 +188,7 @@ print_tsv(const char *base, const struct dsn_report *r)
 		putchar('\t');
 		tsv_field(rc->action, '\t');
 		tsv_field(rc->diagnostic, '\t');
-		tsv_field(dsn_kind_name(dsn_kind(r)), '\t');
+		tsv_field(record_kind_name(dsn_kind(r)), '\t');
 		tsv_field(rc->recipient, '\t');
 		tsv_field(rc->recipient_source, '\t');
 		tsv_field(rc->feedback_type, '\t');
@@ -243,9 +244,9 @@ print_explain(const char *base, const struct dsn_report *r,
 
 	if (dsn_rcpt_count(r) == 0)
 		printf("%s: kind %s, no recipient\n", base,
-		    dsn_kind_name(dsn_kind(r)));
+		    record_kind_name(dsn_kind(r)));
 	for (i = 0; i < dsn_rcpt_count(r); i++) {
-		const struct dsn_rcpt *rc = dsn_rcpt_at(r, i);
+		const struct record_rcpt *rc = dsn_rcpt_at(r, i);
 		struct classify_rule_info ri;
 		const struct classify_rules *rs = classify_builtin();
 		long k = rule_index(rs, rc->rule);
@@ -255,7 +256,7 @@ print_explain(const char *base, const struct dsn_report *r,
 			rs = oper;
 		printf("%s: %s\n", base,
 		    dsn_rcpt_address(rc) ? dsn_rcpt_address(rc) : "-");
-		printf("  kind        %s\n", dsn_kind_name(dsn_kind(r)));
+		printf("  kind        %s\n", record_kind_name(dsn_kind(r)));
 		printf("  recipient   %s (%s)\n",
 		    rc->recipient ? rc->recipient : "-",
 		    rc->recipient_source ? rc->recipient_source : "-");
@@ -274,7 +275,7 @@ print_explain(const char *base, const struct dsn_report *r,
 		printf("  matched     %s\n",
 		    rc->rule_phrase ? rc->rule_phrase : "-");
 		printf("  reason      %s (%s)\n", rc->reason,
-		    classify_class_name(rc->cls));
+		    record_class_name(rc->cls));
 		printf("  rule        ");
 		if (k >= 0 && classify_rule_get(rs, (size_t)k, &ri) == 0)
 			print_rule(&ri);
@@ -289,11 +290,11 @@ print_json(const char *base, const struct dsn_report *r)
 	size_t i, k;
 
 	for (i = 0; i < dsn_rcpt_count(r); i++) {
-		const struct dsn_rcpt *rc = dsn_rcpt_at(r, i);
+		const struct record_rcpt *rc = dsn_rcpt_at(r, i);
 
 		fputs("{\"file\":", stdout);
 		json_str(base);
-		json_field("kind", dsn_kind_name(dsn_kind(r)));
+		json_field("kind", record_kind_name(dsn_kind(r)));
 		json_field("recipient", rc->recipient);
 		json_field("recipient_source", rc->recipient_source);
 		json_field("final_recipient", rc->final_recipient);
@@ -308,7 +309,7 @@ print_json(const char *base, const struct dsn_report *r)
 		json_field("smtp_command", rc->smtp_command);
 		json_field("diagnostic_type", rc->diagnostic_type);
 		json_field("reason", rc->reason);
-		json_field("class", classify_class_name(rc->cls));
+		json_field("class", record_class_name(rc->cls));
 		json_field("rule", rc->rule);
 		json_field("hard_or_soft", hard_or_soft(r, rc));
 		json_field("reporting_mta", dsn_reporting_mta(r));

@@ -163,7 +163,7 @@ struct crule {
 	char *status_s, *reply_s, *cmd_s; /* as written */
 	int stage;
 	int reason; /* -1: a code with no default reason */
-	int cls; /* -1: from the reason; else CLASS_HARD or CLASS_SOFT */
+	int cls; /* -1: from the reason; else RECORD_CLASS_HARD or RECORD_CLASS_SOFT */
 	char st_class; /* 0: no status condition; 'X': 4 or 5; '2' '4' '5' */
 	int st_subj; /* -1: any */
 	int st_lo, st_hi; /* detail range; -1: any */
@@ -440,9 +440,9 @@ add_rule(struct classify_rules *rs, int stage,
 	}
 	if (sp->cls != NULL) {
 		if (strcmp(sp->cls, "hard") == 0)
-			r.cls = CLASS_HARD;
+			r.cls = RECORD_CLASS_HARD;
 		else if (strcmp(sp->cls, "soft") == 0)
-			r.cls = CLASS_SOFT;
+			r.cls = RECORD_CLASS_SOFT;
 		else {
 			snprintf(err, errlen,
 			    "class: \"%.32s\" is not hard or soft", sp->cls);
@@ -961,9 +961,9 @@ classify_rule_get(const struct classify_rules *rs, size_t i,
 	out->id = r->id;
 	out->stage = stage_names[r->stage];
 	out->reason = r->reason >= 0 ? reason_names[r->reason] : "-";
-	out->cls = r->cls == CLASS_HARD ? "hard"
-	    : r->cls == CLASS_SOFT      ? "soft"
-	                                : NULL;
+	out->cls = r->cls == RECORD_CLASS_HARD ? "hard"
+	    : r->cls == RECORD_CLASS_SOFT      ? "soft"
+	                                       : NULL;
 	out->status = r->status_s;
 	out->reply = r->reply_s;
 	out->command = r->cmd_s;
@@ -1278,17 +1278,17 @@ first_of(const struct classify_rules *rs, const uint64_t *hit,
 /* The class of a failure with reason r: hard needs a reason that blames
  * the address; notaccept is hard with a permanent code, or with no code
  * and no word of a temporary condition. */
-static enum bounce_class
+static enum record_class
 class_of(int r, const struct ctx *c, int failed)
 {
 	const struct classify_input *in = c->in;
 
 	if (r == R_FEEDBACK)
-		return CLASS_COMPLAINT;
+		return RECORD_CLASS_COMPLAINT;
 	if (r == R_VACATION)
-		return CLASS_AUTOREPLY;
+		return RECORD_CLASS_AUTOREPLY;
 	if (r == R_DELIVERED)
-		return CLASS_DELIVERED;
+		return RECORD_CLASS_DELIVERED;
 	if (r == R_NOTACCEPT)
 		return (c->reply >= 500 || (c->reply == 0 && c->st[0] == '5') ||
 		           (c->reply == 0 && c->st[0] == '\0' &&
@@ -1296,13 +1296,13 @@ class_of(int r, const struct ctx *c, int failed)
 		               !str_eq(in->kind, "delayed") &&
 		               strstr(c->text, "temporar") == NULL &&
 		               strstr(c->text, "try again") == NULL))
-		    ? CLASS_HARD
-		    : CLASS_SOFT;
+		    ? RECORD_CLASS_HARD
+		    : RECORD_CLASS_SOFT;
 	if (reason_is_hard(r))
-		return CLASS_HARD;
+		return RECORD_CLASS_HARD;
 	if ((r == R_UNDEFINED || r == R_ONHOLD) && !failed)
-		return CLASS_UNKNOWN;
-	return CLASS_SOFT;
+		return RECORD_CLASS_UNKNOWN;
+	return RECORD_CLASS_SOFT;
 }
 
 static void
@@ -1310,7 +1310,7 @@ decide(struct classify_result *out, const struct crule *r, int reason,
     const char *phrase, const struct ctx *c, int failed)
 {
 	out->reason = reason_names[reason];
-	out->cls = (r != NULL && r->cls >= 0) ? (enum bounce_class)r->cls
+	out->cls = (r != NULL && r->cls >= 0) ? (enum record_class)r->cls
 	                                      : class_of(reason, c, failed);
 	out->rule = r != NULL ? r->id : NULL;
 	out->phrase = phrase;
@@ -1355,7 +1355,7 @@ classify(const struct classify_input *in, struct classify_result *out)
 
 	memset(out, 0, sizeof(*out));
 	out->reason = reason_names[R_UNDEFINED];
-	out->cls = CLASS_UNKNOWN;
+	out->cls = RECORD_CLASS_UNKNOWN;
 	if (in == NULL || rs == NULL)
 		return;
 	memset(&c, 0, sizeof(c));
@@ -1524,26 +1524,6 @@ classify(const struct classify_input *in, struct classify_result *out)
 		decide(out, ladder[L_ONHOLD], R_ONHOLD, NULL, &c, failed);
 	else
 		decide(out, ladder[L_UNDEFINED], R_UNDEFINED, NULL, &c, failed);
-}
-
-const char *
-classify_class_name(enum bounce_class cls)
-{
-	switch (cls) {
-	case CLASS_HARD:
-		return "hard";
-	case CLASS_SOFT:
-		return "soft";
-	case CLASS_COMPLAINT:
-		return "complaint";
-	case CLASS_AUTOREPLY:
-		return "autoreply";
-	case CLASS_DELIVERED:
-		return "delivered";
-	case CLASS_UNKNOWN:
-		break;
-	}
-	return "unknown";
 }
 
 int

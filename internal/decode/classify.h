@@ -20,14 +20,7 @@
 
 #include <stddef.h>
 
-enum bounce_class {
-	CLASS_UNKNOWN,
-	CLASS_HARD,
-	CLASS_SOFT,
-	CLASS_COMPLAINT,
-	CLASS_AUTOREPLY,
-	CLASS_DELIVERED,
-};
+#include "record.h"
 
 /* A set of rules: the built-in table, or an operator's. */
 struct classify_rules;
@@ -37,7 +30,7 @@ struct classify_input {
 	int reply_code; /* 550, or 0 when none */
 	const char *action; /* failed|delayed|delivered|relayed|expanded|NULL */
 	const char *diagnostic; /* Diagnostic-Code text or the bounce prose */
-	const char *kind; /* dsn_kind_name(): bounce|delayed|... or NULL */
+	const char *kind; /* record_kind_name(): bounce|delayed|... or NULL */
 	const char *feedback_type; /* ARF Feedback-Type, for complaints */
 	const char *mta; /* detected MTA/provider family, or NULL */
 	/* Optional (NULL = absent): the bounce's Subject.  Unused by the
@@ -57,7 +50,7 @@ struct classify_input {
 
 struct classify_result {
 	const char *reason; /* static string from the reason list */
-	enum bounce_class cls;
+	enum record_class cls;
 	/* The evidence, for --explain and the bounces.rule column.  Strings
 	 * are static or belong to the rule set used (valid while it is). */
 	const char *rule; /* id of the deciding rule, NULL: nothing to say */
@@ -68,10 +61,9 @@ struct classify_result {
 };
 
 /* Never fails: an unrecognised input gives reason "undefined"/"onhold"
- * and CLASS_UNKNOWN or CLASS_SOFT, never CLASS_HARD. */
+ * and RECORD_CLASS_UNKNOWN or RECORD_CLASS_SOFT, never RECORD_CLASS_HARD. */
 void classify(const struct classify_input *in, struct classify_result *out);
 
-const char *classify_class_name(enum bounce_class cls);
 /* 1 if name is in the reason list (REASONS), else 0. */
 int classify_reason_valid(const char *name);
 /* NULL-terminated list of every reason name. */

@@ -125,10 +125,10 @@ dsn_keep_clean(struct dsn_report *r, const char *s, size_t n)
 	return dsn_keep(r, c);
 }
 
-struct dsn_rcpt *
+struct record_rcpt *
 dsn_add_rcpt(struct dsn_report *r)
 {
-	struct dsn_rcpt *rc;
+	struct record_rcpt *rc;
 
 	if (r->nrcpt >= DSN_MAX_RCPTS)
 		return NULL;
@@ -492,7 +492,7 @@ keep_addr_field(struct dsn_report *r, const char *v, size_t vlen)
 
 struct ds_ctx {
 	struct dsn_report *r;
-	struct dsn_rcpt *cur;
+	struct record_rcpt *cur;
 	size_t first; /* index of the first recipient from this part */
 	int64_t arrival;
 	const char *status_comment; /* diagnostic taken from Status (...) */
@@ -645,7 +645,7 @@ dsn_parse_ds(struct dsn_report *r, const char *s, size_t len)
 	dsn_fields(s, len, 0, ds_field, &c);
 	/* drop groups without any address */
 	for (i = j = c.first; i < r->nrcpt; i++) {
-		struct dsn_rcpt *rc = &r->rcpts[i];
+		struct record_rcpt *rc = &r->rcpts[i];
 
 		if ((rc->final_recipient == NULL ||
 		        rc->final_recipient[0] == '\0') &&
@@ -1309,26 +1309,6 @@ raw_ds(struct buf *ds, const char *msg, size_t len, size_t body)
 
 /* ---- public API ---- */
 
-const char *
-dsn_kind_name(enum dsn_kind kind)
-{
-	switch (kind) {
-	case DSN_KIND_BOUNCE:
-		return "bounce";
-	case DSN_KIND_DELAYED:
-		return "delayed";
-	case DSN_KIND_DELIVERED:
-		return "delivered";
-	case DSN_KIND_COMPLAINT:
-		return "complaint";
-	case DSN_KIND_AUTOREPLY:
-		return "autoreply";
-	case DSN_KIND_UNKNOWN:
-		break;
-	}
-	return "unknown";
-}
-
 static const char *const top_names[DH_COUNT] = {
     [DH_FROM] = "From",
     [DH_TO] = "To",
@@ -1388,7 +1368,7 @@ finish(struct dsn_report *r, const struct dsn_options *opt)
 	size_t i, k;
 
 	for (i = 0; i < r->nrcpt; i++) {
-		struct dsn_rcpt *rc = &r->rcpts[i];
+		struct record_rcpt *rc = &r->rcpts[i];
 		struct classify_input in;
 		struct classify_result res;
 		const char *kind;
@@ -1425,7 +1405,7 @@ finish(struct dsn_report *r, const struct dsn_options *opt)
 		rc->recipient = NULL;
 		/* a VERP address names one recipient: with several in the
 		 * report it applies to the one it matches */
-		if (r->verp != NULL && r->kind != DSN_KIND_AUTOREPLY &&
+		if (r->verp != NULL && r->kind != RECORD_KIND_AUTOREPLY &&
 		    (r->nrcpt == 1 ||
 		        (rc->final_recipient != NULL &&
 		            strcmp(rc->final_recipient, r->verp) == 0) ||
@@ -1465,7 +1445,7 @@ finish(struct dsn_report *r, const struct dsn_options *opt)
 			rc->recipient = rc->original_recipient;
 			rc->recipient_source = "original_recipient";
 		}
-		kind = dsn_kind_name(r->kind);
+		kind = record_kind_name(r->kind);
 		if (rc->action != NULL && strcmp(rc->action, "delayed") == 0)
 			kind = "delayed";
 		else if (rc->action != NULL &&
@@ -1507,7 +1487,7 @@ finish(struct dsn_report *r, const struct dsn_options *opt)
 
 /* The recipient of a Final-Recipient-less record is the best field. */
 const char *
-dsn_rcpt_address(const struct dsn_rcpt *rc)
+dsn_rcpt_address(const struct record_rcpt *rc)
 {
 	if (rc->final_recipient != NULL)
 		return rc->final_recipient;
@@ -1646,13 +1626,13 @@ parse_depth(const char *msg, size_t len, int truncated,
 		    "X-HmXmrOriginalRecipient");
 		if (v != NULL) {
 			char a[DSN_ADDR_MAX];
-			struct dsn_rcpt *x;
+			struct record_rcpt *x;
 
 			if (dsn_first_addr(v, strlen(v), a) &&
 			    (x = dsn_add_rcpt(r)) != NULL) {
 				x->final_recipient = dsn_keep(r, xstrdup(a));
 				x->feedback_type = "abuse";
-				r->kind = DSN_KIND_COMPLAINT;
+				r->kind = RECORD_KIND_COMPLAINT;
 				r->mta = "jmrp";
 			}
 			rc = 0;
@@ -1676,9 +1656,9 @@ parse_depth(const char *msg, size_t len, int truncated,
 			    dsn_next_addr(to, strlen(to), &pos, &st, a))
 				fc.rcpts[fc.n++] = dsn_keep(r, xstrdup(a));
 		}
-		r->kind = DSN_KIND_COMPLAINT;
+		r->kind = RECORD_KIND_COMPLAINT;
 		for (i = 0; i < fc.n; i++) {
-			struct dsn_rcpt *x = dsn_add_rcpt(r);
+			struct record_rcpt *x = dsn_add_rcpt(r);
 
 			if (x == NULL)
 				break;
@@ -1717,16 +1697,16 @@ parse_depth(const char *msg, size_t len, int truncated,
 			else if (strcmp(a, "delayed") == 0)
 				delayed++;
 		}
-		r->kind = failed ? DSN_KIND_BOUNCE
-		    : delayed    ? DSN_KIND_DELAYED
-		                 : DSN_KIND_DELIVERED;
+		r->kind = failed ? RECORD_KIND_BOUNCE
+		    : delayed    ? RECORD_KIND_DELAYED
+		                 : RECORD_KIND_DELIVERED;
 		dsn_text_enrich(r, &th, w.text.data, w.text.len);
 		rc = 0;
 		goto classify_out;
 	}
 	dsn_text_scan(r, opt, &th, w.text.data, w.text.len,
 	    w.orig != NULL || w.orighdr.len > 0);
-	if (r->nrcpt == 0 && r->kind == DSN_KIND_UNKNOWN && depth == 0 &&
+	if (r->nrcpt == 0 && r->kind == RECORD_KIND_UNKNOWN && depth == 0 &&
 	    w.orig != NULL) {
 		/* a bounce forwarded as an attachment (a list manager's
 		 * "uncaught bounce" notice, a user's "Fwd:") */
@@ -1737,8 +1717,8 @@ parse_depth(const char *msg, size_t len, int truncated,
 		if (inner != NULL &&
 		    parse_depth(inner, strlen(inner), truncated, opt, &ir, NULL,
 		        depth + 1) == 0 &&
-		    (ir->kind == DSN_KIND_BOUNCE ||
-		        ir->kind == DSN_KIND_DELAYED) &&
+		    (ir->kind == RECORD_KIND_BOUNCE ||
+		        ir->kind == RECORD_KIND_DELAYED) &&
 		    ir->nrcpt > 0) {
 			adopt(r, ir);
 			ir = NULL;
@@ -1748,9 +1728,10 @@ parse_depth(const char *msg, size_t len, int truncated,
 	}
 	rc = 0;
 classify_out:
-	if (r->nrcpt == 0 && r->kind != DSN_KIND_COMPLAINT)
-		r->kind =
-		    r->kind == DSN_KIND_AUTOREPLY ? r->kind : DSN_KIND_UNKNOWN;
+	if (r->nrcpt == 0 && r->kind != RECORD_KIND_COMPLAINT)
+		r->kind = r->kind == RECORD_KIND_AUTOREPLY
+		    ? r->kind
+		    : RECORD_KIND_UNKNOWN;
 	finish(r, opt);
 out:
 	if (m != NULL)
@@ -1790,10 +1771,10 @@ dsn_free(struct dsn_report **rp)
 	*rp = NULL;
 }
 
-enum dsn_kind
+enum record_kind
 dsn_kind(const struct dsn_report *r)
 {
-	return r ? r->kind : DSN_KIND_UNKNOWN;
+	return r ? r->kind : RECORD_KIND_UNKNOWN;
 }
 
 const char *
@@ -1838,7 +1819,7 @@ dsn_rcpt_count(const struct dsn_report *r)
 	return r ? r->nrcpt : 0;
 }
 
-const struct dsn_rcpt *
+const struct record_rcpt *
 dsn_rcpt_at(const struct dsn_report *r, size_t i)
 {
 	if (r == NULL || i >= r->nrcpt)

@@ -26,7 +26,7 @@ struct dsn_hdr {
 };
 
 struct dsn_report {
-	enum dsn_kind kind;
+	enum record_kind kind;
 	const char *reporting_mta;
 	const char *mta; /* detected MTA/provider family */
 	const char *subject; /* the report's own Subject, decoded */
@@ -37,7 +37,7 @@ struct dsn_report {
 	 * prefix+local=domain@host, when no pattern is configured: used
 	 * only when the report names no recipient at all */
 	const char *verp_guess;
-	struct dsn_rcpt *rcpts;
+	struct record_rcpt *rcpts;
 	size_t nrcpt, arcpt;
 	struct dsn_hdr *hdrs;
 	size_t nhdr, ahdr;
@@ -77,7 +77,7 @@ char *dsn_clean(const char *s, size_t n);
 /* dsn_clean() kept by the report; NULL when empty. */
 const char *dsn_keep_clean(struct dsn_report *r, const char *s, size_t n);
 /* New zeroed recipient, or NULL past DSN_MAX_RCPTS. */
-struct dsn_rcpt *dsn_add_rcpt(struct dsn_report *r);
+struct record_rcpt *dsn_add_rcpt(struct dsn_report *r);
 
 int dsn_next_addr(const char *s, size_t len, size_t *pos, size_t *mstart,
     char out[DSN_ADDR_MAX]);

@@ -197,7 +197,7 @@ memfind(const char *s, size_t n, const char *needle)
  * "bounceType/bounceSubType" (or the delayType), as its notifications
  * write them ("Permanent/OnAccountSuppressionList"). */
 static void
-ses_type(struct dsn_report *r, struct dsn_rcpt *rc, const char *s, size_t n)
+ses_type(struct dsn_report *r, struct record_rcpt *rc, const char *s, size_t n)
 {
 	char t[64], st[64];
 
@@ -223,13 +223,13 @@ ses_json(struct dsn_report *r, const char *s, size_t n)
 	r->mta = "amazonses";
 	if (strcmp(type, "Bounce") == 0) {
 		key = "\"bouncedRecipients\"";
-		r->kind = DSN_KIND_BOUNCE;
+		r->kind = RECORD_KIND_BOUNCE;
 	} else if (strcmp(type, "Complaint") == 0) {
 		key = "\"complainedRecipients\"";
-		r->kind = DSN_KIND_COMPLAINT;
+		r->kind = RECORD_KIND_COMPLAINT;
 	} else if (strcmp(type, "Delivery") == 0) {
 		key = "\"recipients\"";
-		r->kind = DSN_KIND_DELIVERED;
+		r->kind = RECORD_KIND_DELIVERED;
 	} else
 		return 0;
 	arr = memfind(s, n, key);
@@ -243,7 +243,7 @@ ses_json(struct dsn_report *r, const char *s, size_t n)
 	end = json_end(s, n, i);
 	i++;
 	while (i < end) {
-		struct dsn_rcpt *rc;
+		struct record_rcpt *rc;
 		char a[DSN_ADDR_MAX];
 		size_t oend;
 
@@ -277,7 +277,7 @@ ses_json(struct dsn_report *r, const char *s, size_t n)
 		    dsn_first_addr(v, strlen(v), a) &&
 		    (rc = dsn_add_rcpt(r)) != NULL) {
 			rc->final_recipient = dsn_keep(r, xstrdup(a));
-			if (r->kind == DSN_KIND_COMPLAINT) {
+			if (r->kind == RECORD_KIND_COMPLAINT) {
 				if (json_str(s, n, "complaintFeedbackType", v,
 				        sizeof(v)))
 					rc->feedback_type =
@@ -793,11 +793,11 @@ auto_subject(const char *low_subj)
 
 /* The sender of an auto-reply or an unsubscribe request as the report's
  * recipient: the first address of FROM, or NULL when it has none. */
-static struct dsn_rcpt *
+static struct record_rcpt *
 add_sender(struct dsn_report *r, const char *from)
 {
 	char a[DSN_ADDR_MAX];
-	struct dsn_rcpt *rc;
+	struct record_rcpt *rc;
 
 	if (from == NULL || !dsn_first_addr(from, strlen(from), a) ||
 	    (rc = dsn_add_rcpt(r)) == NULL)
@@ -839,7 +839,7 @@ static void
 add_recipient(struct dsn_report *r, const char *a, const char *diag,
     size_t dlen, const char *action)
 {
-	struct dsn_rcpt *rc;
+	struct record_rcpt *rc;
 	size_t i;
 
 	for (i = 0; i < r->nrcpt; i++)
@@ -981,7 +981,7 @@ dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
 			if (r->rcpts[i].diagnostic == NULL)
 				r->rcpts[i].diagnostic = dsn_keep_clean(r, text,
 				    sec_len > 512 ? 512 : sec_len);
-		r->kind = DSN_KIND_BOUNCE;
+		r->kind = RECORD_KIND_BOUNCE;
 		goto out;
 	}
 
@@ -1082,8 +1082,8 @@ dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
 		r->verp = r->verp_guess;
 	}
 	if (r->nrcpt > 0) {
-		r->kind = strcmp(action, "delayed") == 0 ? DSN_KIND_DELAYED
-		                                         : DSN_KIND_BOUNCE;
+		r->kind = strcmp(action, "delayed") == 0 ? RECORD_KIND_DELAYED
+		                                         : RECORD_KIND_BOUNCE;
 		goto out;
 	}
 autoreply:
@@ -1092,21 +1092,21 @@ autoreply:
 	 * although it is marked auto-replied) */
 	if (!daemon && top->v[DH_X_APPLE_UNSUBSCRIBE] != NULL &&
 	    ascii_ncasecmp(top->v[DH_X_APPLE_UNSUBSCRIBE], "true", 4) == 0) {
-		struct dsn_rcpt *rc = add_sender(r, from);
+		struct record_rcpt *rc = add_sender(r, from);
 
 		if (rc != NULL) {
 			rc->feedback_type = "opt-out";
-			r->kind = DSN_KIND_COMPLAINT;
+			r->kind = RECORD_KIND_COMPLAINT;
 			r->mta = "apple-unsubscribe";
 		}
 		goto out;
 	}
 	if (!daemon && is_autoreply(top, low_subj)) {
-		struct dsn_rcpt *rc = add_sender(r, from);
+		struct record_rcpt *rc = add_sender(r, from);
 
 		if (rc != NULL) {
 			rc->diagnostic = dsubj; /* owned by the report */
-			r->kind = DSN_KIND_AUTOREPLY;
+			r->kind = RECORD_KIND_AUTOREPLY;
 			r->mta = "rfc3834";
 		}
 	}
@@ -1354,7 +1354,7 @@ dsn_text_enrich(struct dsn_report *r, const struct dsn_top *top,
 	low_text[scan_len > HEAD_CAP ? HEAD_CAP : scan_len] = saved;
 	/* a recipient without Diagnostic-Code: the text around its address */
 	for (i = 0; text != NULL && i < r->nrcpt; i++) {
-		struct dsn_rcpt *rc = &r->rcpts[i];
+		struct record_rcpt *rc = &r->rcpts[i];
 		const char *a = rc->final_recipient ? rc->final_recipient
 		                                    : rc->original_recipient;
 		const char *p;

@@ -406,7 +406,7 @@ fill_bounces(const struct pass *ps, struct pending *pd)
 		sub = dsn_orig_header(r, ps->cfg->subscriber_header);
 	pd->b = xcalloc(n + 1, sizeof(*pd->b));
 	for (size_t i = 0; i < n; i++) {
-		const struct dsn_rcpt *rc = dsn_rcpt_at(r, i);
+		const struct record_rcpt *rc = dsn_rcpt_at(r, i);
 		struct store_bounce *b = &pd->b[i];
 
 		b->recipient = rc->recipient;
@@ -601,7 +601,7 @@ batch_decode(const struct pass *ps, struct batch *b)
 			    err.msg);
 			continue;
 		}
-		if (dsn_kind(pd->rep) == DSN_KIND_UNKNOWN &&
+		if (dsn_kind(pd->rep) == RECORD_KIND_UNKNOWN &&
 		    dsn_rcpt_count(pd->rep) == 0) {
 			const char *why =
 			    bounce_look(pd->raw.data ? pd->raw.data : "",
@@ -912,7 +912,7 @@ batch_finish(struct pass *ps, struct batch *b)
 				ps->bounces += nb;
 				for (size_t k = 0; k < nb; k++)
 					metrics_add_bounce(ps->p->m,
-					    classify_class_name(pd->b[k].cls),
+					    record_class_name(pd->b[k].cls),
 					    pd->b[k].reason ? pd->b[k].reason
 					                    : "undefined");
 			} else

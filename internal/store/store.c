@@ -1329,11 +1329,11 @@ bounce_json(struct buf *b, const struct store_message *m,
 	json_field(b, "original_recipient", x->original_recipient,
 	    STORE_TEXT_MAX, rp);
 	buf_append_str(b, ",\"class\":");
-	json_str(b, classify_class_name(x->cls));
+	json_str(b, record_class_name(x->cls));
 	json_field(b, "reason", x->reason ? x->reason : "undefined",
 	    STORE_TEXT_MAX, rp);
 	action = field(x->action, STORE_TEXT_MAX, "action", rp);
-	if (action == NULL && m->kind == DSN_KIND_DELAYED)
+	if (action == NULL && m->kind == RECORD_KIND_DELAYED)
 		action = xstrdup("delayed");
 	ascii_lower_s(action);
 	buf_append_str(b, ",\"action\":");
@@ -1411,7 +1411,7 @@ rec_build(struct store *s, const struct store_message *m, struct rec *r)
 	}
 	r->val[P_MAILBOX] = int_str(m->mailbox_id);
 	r->val[P_UIDL] = xstrdup(m->uidl);
-	r->val[P_KIND] = xstrdup(dsn_kind_name(m->kind));
+	r->val[P_KIND] = xstrdup(record_kind_name(m->kind));
 	r->val[P_MSGID] =
 	    field(m->email_message_id, STORE_TEXT_MAX, "email_message_id", &rp);
 	r->val[P_SUBJECT] = field(m->subject, STORE_TEXT_MAX, "subject", &rp);
@@ -1424,10 +1424,12 @@ rec_build(struct store *s, const struct store_message *m, struct rec *r)
 	/* a message that is not a bounce is kept whole (as fetched, up to
 	 * max_message_bytes): deleting it from the server must lose nothing;
 	 * database.raw_max_bytes caps the raw bytes of reports only */
-	if (m->raw != NULL && (s->raw_max > 0 || m->kind == DSN_KIND_UNKNOWN)) {
+	if (m->raw != NULL &&
+	    (s->raw_max > 0 || m->kind == RECORD_KIND_UNKNOWN)) {
 		size_t keep = m->raw_len;
 
-		if (m->kind != DSN_KIND_UNKNOWN && (int64_t)keep > s->raw_max)
+		if (m->kind != RECORD_KIND_UNKNOWN &&
+		    (int64_t)keep > s->raw_max)
 			keep = (size_t)s->raw_max;
 		if (keep > INT32_MAX)
 			keep = INT32_MAX;

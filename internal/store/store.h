@@ -15,8 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "decode/classify.h"
-#include "decode/dsn.h"
+#include "record.h"
 #include "base/util.h"
 
 /* Channel of the NOTIFY sent for each change of the suppression list, at
@@ -148,7 +147,7 @@ struct store_bounce {
 	const char *recipient_source; /* verp|header:<name>|... */
 	const char *final_recipient;
 	const char *original_recipient;
-	enum bounce_class cls;
+	enum record_class cls;
 	const char *reason; /* NULL: "undefined" */
 	const char *rule; /* id of the deciding classification rule, or NULL */
 	const char *action;
@@ -178,7 +177,7 @@ struct store_bounce {
 struct store_message {
 	int64_t mailbox_id;
 	const char *uidl; /* required, valid UTF-8, <= STORE_UIDL_MAX */
-	enum dsn_kind kind;
+	enum record_kind kind;
 	const char *email_message_id; /* Message-ID of the bounce itself */
 	const char *subject;
 	const char *reporting_mta;

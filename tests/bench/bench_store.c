@@ -23,8 +23,8 @@ static int64_t base_time; /* bounce dates: the last n seconds */
 
 static const char *reasons[] = {"userunknown", "mailboxfull", "blocked",
     "hostunknown", "spamdetected"};
-static const enum bounce_class classes[] = {CLASS_HARD, CLASS_SOFT, CLASS_SOFT,
-    CLASS_HARD, CLASS_SOFT};
+static const enum record_class classes[] = {RECORD_CLASS_HARD,
+    RECORD_CLASS_SOFT, RECORD_CLASS_SOFT, RECORD_CLASS_HARD, RECORD_CLASS_SOFT};
 
 struct data {
 	size_t n;
@@ -60,7 +60,7 @@ fill(struct data *d, size_t n, int64_t mailbox, const char *tag)
 			b->reason = reasons[r];
 			b->action = "failed";
 			b->status =
-			    classes[r] == CLASS_HARD ? "5.1.1" : "4.2.2";
+			    classes[r] == RECORD_CLASS_HARD ? "5.1.1" : "4.2.2";
 			b->reply_code = 550;
 			b->diagnostic = "550 5.1.1 <user@domain.example>: "
 			                "Recipient address rejected";
@@ -72,7 +72,7 @@ fill(struct data *d, size_t n, int64_t mailbox, const char *tag)
 		}
 		d->m[i].mailbox_id = mailbox;
 		d->m[i].uidl = d->uidl[i];
-		d->m[i].kind = DSN_KIND_BOUNCE;
+		d->m[i].kind = RECORD_KIND_BOUNCE;
 		d->m[i].email_message_id = "<bounce@mx.example.net>";
 		d->m[i].subject = "Undelivered Mail Returned to Sender";
 		d->m[i].reporting_mta = "mx.example.net";
@@ -222,7 +222,7 @@ run_copy(const char *uri, PGconn *db, int64_t mailbox, size_t n,
 			    "\"{}\",t,%s\n",
 			    first + (int64_t)i, b->recipient, i % 97,
 			    b->recipient_source, b->recipient,
-			    classify_class_name(b->cls), b->reason, b->action,
+			    record_class_name(b->cls), b->reason, b->action,
 			    b->status, b->reply_code, b->diagnostic,
 			    b->remote_mta, b->original_message_id,
 			    b->campaign_id, iso(b->bounced_at, ts));

@@ -215,8 +215,9 @@ record_rate(const char *uri, long long pool, const char *tag)
 		strs[2 * i + 1] =
 		    xasprintf("user%llu@d%llu.example", a, a % DOMAINS);
 		b[i].recipient = strs[2 * i + 1];
-		b[i].cls = k < 70 ? CLASS_SOFT
-		                  : (k < 95 ? CLASS_HARD : CLASS_COMPLAINT);
+		b[i].cls = k < 70
+		    ? RECORD_CLASS_SOFT
+		    : (k < 95 ? RECORD_CLASS_HARD : RECORD_CLASS_COMPLAINT);
 		b[i].reason = k < 70 ? "mailboxfull"
 		                     : (k < 95 ? "userunknown" : "feedback");
 		b[i].action = k < 95 ? "failed" : NULL;
@@ -224,7 +225,7 @@ record_rate(const char *uri, long long pool, const char *tag)
 		b[i].diagnostic = "550 5.1.1 User unknown";
 		m[i].mailbox_id = mb;
 		m[i].uidl = strs[2 * i];
-		m[i].kind = k < 95 ? DSN_KIND_BOUNCE : DSN_KIND_COMPLAINT;
+		m[i].kind = k < 95 ? RECORD_KIND_BOUNCE : RECORD_KIND_COMPLAINT;
 		m[i].size = 4000;
 		m[i].bounces = &b[i];
 		m[i].nbounces = 1;

@@ -33,11 +33,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (dsn_parse((const char *)data, size, (int)(size & 2), &opt, &r,
 	        &err) != 0)
 		return 0;
-	sum += touch(dsn_kind_name(dsn_kind(r)));
+	sum += touch(record_kind_name(dsn_kind(r)));
 	sum += touch(dsn_reporting_mta(r)) + touch(dsn_verp_recipient(r));
 	sum += touch(dsn_mta(r));
 	for (i = 0; i < dsn_rcpt_count(r); i++) {
-		const struct dsn_rcpt *rc = dsn_rcpt_at(r, i);
+		const struct record_rcpt *rc = dsn_rcpt_at(r, i);
 
 		sum += touch(rc->recipient) + touch(rc->recipient_source);
 		sum +=

@@ -54,7 +54,7 @@ make_msg(struct msgbuf *mb, int64_t mailbox, const char *uidl, int nb)
 	snprintf(mb->uidl, sizeof(mb->uidl), "%s", uidl);
 	mb->m.mailbox_id = mailbox;
 	mb->m.uidl = mb->uidl;
-	mb->m.kind = DSN_KIND_BOUNCE;
+	mb->m.kind = RECORD_KIND_BOUNCE;
 	mb->m.email_message_id = "<bounce@mx.example.net>";
 	mb->m.subject = "Undelivered Mail Returned to Sender";
 	mb->m.reporting_mta = "mx.example.net";
@@ -67,7 +67,7 @@ make_msg(struct msgbuf *mb, int64_t mailbox, const char *uidl, int nb)
 		mb->b[i].recipient = mb->rcpt[i];
 		mb->b[i].recipient_source = "final_recipient";
 		mb->b[i].final_recipient = mb->rcpt[i];
-		mb->b[i].cls = CLASS_HARD;
+		mb->b[i].cls = RECORD_CLASS_HARD;
 		mb->b[i].reason = "userunknown";
 		mb->b[i].action = "failed";
 		mb->b[i].status = "5.1.1";

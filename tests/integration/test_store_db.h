@@ -207,8 +207,8 @@ tdb_record_bounce(struct store *s, int64_t mailbox, const char *uidl,
 	memset(&m, 0, sizeof(m));
 	m.mailbox_id = mailbox;
 	m.uidl = uidl;
-	m.kind =
-	    b->cls == CLASS_COMPLAINT ? DSN_KIND_COMPLAINT : DSN_KIND_BOUNCE;
+	m.kind = b->cls == RECORD_CLASS_COMPLAINT ? RECORD_KIND_COMPLAINT
+	                                          : RECORD_KIND_BOUNCE;
 	m.size = -1;
 	m.bounces = b;
 	m.nbounces = 1;

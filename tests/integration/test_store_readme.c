@@ -21,7 +21,7 @@ static PGconn *db;
 
 struct fx {
 	const char *rcpt;
-	enum bounce_class cls;
+	enum record_class cls;
 	const char *reason;
 	const char *status;
 	const char *campaign;
@@ -29,15 +29,18 @@ struct fx {
 };
 
 static const struct fx fixtures[] = {
-    {"Alice@Example.org", CLASS_HARD, "userunknown", "5.1.1", "spring-sale",
-        DAY},
-    {"bob@example.net", CLASS_SOFT, "mailboxfull", "4.2.2", "spring-sale",
-        2 * DAY},
-    {"carol@example.org", CLASS_COMPLAINT, "feedback", NULL, "spring-sale",
-        3 * DAY},
-    {"dave@example.net", CLASS_SOFT, "blocked", "5.7.1", "newsletter-7", 600},
-    {"dave@example.net", CLASS_SOFT, "blocked", "5.7.1", "newsletter-7", 1200},
-    {"dave@example.net", CLASS_SOFT, "blocked", "5.7.1", "newsletter-7", 1800},
+    {"Alice@Example.org", RECORD_CLASS_HARD, "userunknown", "5.1.1",
+        "spring-sale", DAY},
+    {"bob@example.net", RECORD_CLASS_SOFT, "mailboxfull", "4.2.2",
+        "spring-sale", 2 * DAY},
+    {"carol@example.org", RECORD_CLASS_COMPLAINT, "feedback", NULL,
+        "spring-sale", 3 * DAY},
+    {"dave@example.net", RECORD_CLASS_SOFT, "blocked", "5.7.1", "newsletter-7",
+        600},
+    {"dave@example.net", RECORD_CLASS_SOFT, "blocked", "5.7.1", "newsletter-7",
+        1200},
+    {"dave@example.net", RECORD_CLASS_SOFT, "blocked", "5.7.1", "newsletter-7",
+        1800},
 };
 
 static int
@@ -70,7 +73,7 @@ fill(void)
 		b.cls = f->cls;
 		b.reason = f->reason;
 		b.status = f->status;
-		b.action = f->cls == CLASS_COMPLAINT ? NULL : "failed";
+		b.action = f->cls == RECORD_CLASS_COMPLAINT ? NULL : "failed";
 		b.campaign_id = f->campaign;
 		b.diagnostic = "550 5.1.1 user unknown";
 		b.bounced_at = now_unix() - f->age_s;

@@ -240,13 +240,13 @@ t_migrate_from_014_then_retention(void)
 	memset(&m, 0, sizeof(m));
 	memset(&b, 0, sizeof(b));
 	b.recipient = "fresh@d1.example";
-	b.cls = CLASS_HARD;
+	b.cls = RECORD_CLASS_HARD;
 	b.reason = "userunknown";
 	b.action = "failed";
 	m.mailbox_id =
 	    tdb_count(c, "SELECT id FROM mailboxes WHERE name = 'm1'");
 	m.uidl = "after-migration";
-	m.kind = DSN_KIND_BOUNCE;
+	m.kind = RECORD_KIND_BOUNCE;
 	m.size = 100;
 	m.bounces = &b;
 	m.nbounces = 1;

@@ -25,7 +25,7 @@ static int64_t mbox;
 static int seq;
 
 struct ev {
-	enum bounce_class cls;
+	enum record_class cls;
 	const char *reason;
 	const char *action;
 	int64_t age_s; /* bounced this long before now */
@@ -35,7 +35,7 @@ struct ev {
 
 #define EV_END \
 	{ \
-		CLASS_UNKNOWN, NULL, NULL, -1, 0, NULL \
+		RECORD_CLASS_UNKNOWN, NULL, NULL, -1, 0, NULL \
 	}
 
 /* Records each event as its own bounce email. */
@@ -86,11 +86,11 @@ row_of(const char *addr)
 
 #define H(age) \
 	{ \
-		CLASS_HARD, "userunknown", "failed", age, 0, NULL \
+		RECORD_CLASS_HARD, "userunknown", "failed", age, 0, NULL \
 	}
 #define S(age) \
 	{ \
-		CLASS_SOFT, "mailboxfull", "failed", age, 0, NULL \
+		RECORD_CLASS_SOFT, "mailboxfull", "failed", age, 0, NULL \
 	}
 
 static const struct rule_case {
@@ -104,10 +104,11 @@ static const struct rule_case {
     {"hard_bounce_never_expires", "oldhard@a.example", {H(400 * DAY), EV_END},
         "hard_bounce|userunknown|hard|1|0|0"},
     {"complaint_suppresses_at_once", "complaint@a.example",
-        {{CLASS_COMPLAINT, "feedback", NULL, DAY, 0, NULL}, EV_END},
+        {{RECORD_CLASS_COMPLAINT, "feedback", NULL, DAY, 0, NULL}, EV_END},
         "complaint|feedback|complaint|0|1|0"},
     {"complaint_wins_over_hard", "both@a.example",
-        {H(2 * DAY), {CLASS_COMPLAINT, "feedback", NULL, DAY, 0, NULL}, EV_END},
+        {H(2 * DAY), {RECORD_CLASS_COMPLAINT, "feedback", NULL, DAY, 0, NULL},
+            EV_END},
         "complaint|feedback|complaint|1|1|0"},
     {"soft_threshold_minus_one", "soft2@a.example",
         {S(2 * DAY), S(DAY), EV_END}, "(none)"},
@@ -120,58 +121,64 @@ static const struct rule_case {
     {"soft_window_edge_outside", "outside@a.example",
         {S(30 * DAY + 120), S(2 * DAY), S(DAY), EV_END}, "(none)"},
     {"soft_reason_is_the_latest", "latest@a.example",
-        {S(3 * DAY), {CLASS_SOFT, "blocked", "failed", DAY, 0, NULL},
+        {S(3 * DAY), {RECORD_CLASS_SOFT, "blocked", "failed", DAY, 0, NULL},
             S(2 * DAY), EV_END},
         "soft_bounces|blocked|soft|0|0|3"},
     {"delayed_never_counts", "delayed@a.example",
-        {{CLASS_SOFT, "expired", "delayed", 4 * DAY, 0, NULL},
-            {CLASS_SOFT, "expired", "Delayed", 3 * DAY, 0, NULL},
-            {CLASS_SOFT, "expired", "delayed", 2 * DAY, 0, NULL},
-            {CLASS_SOFT, "expired", "delayed", DAY, 0, NULL}, EV_END},
+        {{RECORD_CLASS_SOFT, "expired", "delayed", 4 * DAY, 0, NULL},
+            {RECORD_CLASS_SOFT, "expired", "Delayed", 3 * DAY, 0, NULL},
+            {RECORD_CLASS_SOFT, "expired", "delayed", 2 * DAY, 0, NULL},
+            {RECORD_CLASS_SOFT, "expired", "delayed", DAY, 0, NULL}, EV_END},
         "(none)"},
     {"autoreplies_never_count", "vacation@a.example",
-        {{CLASS_AUTOREPLY, "vacation", NULL, 3 * DAY, 0, NULL},
-            {CLASS_AUTOREPLY, "vacation", NULL, 2 * DAY, 0, NULL},
-            {CLASS_AUTOREPLY, "vacation", NULL, DAY, 0, NULL}, EV_END},
+        {{RECORD_CLASS_AUTOREPLY, "vacation", NULL, 3 * DAY, 0, NULL},
+            {RECORD_CLASS_AUTOREPLY, "vacation", NULL, 2 * DAY, 0, NULL},
+            {RECORD_CLASS_AUTOREPLY, "vacation", NULL, DAY, 0, NULL}, EV_END},
         "(none)"},
     {"unknown_never_counts", "unknown@a.example",
-        {{CLASS_UNKNOWN, "undefined", NULL, 3 * DAY, 0, NULL},
-            {CLASS_UNKNOWN, "undefined", NULL, 2 * DAY, 0, NULL},
-            {CLASS_UNKNOWN, "undefined", NULL, DAY, 0, NULL}, EV_END},
+        {{RECORD_CLASS_UNKNOWN, "undefined", NULL, 3 * DAY, 0, NULL},
+            {RECORD_CLASS_UNKNOWN, "undefined", NULL, 2 * DAY, 0, NULL},
+            {RECORD_CLASS_UNKNOWN, "undefined", NULL, DAY, 0, NULL}, EV_END},
         "(none)"},
     {"delivered_never_counts", "ok@a.example",
-        {{CLASS_DELIVERED, "delivered", "delivered", 3 * DAY, 0, NULL},
-            {CLASS_DELIVERED, "delivered", "delivered", 2 * DAY, 0, NULL},
-            {CLASS_DELIVERED, "delivered", "delivered", DAY, 0, NULL}, EV_END},
+        {{RECORD_CLASS_DELIVERED, "delivered", "delivered", 3 * DAY, 0, NULL},
+            {RECORD_CLASS_DELIVERED, "delivered", "delivered", 2 * DAY, 0,
+                NULL},
+            {RECORD_CLASS_DELIVERED, "delivered", "delivered", DAY, 0, NULL},
+            EV_END},
         "(none)"},
     {"delivered_after_soft_clears_them", "cleared@a.example",
         {S(3 * DAY), S(2 * DAY), S(DAY),
-            {CLASS_DELIVERED, "delivered", "delivered", DAY / 2, 0, NULL},
+            {RECORD_CLASS_DELIVERED, "delivered", "delivered", DAY / 2, 0,
+                NULL},
             EV_END},
         "(none)"},
     {"delivered_between_soft_leaves_two", "between@a.example",
         {S(3 * DAY),
-            {CLASS_DELIVERED, "delivered", "delivered", 5 * DAY / 2, 0, NULL},
+            {RECORD_CLASS_DELIVERED, "delivered", "delivered", 5 * DAY / 2, 0,
+                NULL},
             S(2 * DAY), S(DAY), EV_END},
         "(none)"},
     {"delivered_before_soft_changes_nothing", "before@a.example",
-        {{CLASS_DELIVERED, "delivered", "delivered", 5 * DAY, 0, NULL},
+        {{RECORD_CLASS_DELIVERED, "delivered", "delivered", 5 * DAY, 0, NULL},
             S(3 * DAY), S(2 * DAY), S(DAY), EV_END},
         "soft_bounces|mailboxfull|soft|0|0|3"},
     {"delivered_does_not_clear_hard", "hardok@a.example",
-        {H(2 * DAY), {CLASS_DELIVERED, "delivered", "delivered", DAY, 0, NULL},
+        {H(2 * DAY),
+            {RECORD_CLASS_DELIVERED, "delivered", "delivered", DAY, 0, NULL},
             EV_END},
         "hard_bounce|userunknown|hard|1|0|0"},
     {"not_counted_rows_never_count", "firstpass@a.example",
-        {{CLASS_HARD, "userunknown", "failed", DAY, 1, NULL},
-            {CLASS_COMPLAINT, "feedback", NULL, DAY, 1, NULL},
-            {CLASS_SOFT, "mailboxfull", "failed", DAY, 1, NULL},
-            {CLASS_SOFT, "mailboxfull", "failed", DAY, 1, NULL},
-            {CLASS_SOFT, "mailboxfull", "failed", DAY, 1, NULL}, EV_END},
+        {{RECORD_CLASS_HARD, "userunknown", "failed", DAY, 1, NULL},
+            {RECORD_CLASS_COMPLAINT, "feedback", NULL, DAY, 1, NULL},
+            {RECORD_CLASS_SOFT, "mailboxfull", "failed", DAY, 1, NULL},
+            {RECORD_CLASS_SOFT, "mailboxfull", "failed", DAY, 1, NULL},
+            {RECORD_CLASS_SOFT, "mailboxfull", "failed", DAY, 1, NULL}, EV_END},
         "(none)"},
     {"address_case_is_folded", "mixed@a.example",
-        {{CLASS_SOFT, "mailboxfull", "failed", 3 * DAY, 0, "Mixed@A.Example"},
-            {CLASS_SOFT, "mailboxfull", "failed", 2 * DAY, 0,
+        {{RECORD_CLASS_SOFT, "mailboxfull", "failed", 3 * DAY, 0,
+             "Mixed@A.Example"},
+            {RECORD_CLASS_SOFT, "mailboxfull", "failed", 2 * DAY, 0,
                 "MIXED@a.example"},
             S(DAY), EV_END},
         "soft_bounces|mailboxfull|soft|0|0|3"},
@@ -269,8 +276,8 @@ t_notify_on_entry(void)
 	char last[512] = "";
 	const struct ev soft[] = {S(DAY), EV_END};
 	const struct ev hard[] = {H(DAY), EV_END};
-	const struct ev delayed[] = {{CLASS_SOFT, "expired", "delayed", DAY, 0,
-	                                 NULL},
+	const struct ev delayed[] = {{RECORD_CLASS_SOFT, "expired", "delayed",
+	                                 DAY, 0, NULL},
 	    EV_END};
 	long long id;
 	char *want;
@@ -335,11 +342,11 @@ t_notify_once_per_email(void)
 	memset(b, 0, sizeof(b));
 	memset(&m, 0, sizeof(m));
 	b[0].recipient = b[1].recipient = "twice@b.example";
-	b[0].cls = b[1].cls = CLASS_HARD;
+	b[0].cls = b[1].cls = RECORD_CLASS_HARD;
 	b[0].reason = b[1].reason = "userunknown";
 	m.mailbox_id = mbox;
 	m.uidl = "s-twice";
-	m.kind = DSN_KIND_BOUNCE;
+	m.kind = RECORD_KIND_BOUNCE;
 	m.bounces = b;
 	m.nbounces = 2;
 	CHECK(store_record(st, &m, &r, &err) == 0, "%s", err.msg);
@@ -366,7 +373,7 @@ t_daily_stats(void)
 /* Records one bounce of addr through a message with the given counting
  * policy; age_s before now. */
 static void
-rec1(const char *addr, enum bounce_class cls, const char *reason, int64_t age_s,
+rec1(const char *addr, enum record_class cls, const char *reason, int64_t age_s,
     int record_only, int64_t max_age_s)
 {
 	struct store_bounce b;
@@ -381,12 +388,12 @@ rec1(const char *addr, enum bounce_class cls, const char *reason, int64_t age_s,
 	b.recipient = addr;
 	b.cls = cls;
 	b.reason = reason;
-	b.action = cls == CLASS_DELIVERED ? "delivered" : "failed";
+	b.action = cls == RECORD_CLASS_DELIVERED ? "delivered" : "failed";
 	/* age 0: no date in the report, the time it is stored */
 	b.bounced_at = age_s ? now_unix() - age_s : 0;
 	m.mailbox_id = mbox;
 	m.uidl = uidl;
-	m.kind = DSN_KIND_BOUNCE;
+	m.kind = RECORD_KIND_BOUNCE;
 	m.size = -1;
 	m.bounces = &b;
 	m.nbounces = 1;
@@ -455,10 +462,10 @@ t_policy(void)
 	    .noverrides = 1};
 
 	policy_begin("override_never");
-	rec1("ov1@c.example", CLASS_SOFT, "blocked", 4 * DAY, 0, 0);
-	rec1("ov1@c.example", CLASS_SOFT, "blocked", 3 * DAY, 0, 0);
-	rec1("ov1@c.example", CLASS_SOFT, "blocked", 2 * DAY, 0, 0);
-	rec1("ov1@c.example", CLASS_HARD, "blocked", DAY, 0, 0);
+	rec1("ov1@c.example", RECORD_CLASS_SOFT, "blocked", 4 * DAY, 0, 0);
+	rec1("ov1@c.example", RECORD_CLASS_SOFT, "blocked", 3 * DAY, 0, 0);
+	rec1("ov1@c.example", RECORD_CLASS_SOFT, "blocked", 2 * DAY, 0, 0);
+	rec1("ov1@c.example", RECORD_CLASS_HARD, "blocked", DAY, 0, 0);
 	CHECK_ROW("ov1@c.example", "(none)");
 	CHECK_WHY("ov1@c.example",
 	    "-/reason_never_counts,-/reason_never_counts,"
@@ -466,34 +473,36 @@ t_policy(void)
 	test_end();
 
 	policy_begin("override_hard_after_minus_one");
-	rec1("ov2@c.example", CLASS_SOFT, "mailboxfull", DAY, 0, 0);
+	rec1("ov2@c.example", RECORD_CLASS_SOFT, "mailboxfull", DAY, 0, 0);
 	CHECK_ROW("ov2@c.example", "(none)");
 	test_end();
 
 	policy_begin("override_hard_after_reached");
-	rec1("ov3@c.example", CLASS_SOFT, "mailboxfull", 2 * DAY, 0, 0);
-	rec1("ov3@c.example", CLASS_SOFT, "mailboxfull", DAY, 0, 0);
+	rec1("ov3@c.example", RECORD_CLASS_SOFT, "mailboxfull", 2 * DAY, 0, 0);
+	rec1("ov3@c.example", RECORD_CLASS_SOFT, "mailboxfull", DAY, 0, 0);
 	CHECK_ROW("ov3@c.example", "reason_override|mailboxfull|soft|0|0|0");
 	CHECK_WHY("ov3@c.example", "override/-,override/-");
 	test_end();
 
 	policy_begin("override_reason_is_not_an_ordinary_soft_bounce");
-	rec1("ov4@c.example", CLASS_SOFT, "mailboxfull", 3 * DAY, 0, 0);
-	rec1("ov4@c.example", CLASS_SOFT, "spamdetected", 2 * DAY, 0, 0);
-	rec1("ov4@c.example", CLASS_SOFT, "expired", DAY, 0, 0);
+	rec1("ov4@c.example", RECORD_CLASS_SOFT, "mailboxfull", 3 * DAY, 0, 0);
+	rec1("ov4@c.example", RECORD_CLASS_SOFT, "spamdetected", 2 * DAY, 0, 0);
+	rec1("ov4@c.example", RECORD_CLASS_SOFT, "expired", DAY, 0, 0);
 	CHECK_ROW("ov4@c.example", "(none)");
 	test_end();
 
 	policy_begin("override_hard_after_is_not_windowed");
-	rec1("ov5@c.example", CLASS_SOFT, "mailboxfull", 100 * DAY, 0, 0);
-	rec1("ov5@c.example", CLASS_SOFT, "mailboxfull", 90 * DAY, 0, 0);
+	rec1("ov5@c.example", RECORD_CLASS_SOFT, "mailboxfull", 100 * DAY, 0,
+	    0);
+	rec1("ov5@c.example", RECORD_CLASS_SOFT, "mailboxfull", 90 * DAY, 0, 0);
 	CHECK_ROW("ov5@c.example", "reason_override|mailboxfull|soft|0|0|0");
 	test_end();
 
 	policy_begin("override_cleared_by_delivery");
-	rec1("ov6@c.example", CLASS_SOFT, "mailboxfull", 3 * DAY, 0, 0);
-	rec1("ov6@c.example", CLASS_DELIVERED, "delivered", 2 * DAY, 0, 0);
-	rec1("ov6@c.example", CLASS_SOFT, "mailboxfull", DAY, 0, 0);
+	rec1("ov6@c.example", RECORD_CLASS_SOFT, "mailboxfull", 3 * DAY, 0, 0);
+	rec1("ov6@c.example", RECORD_CLASS_DELIVERED, "delivered", 2 * DAY, 0,
+	    0);
+	rec1("ov6@c.example", RECORD_CLASS_SOFT, "mailboxfull", DAY, 0, 0);
 	CHECK_ROW("ov6@c.example", "(none)");
 	CHECK_WHY("ov6@c.example",
 	    "-/before_delivery_report,-/not_a_failure,override/-");
@@ -505,18 +514,18 @@ t_policy(void)
 	test_end();
 
 	policy_begin("max_age_edge");
-	rec1("old@c.example", CLASS_HARD, "userunknown", 7 * DAY + 60, 0,
+	rec1("old@c.example", RECORD_CLASS_HARD, "userunknown", 7 * DAY + 60, 0,
 	    7 * DAY);
 	CHECK_ROW("old@c.example", "(none)");
 	CHECK_WHY("old@c.example", "-/max_age");
-	rec1("old2@c.example", CLASS_HARD, "userunknown", 7 * DAY - 60, 0,
-	    7 * DAY);
+	rec1("old2@c.example", RECORD_CLASS_HARD, "userunknown", 7 * DAY - 60,
+	    0, 7 * DAY);
 	CHECK_ROW("old2@c.example", "hard_bounce|userunknown|hard|1|0|0");
 	test_end();
 
 	policy_begin("record_only_first_pass");
-	rec1("first@c.example", CLASS_HARD, "userunknown", DAY, 1, 0);
-	rec1("first@c.example", CLASS_COMPLAINT, "feedback", DAY, 1, 0);
+	rec1("first@c.example", RECORD_CLASS_HARD, "userunknown", DAY, 1, 0);
+	rec1("first@c.example", RECORD_CLASS_COMPLAINT, "feedback", DAY, 1, 0);
 	CHECK_ROW("first@c.example", "(none)");
 	CHECK_WHY("first@c.example", "-/first_pass,-/first_pass");
 	CHECK_INT(tdb_count(db,
@@ -526,7 +535,7 @@ t_policy(void)
 	test_end();
 
 	policy_begin("unsuppress_then_new_bounce");
-	rec1("lift@c.example", CLASS_HARD, "userunknown", DAY, 0, 0);
+	rec1("lift@c.example", RECORD_CLASS_HARD, "userunknown", DAY, 0, 0);
 	CHECK_ROW("lift@c.example", "hard_bounce|userunknown|hard|1|0|0");
 	CHECK_SQL(db,
 	    "SELECT unsuppress('Lift@C.example', "
@@ -543,12 +552,12 @@ t_policy(void)
 	CHECK(tdb_exec(db, "SELECT unsuppress('lift@c.example', '')") == -1,
 	    "a lift without a note was taken");
 	/* a late report of a bounce from before the lift does not count */
-	rec1("lift@c.example", CLASS_HARD, "userunknown", DAY / 2, 0, 0);
+	rec1("lift@c.example", RECORD_CLASS_HARD, "userunknown", DAY / 2, 0, 0);
 	CHECK_ROW("lift@c.example", "(none)");
 	/* a new bounce after the lift does */
-	rec1("lift@c.example", CLASS_SOFT, "mailboxfull", 0, 0, 0);
+	rec1("lift@c.example", RECORD_CLASS_SOFT, "mailboxfull", 0, 0, 0);
 	CHECK_ROW("lift@c.example", "(none)");
-	rec1("lift@c.example", CLASS_HARD, "hostunknown", 0, 0, 0);
+	rec1("lift@c.example", RECORD_CLASS_HARD, "hostunknown", 0, 0, 0);
 	CHECK_ROW("lift@c.example", "hard_bounce|hostunknown|hard|1|0|0");
 	CHECK_WHY("lift@c.example",
 	    "-/before_unsuppress,-/before_unsuppress,override/-,hard/-");
@@ -589,12 +598,12 @@ t_first_pass_backlog(void)
 		snprintf(u[i], sizeof(u[i]), "old-%d", i);
 		snprintf(a[i], sizeof(a[i]), "backlog%d@d.example", i % 150);
 		b[i].recipient = a[i];
-		b[i].cls = i % 2 ? CLASS_HARD : CLASS_COMPLAINT;
+		b[i].cls = i % 2 ? RECORD_CLASS_HARD : RECORD_CLASS_COMPLAINT;
 		b[i].reason = i % 2 ? "userunknown" : "feedback";
 		b[i].bounced_at = now_unix() - (int64_t)(i + 1) * 3600;
 		m[i].mailbox_id = mb2;
 		m[i].uidl = u[i];
-		m[i].kind = DSN_KIND_BOUNCE;
+		m[i].kind = RECORD_KIND_BOUNCE;
 		m[i].size = -1;
 		m[i].bounces = &b[i];
 		m[i].nbounces = 1;
@@ -619,7 +628,7 @@ t_first_pass_backlog(void)
 	    200);
 	/* the next pass counts */
 	snprintf(u[0], sizeof(u[0]), "new-0");
-	b[0].cls = CLASS_HARD;
+	b[0].cls = RECORD_CLASS_HARD;
 	b[0].reason = "userunknown";
 	b[0].bounced_at = 0;
 	m[0].record_only = pending;

@@ -30,336 +30,347 @@ static const struct row {
 	const char *cmd;
 	const char *diag;
 	const char *reason;
-	enum bounce_class cls;
+	enum record_class cls;
 } rows[] = {
     /* One or more rows per reason. */
     {"authfailure dmarc", "5.7.1", 550, "failed", "bounce", NULL,
         "550 5.7.1 Email rejected per DMARC policy for example.org",
-        "authfailure", CLASS_SOFT},
+        "authfailure", RECORD_CLASS_SOFT},
     {"authfailure spf continued lines", "5.7.26", 550, "failed", "bounce", NULL,
         "550-5.7.26 The MAIL FROM domain [example.jp] has an SPF record "
         "with a\n550-5.7.26 hard fail policy",
-        "authfailure", CLASS_SOFT},
+        "authfailure", RECORD_CLASS_SOFT},
     {"authfailure by status 5.7.26", "5.7.26", 550, "failed", "bounce", NULL,
-        "550 5.7.26 message rejected", "authfailure", CLASS_SOFT},
+        "550 5.7.26 message rejected", "authfailure", RECORD_CLASS_SOFT},
     {"badreputation", "4.7.650", 451, "failed", "bounce", NULL,
         "451 4.7.650 The mail server [192.0.2.25] has been temporarily "
         "rate limited due to IP reputation.",
-        "badreputation", CLASS_SOFT},
+        "badreputation", RECORD_CLASS_SOFT},
     {"blocked spamhaus", "5.7.1", 554, "failed", "bounce", NULL,
         "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked "
         "using zen.spamhaus.org",
-        "blocked", CLASS_SOFT},
+        "blocked", RECORD_CLASS_SOFT},
     {"blocked blacklisted under 5.1.1", "5.1.1", 550, "failed", "bounce", NULL,
-        "550 5.7.1 IP address blacklisted by recipient", "blocked", CLASS_SOFT},
+        "550 5.7.1 IP address blacklisted by recipient", "blocked",
+        RECORD_CLASS_SOFT},
     {"blocked at connection", NULL, 550, "failed", "bounce", NULL,
         "SMTP error from remote mail server after initial connection: "
         "550 Access denied",
-        "blocked", CLASS_SOFT},
+        "blocked", RECORD_CLASS_SOFT},
     {"contenterror", "5.6.9", 550, "failed", "bounce", NULL,
         "550 5.6.9 improper use of 8-bit data in message header",
-        "contenterror", CLASS_SOFT},
+        "contenterror", RECORD_CLASS_SOFT},
     {"delivered by status", "2.0.0", 250, "delivered", "delivered", NULL,
-        "250 2.0.0 OK", "delivered", CLASS_DELIVERED},
+        "250 2.0.0 OK", "delivered", RECORD_CLASS_DELIVERED},
     {"delivered by action", NULL, 0, "relayed", "bounce", NULL, NULL,
-        "delivered", CLASS_DELIVERED},
+        "delivered", RECORD_CLASS_DELIVERED},
     {"exceedlimit", "5.2.3", 552, "failed", "bounce", NULL,
         "552 5.2.3 Message length exceeds limit set by recipient",
-        "exceedlimit", CLASS_SOFT},
+        "exceedlimit", RECORD_CLASS_SOFT},
     {"expired", "4.4.7", 0, "failed", "bounce", NULL, "retry timeout exceeded",
-        "expired", CLASS_SOFT},
+        "expired", RECORD_CLASS_SOFT},
     {"expired by 4.4.7 over a vague phrase", "4.4.7", 0, "failed", "bounce",
-        NULL, "Connection refused", "expired", CLASS_SOFT},
+        NULL, "Connection refused", "expired", RECORD_CLASS_SOFT},
     {"expiry explained by a lookup failure", "4.4.7", 0, "failed", "bounce",
         NULL,
         "Deferred: Name server: example.jp.: host name lookup failure "
         "Message could not be delivered for 5 days",
-        "networkerror", CLASS_SOFT},
+        "networkerror", RECORD_CLASS_SOFT},
     {"expiry explained by a refused connection", "4.4.7", 0, "failed", "bounce",
         NULL,
         "Deferred: Connection refused by mx.example.jp. Message could not be "
         "delivered for 5 days",
-        "blocked", CLASS_SOFT},
+        "blocked", RECORD_CLASS_SOFT},
     {"connection timed out is an expiry", NULL, 421, "failed", "bounce", NULL,
         "421 example.com (smtp)... Deferred: Connection timed out during user "
         "open with example.com",
-        "expired", CLASS_SOFT},
+        "expired", RECORD_CLASS_SOFT},
     {"local delivery program failed", "5.1.1", 0, "failed", "bounce", NULL,
         "procmail: Couldn't create \"/var/spool/mail/u\" id: u: No such user",
-        "mailererror", CLASS_SOFT},
+        "mailererror", RECORD_CLASS_SOFT},
     {"cpanel exim unrouteable address", NULL, 0, "failed", "bounce", NULL,
         "The mail server could not deliver mail to u@example.net. The "
         "account or domain may not exist, they may be blacklisted, or "
         "missing the proper dns entries.",
-        "blocked", CLASS_SOFT}, /* a hedge is never hard */
+        "blocked", RECORD_CLASS_SOFT}, /* a hedge is never hard */
     {"ezweb receiving filter", NULL, 0, "failed", "bounce", NULL,
         "<u@example.jp> Each of the following recipients was rejected by a "
         "remote mail server.",
-        "onhold", CLASS_SOFT}, /* no documented text: soft */
+        "onhold", RECORD_CLASS_SOFT}, /* no documented text: soft */
     {"cloudmark blocklist tag", "5.5.0", 554, "failed", "bounce", NULL,
         "554 IP=192.0.2.1 - A problem occurred. (Ask your postmaster for "
         "help or to contact abuse@example.net to clarify.) (BL)",
-        "onhold", CLASS_SOFT},
+        "onhold", RECORD_CLASS_SOFT},
     {"expired delayed without text", NULL, 0, "delayed", "delayed", NULL, NULL,
-        "expired", CLASS_SOFT},
+        "expired", RECORD_CLASS_SOFT},
     {"failedstarttls", "5.7.10", 530, "failed", "bounce", NULL,
         "451 4.7.0 TLS is required, but host mx.example.org refused to start "
         "TLS: 502 5.5.1 command not implemented",
-        "failedstarttls", CLASS_SOFT},
+        "failedstarttls", RECORD_CLASS_SOFT},
     {"feedback by kind", NULL, 0, NULL, "complaint", NULL, NULL, "feedback",
-        CLASS_COMPLAINT},
+        RECORD_CLASS_COMPLAINT},
     {"filtered", "5.0.0", 550, "failed", "bounce", NULL,
-        "550 Message filtered by recipient", "filtered", CLASS_SOFT},
+        "550 Message filtered by recipient", "filtered", RECORD_CLASS_SOFT},
     {"filtered: user unknown after DATA", "5.0.0", 550, "failed", "bounce",
-        "DATA", "550 Unknown user kijitora@example.jp", "filtered", CLASS_SOFT},
+        "DATA", "550 Unknown user kijitora@example.jp", "filtered",
+        RECORD_CLASS_SOFT},
     {"filtered: user unknown, end of DATA in text", NULL, 550, "failed",
         "bounce", NULL,
         "550 Unknown user x@example.net (in reply to end of DATA command)",
-        "filtered", CLASS_SOFT},
+        "filtered", RECORD_CLASS_SOFT},
     {"no such account stated after DATA stays userunknown", "5.0.0", 554,
         "failed", "bounce", "DATA",
         "554 delivery error: dd This user doesn't have a example.com account",
-        "userunknown", CLASS_HARD},
+        "userunknown", RECORD_CLASS_HARD},
     {"hasmoved", "5.1.6", 551, "failed", "bounce", NULL,
         "551 5.1.6 User has moved; please try <new@example.org>", "hasmoved",
-        CLASS_HARD},
+        RECORD_CLASS_HARD},
     {"hostunknown", "5.1.2", 550, "failed", "bounce", NULL,
         "Host or domain name not found. Name service error for "
         "name=example.invalid type=A: Host not found",
-        "hostunknown", CLASS_HARD},
+        "hostunknown", RECORD_CLASS_HARD},
     {"hostunknown by status", "5.1.2", 0, "failed", "bounce", NULL, NULL,
-        "hostunknown", CLASS_HARD},
+        "hostunknown", RECORD_CLASS_HARD},
     {"mailboxfull", "5.2.2", 552, "failed", "bounce", NULL,
-        "552 5.2.2 Mailbox full", "mailboxfull", CLASS_SOFT},
+        "552 5.2.2 Mailbox full", "mailboxfull", RECORD_CLASS_SOFT},
     {"mailboxfull 4.2.2", "4.2.2", 452, "delayed", "delayed", NULL,
-        "452 4.2.2 Over quota", "mailboxfull", CLASS_SOFT},
+        "452 4.2.2 Over quota", "mailboxfull", RECORD_CLASS_SOFT},
     {"mailboxfull text over 5.0.0", "5.0.0", 550, "failed", "bounce", NULL,
-        "550 Sorry, this account is over quota", "mailboxfull", CLASS_SOFT},
+        "550 Sorry, this account is over quota", "mailboxfull",
+        RECORD_CLASS_SOFT},
     {"mailererror", "5.3.0", 0, "failed", "bounce", NULL,
-        "procmail: command died with status 1", "mailererror", CLASS_SOFT},
+        "procmail: command died with status 1", "mailererror",
+        RECORD_CLASS_SOFT},
     {"mailererror exit status only", "5.0.0", 0, "failed", "bounce", NULL, "75",
-        "mailererror", CLASS_SOFT},
+        "mailererror", RECORD_CLASS_SOFT},
     {"mesgtoobig", "5.3.4", 552, "failed", "bounce", NULL,
-        "552 5.3.4 Message size exceeds fixed limit", "mesgtoobig", CLASS_SOFT},
+        "552 5.3.4 Message size exceeds fixed limit", "mesgtoobig",
+        RECORD_CLASS_SOFT},
     {"networkerror", "4.4.0", 0, "delayed", "delayed", NULL,
         "mail for example.com loops back to myself", "networkerror",
-        CLASS_SOFT},
+        RECORD_CLASS_SOFT},
     {"networkerror dns", "4.0.0", 0, "failed", "bounce", NULL,
         "DNS Error: DNS type 'mx' lookup of example.jp responded with code "
         "NXDOMAIN Domain name not found: example.jp",
-        "networkerror", CLASS_SOFT},
+        "networkerror", RECORD_CLASS_SOFT},
     {"norelaying", "5.7.1", 554, "failed", "bounce", NULL,
         "554 5.7.1 <x@example.org>: Relay access denied", "norelaying",
-        CLASS_SOFT},
+        RECORD_CLASS_SOFT},
     {"notaccept null mx 5xx hard", "5.1.10", 556, "failed", "bounce", NULL,
-        "556 5.1.10 Recipient address has null MX", "notaccept", CLASS_HARD},
+        "556 5.1.10 Recipient address has null MX", "notaccept",
+        RECORD_CLASS_HARD},
     {"notaccept 4xx soft", "4.0.0", 0, "failed", "bounce", NULL,
         "The domain example.org doesn't receive email according to the "
         "administrator: returned Null MX",
-        "notaccept", CLASS_SOFT},
+        "notaccept", RECORD_CLASS_SOFT},
     {"notcompliantrfc", "5.7.1", 550, "failed", "bounce", NULL,
         "550-5.7.1 This message is not RFC 5322 compliant. There are "
         "multiple Subject\n550-5.7.1 headers. To reduce the amount of "
         "spam sent to Gmail",
-        "notcompliantrfc", CLASS_SOFT},
+        "notcompliantrfc", RECORD_CLASS_SOFT},
     {"onhold: a code, no words", "5.0.0", 550, "failed", "bounce", NULL,
-        "550 see https://example.org/e/1", "onhold", CLASS_SOFT},
+        "550 see https://example.org/e/1", "onhold", RECORD_CLASS_SOFT},
     {"policyviolation", "5.7.9", 554, "failed", "bounce", NULL,
         "554 5.7.9 Message not accepted for policy reasons.", "policyviolation",
-        CLASS_SOFT},
+        RECORD_CLASS_SOFT},
     {"rejected", "5.1.8", 553, "failed", "bounce", NULL,
         "553 5.1.8 <a@b.example>... Domain of sender address a@b.example "
         "does not exist",
-        "rejected", CLASS_SOFT},
+        "rejected", RECORD_CLASS_SOFT},
     {"rejected after MAIL", NULL, 550, "failed", "bounce", "MAIL",
-        "550 go fish", "rejected", CLASS_SOFT},
+        "550 go fish", "rejected", RECORD_CLASS_SOFT},
     {"requireptr", "5.7.25", 550, "failed", "bounce", NULL,
         "550 5.7.25 The IP address sending this message does not have a "
         "PTR record setup",
-        "requireptr", CLASS_SOFT},
+        "requireptr", RECORD_CLASS_SOFT},
     {"securityerror", "5.0.0", 550, "failed", "bounce", NULL,
-        "535 5.7.8 Incorrect authentication data", "securityerror", CLASS_SOFT},
+        "535 5.7.8 Incorrect authentication data", "securityerror",
+        RECORD_CLASS_SOFT},
     {"securityerror by 5.7.x status", "5.7.7", 554, "failed", "bounce", NULL,
-        NULL, "securityerror", CLASS_SOFT},
+        NULL, "securityerror", RECORD_CLASS_SOFT},
     {"spamdetected", "5.7.1", 550, "failed", "bounce", NULL,
         "550 5.7.1 Message content rejected, UBE, id=1", "spamdetected",
-        CLASS_SOFT},
+        RECORD_CLASS_SOFT},
     {"speeding", "4.7.0", 421, "delayed", "delayed", NULL,
         "421 4.7.0 Too many messages, rate limit exceeded", "speeding",
-        CLASS_SOFT},
+        RECORD_CLASS_SOFT},
     {"suppressed", "5.1.1", 550, "failed", "bounce", NULL,
         "Amazon SES has suppressed sending to this address because it has a "
         "recent history of bouncing as an invalid address.",
-        "suppressed", CLASS_SOFT},
+        "suppressed", RECORD_CLASS_SOFT},
     {"suspend", "5.2.1", 550, "failed", "bounce", NULL,
         "550 5.2.1 The email account that you tried to reach is disabled.",
-        "suspend", CLASS_SOFT},
+        "suspend", RECORD_CLASS_SOFT},
     {"suspend 5.7.13", "5.7.13", 525, "failed", "bounce", NULL,
-        "525 5.7.13 Disabled recipient address", "suspend", CLASS_SOFT},
+        "525 5.7.13 Disabled recipient address", "suspend", RECORD_CLASS_SOFT},
     {"syntaxerror", "5.5.0", 503, "failed", "bounce", NULL,
-        "503 Improper sequence of commands", "syntaxerror", CLASS_SOFT},
+        "503 Improper sequence of commands", "syntaxerror", RECORD_CLASS_SOFT},
     {"systemerror", "4.3.0", 451, "failed", "bounce", NULL,
         "451 4.3.0 Internal error, please try later", "systemerror",
-        CLASS_SOFT},
+        RECORD_CLASS_SOFT},
     {"systemfull", "4.3.1", 452, "delayed", "delayed", NULL,
-        "452 4.3.1 Insufficient system storage", "systemfull", CLASS_SOFT},
+        "452 4.3.1 Insufficient system storage", "systemfull",
+        RECORD_CLASS_SOFT},
     {"toomanyconn", "4.7.0", 421, "failed", "bounce", NULL,
         "421 4.7.0 Too many connections from your host", "toomanyconn",
-        CLASS_SOFT},
+        RECORD_CLASS_SOFT},
     {"undefined: a bounce with nothing", NULL, 0, "failed", "bounce", NULL, "",
-        "undefined", CLASS_SOFT},
+        "undefined", RECORD_CLASS_SOFT},
     {"userunknown", "5.1.1", 550, "failed", "bounce", NULL,
         "550 5.1.1 <nobody@example.com>... User unknown", "userunknown",
-        CLASS_HARD},
+        RECORD_CLASS_HARD},
     {"userunknown by text only", NULL, 0, "failed", "bounce", NULL,
         "<nobody@example.net>: host mx.example.net said: 550 No such user "
         "here (in reply to RCPT TO command)",
-        "userunknown", CLASS_HARD},
+        "userunknown", RECORD_CLASS_HARD},
     {"userunknown by the decoder's command", NULL, 550, "failed", "bounce",
-        "RCPT", "550 No such user here", "userunknown", CLASS_HARD},
+        "RCPT", "550 No such user here", "userunknown", RECORD_CLASS_HARD},
     {"no such user from a gateway at an unknown stage", NULL, 550, "failed",
         "bounce", NULL, "550 kijitora@example.com... No such user", "filtered",
-        CLASS_SOFT},
+        RECORD_CLASS_SOFT},
     {"unknown user at an unknown stage, generic code", "5.0.0", 550, "failed",
-        "bounce", NULL, "550 Unknown user", "filtered", CLASS_SOFT},
+        "bounce", NULL, "550 Unknown user", "filtered", RECORD_CLASS_SOFT},
     {"user unknown after MAIL FROM is the sender's", NULL, 550, "failed",
-        "bounce", "MAIL", "550 User unknown", "rejected", CLASS_SOFT},
+        "bounce", "MAIL", "550 User unknown", "rejected", RECORD_CLASS_SOFT},
     {"user unknown under 5.1.1 needs no command", "5.1.1", 550, "failed",
-        "bounce", NULL, "550 User unknown", "userunknown", CLASS_HARD},
+        "bounce", NULL, "550 User unknown", "userunknown", RECORD_CLASS_HARD},
     {"exchange: recipient name not recognized", NULL, 0, "failed", "bounce",
         NULL, "The recipient name is not recognized", "userunknown",
-        CLASS_HARD},
+        RECORD_CLASS_HARD},
     {"userunknown 4.1.1 still hard", "4.1.1", 450, "delayed", "delayed", NULL,
         "450 4.1.1 <x@example.org>: Recipient address rejected", "userunknown",
-        CLASS_HARD},
+        RECORD_CLASS_HARD},
     {"userunknown 5.1.10 not found", "5.1.10", 550, "failed", "bounce", NULL,
         "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found "
         "by SMTP address lookup",
-        "userunknown", CLASS_HARD},
+        "userunknown", RECORD_CLASS_HARD},
     {"vacation", NULL, 0, NULL, "autoreply", NULL,
-        "I am out of the office until Monday.", "vacation", CLASS_AUTOREPLY},
+        "I am out of the office until Monday.", "vacation",
+        RECORD_CLASS_AUTOREPLY},
     {"virusdetected", "5.7.0", 550, "failed", "bounce", NULL,
-        "550 5.7.0 Virus found in the message", "virusdetected", CLASS_SOFT},
+        "550 5.7.0 Virus found in the message", "virusdetected",
+        RECORD_CLASS_SOFT},
 
     /* Wording of common MTAs and providers. */
     {"gmail: account does not exist", "5.1.1", 550, "failed", "bounce", "RCPT",
         "550-5.1.1 The email account that you tried to reach does not "
         "exist. Please try\n550-5.1.1 double-checking the recipient's email "
         "address",
-        "userunknown", CLASS_HARD},
+        "userunknown", RECORD_CLASS_HARD},
     {"gmail: over quota", "5.2.2", 552, "failed", "bounce", NULL,
         "552-5.2.2 The email account that you tried to reach is over quota.",
-        "mailboxfull", CLASS_SOFT},
+        "mailboxfull", RECORD_CLASS_SOFT},
     {"gmail: unsolicited mail from your IP", "5.7.1", 550, "failed", "bounce",
         NULL,
         "550-5.7.1 Our system has detected an unusual rate of unsolicited "
         "mail originating from your IP address.",
-        "spamdetected", CLASS_SOFT},
+        "spamdetected", RECORD_CLASS_SOFT},
     {"outlook: recipient not found", "5.1.10", 550, "failed", "bounce", NULL,
         "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by "
         "SMTP address lookup",
-        "userunknown", CLASS_HARD},
+        "userunknown", RECORD_CLASS_HARD},
     {"outlook: banned sending IP", "5.7.606", 550, "failed", "bounce", NULL,
         "550 5.7.606 Access denied, banned sending IP [192.0.2.1].", "blocked",
-        CLASS_SOFT},
+        RECORD_CLASS_SOFT},
     {"outlook: traffic not accepted", "5.7.708", 550, "failed", "bounce", NULL,
         "550 5.7.708 Service unavailable. Access denied, traffic not "
         "accepted from this IP.",
-        "badreputation", CLASS_SOFT}, /* 5.7.708: low-reputation IP */
+        "badreputation", RECORD_CLASS_SOFT}, /* 5.7.708: low-reputation IP */
     {"yahoo: no account", "5.0.0", 554, "failed", "bounce", NULL,
         "554 delivery error: dd This user doesn't have a yahoo.com account "
         "(x@yahoo.com) [0]",
-        "userunknown", CLASS_HARD},
+        "userunknown", RECORD_CLASS_HARD},
     {"yahoo: permanently deferred", "5.7.2", 553, "failed", "bounce", NULL,
         "553 5.7.2 [TSS09] All messages from 192.0.2.1 will be permanently "
         "deferred; Retrying will NOT succeed.",
-        "blocked", CLASS_SOFT},
+        "blocked", RECORD_CLASS_SOFT},
     {"postfix: delivery temporarily suspended is not an account", "4.4.1", 0,
         "delayed", "delayed", NULL,
         "delivery temporarily suspended: connect to mx.example.com: server "
         "refused to talk to me: 421 Service not available",
-        "blocked", CLASS_SOFT},
+        "blocked", RECORD_CLASS_SOFT},
     {"postfix: name service error, try again", NULL, 0, "delayed", "delayed",
         NULL,
         "Name service error for domain example.com: Host not found, try "
         "again",
-        "networkerror", CLASS_SOFT},
+        "networkerror", RECORD_CLASS_SOFT},
     {"postfix: sender domain not found", "5.1.8", 450, "failed", "bounce", NULL,
         "450 4.1.8 <a@b.example>: Sender address rejected: Domain not "
         "found",
-        "rejected", CLASS_SOFT},
+        "rejected", RECORD_CLASS_SOFT},
     {"sendmail: could not be delivered for days", "4.4.7", 0, "failed",
         "bounce", NULL, "Message could not be delivered for 5 days", "expired",
-        CLASS_SOFT},
+        RECORD_CLASS_SOFT},
     {"qmail: no mailbox here", "5.1.1", 0, "failed", "bounce", NULL,
         "Sorry, no mailbox here by that name. (#5.1.1)", "userunknown",
-        CLASS_HARD},
+        RECORD_CLASS_HARD},
     {"qmail: looping", NULL, 0, "failed", "bounce", NULL,
         "This message is looping: it already has my Delivered-To line. "
         "(#5.4.6)",
-        "networkerror", CLASS_SOFT},
+        "networkerror", RECORD_CLASS_SOFT},
     {"exim: unrouteable address", NULL, 550, "failed", "bounce", NULL,
-        "550 Unrouteable address", "userunknown", CLASS_HARD},
+        "550 Unrouteable address", "userunknown", RECORD_CLASS_HARD},
     {"domino: not listed", NULL, 0, "failed", "bounce", NULL,
         "User kijitora@example.com not listed in Domino Directory",
-        "userunknown", CLASS_HARD},
+        "userunknown", RECORD_CLASS_HARD},
     {"ses: suppression list", "5.1.1", 550, "failed", "bounce", NULL,
         "Amazon SES has suppressed sending to this address because it has a "
         "recent history of bouncing: address is on the suppression list",
-        "suppressed", CLASS_SOFT},
+        "suppressed", RECORD_CLASS_SOFT},
 
     /* Class rules and edges. */
     {"5.7.1 with user unknown: filtered, never hard", "5.7.1", 550, "failed",
         "bounce", NULL,
         "550 5.7.1 <x@example.fr>: Recipient address rejected: User "
         "unknown",
-        "filtered", CLASS_SOFT},
+        "filtered", RECORD_CLASS_SOFT},
     {"5.7.1 in text only: filtered, never hard", NULL, 550, "failed", "bounce",
-        NULL, "550 5.7.1 No such user (policy)", "filtered", CLASS_SOFT},
+        NULL, "550 5.7.1 No such user (policy)", "filtered", RECORD_CLASS_SOFT},
     {"the text's reason over a 5.7.1 policy code", "5.7.1", 550, "failed",
         "bounce", NULL, "550 5.7.1 Domain does not exist", "hostunknown",
-        CLASS_HARD},
+        RECORD_CLASS_HARD},
     {"local part of an address is not prose", "5.0.0", 550, "failed", "bounce",
         "RCPT", "550 <spam-filtered@example.com>: User unknown", "userunknown",
-        CLASS_HARD},
+        RECORD_CLASS_HARD},
     {"text confirming the code wins over an earlier phrase", "5.1.1", 550,
         "failed", "bounce", NULL,
         "550 5.1.1 User unknown. X-Virus-Scanned: clean", "userunknown",
-        CLASS_HARD},
+        RECORD_CLASS_HARD},
     {"notaccept without any code: hard", NULL, 0, "failed", "bounce", NULL,
         "The domain example.org does not accept mail (null MX)", "notaccept",
-        CLASS_HARD},
+        RECORD_CLASS_HARD},
     {"notaccept without code, temporary: soft", NULL, 0, "failed", "bounce",
         NULL, "No MX found for domain; temporary failure", "notaccept",
-        CLASS_SOFT},
+        RECORD_CLASS_SOFT},
     {"multi-digit 4.7.650 parses", "4.7.650", 451, "delayed", "delayed", NULL,
-        "451 4.7.650 temporarily deferred", "badreputation", CLASS_SOFT},
+        "451 4.7.650 temporarily deferred", "badreputation", RECORD_CLASS_SOFT},
     {"status with a comment", "5.2.2 (mailbox full)", 0, "failed", "bounce",
-        NULL, NULL, "mailboxfull", CLASS_SOFT},
+        NULL, NULL, "mailboxfull", RECORD_CLASS_SOFT},
     {"5.0.0 gives way to the code in the reply", "5.0.0", 550, "failed",
         "bounce", NULL, "550 5.1.1 <x@example.org>... Gone", "userunknown",
-        CLASS_HARD},
+        RECORD_CLASS_HARD},
     {"not a bounce: unknown, never hard", NULL, 0, NULL, "unknown", NULL,
-        "Hello, user unknown to me, how are you?", "undefined", CLASS_UNKNOWN},
+        "Hello, user unknown to me, how are you?", "undefined",
+        RECORD_CLASS_UNKNOWN},
     {"nothing at all", NULL, 0, NULL, NULL, NULL, NULL, "undefined",
-        CLASS_UNKNOWN},
+        RECORD_CLASS_UNKNOWN},
     {"junk status: text no rule reads, no failure", "9.9.9", 0, NULL, NULL,
-        NULL, "\x01\x02\xff\xfe", "onhold", CLASS_UNKNOWN},
+        NULL, "\x01\x02\xff\xfe", "onhold", RECORD_CLASS_UNKNOWN},
     {"upper case and folded lines", "5.0.0", 550, "failed", "bounce", NULL,
-        "550 MAILBOX\r\n\t FULL", "mailboxfull", CLASS_SOFT},
+        "550 MAILBOX\r\n\t FULL", "mailboxfull", RECORD_CLASS_SOFT},
 };
 
 /* Classifies IN and checks the reason and the class it gets. */
 static void
 check_classified(const struct classify_input *in, const char *reason,
-    enum bounce_class cls)
+    enum record_class cls)
 {
 	struct classify_result out;
 
 	classify(in, &out);
 	CHECK_STR(out.reason, reason);
-	CHECK(out.cls == cls, "class %s, want %s", classify_class_name(out.cls),
-	    classify_class_name(cls));
+	CHECK(out.cls == cls, "class %s, want %s", record_class_name(out.cls),
+	    record_class_name(cls));
 }
 
 static void
@@ -718,12 +729,14 @@ t_operator_rules(void)
 	in.diagnostic = "550 5.1.1 user unknown";
 	in.recipient = "Bob@Mail.Partner.Example";
 	classify(&in, &out);
-	CHECK(strcmp(out.reason, "blocked") == 0 && out.cls == CLASS_SOFT &&
+	CHECK(strcmp(out.reason, "blocked") == 0 &&
+	        out.cls == RECORD_CLASS_SOFT &&
 	        strcmp(out.rule, "op:partner") == 0,
 	    "domain rule: %s by %s", out.reason, out.rule);
 	in.recipient = "bob@otherpartner.example";
 	classify(&in, &out);
-	CHECK(strcmp(out.reason, "userunknown") == 0 && out.cls == CLASS_HARD,
+	CHECK(strcmp(out.reason, "userunknown") == 0 &&
+	        out.cls == RECORD_CLASS_HARD,
 	    "other domain: %s by %s", out.reason, out.rule);
 	test_end();
 	classify_rules_free(rs);
@@ -750,8 +763,9 @@ t_never_hard(void)
 		in.kind = "unknown";
 		in.diagnostic = ri.phrase;
 		classify(&in, &out);
-		CHECK(out.cls == CLASS_UNKNOWN, "\"%s\" in a non-bounce: %s",
-		    ri.phrase, classify_class_name(out.cls));
+		CHECK(out.cls == RECORD_CLASS_UNKNOWN,
+		    "\"%s\" in a non-bounce: %s", ri.phrase,
+		    record_class_name(out.cls));
 	}
 	test_end();
 }
@@ -782,7 +796,7 @@ t_hostile(void)
 	memcpy(s + big - 20, " user unknown ", 14);
 	classify(&in, &out);
 	CHECK_STR(out.reason, "onhold");
-	CHECK(out.cls != CLASS_HARD, "hard from unscanned text");
+	CHECK(out.cls != RECORD_CLASS_HARD, "hard from unscanned text");
 	test_end();
 
 	test_begin("binary junk diagnostic");
@@ -792,7 +806,7 @@ t_hostile(void)
 	in.status = "5.9.9";
 	classify(&in, &out);
 	CHECK(classify_reason_valid(out.reason), "reason %s", out.reason);
-	CHECK(out.cls != CLASS_HARD, "hard from junk");
+	CHECK(out.cls != RECORD_CLASS_HARD, "hard from junk");
 	test_end();
 
 	test_begin("many continuation markers");
@@ -801,13 +815,13 @@ t_hostile(void)
 	s[i] = '\0';
 	in.status = NULL;
 	classify(&in, &out);
-	CHECK(out.cls != CLASS_HARD, "hard from markers");
+	CHECK(out.cls != RECORD_CLASS_HARD, "hard from markers");
 	test_end();
 
 	test_begin("NULL input");
 	classify(NULL, &out);
 	CHECK_STR(out.reason, "undefined");
-	CHECK(out.cls == CLASS_UNKNOWN, "class");
+	CHECK(out.cls == RECORD_CLASS_UNKNOWN, "class");
 	test_end();
 	free(s);
 }
@@ -828,14 +842,16 @@ t_subject(void)
 	in.subject = "Undeliverable: Mailbox full";
 	classify(&in, &out);
 	CHECK_STR(out.reason, "onhold");
-	CHECK(out.cls == CLASS_SOFT, "class %s", classify_class_name(out.cls));
+	CHECK(out.cls == RECORD_CLASS_SOFT, "class %s",
+	    record_class_name(out.cls));
 	test_end();
 
 	test_begin("subject alone never makes a hard bounce");
 	in.diagnostic = "see the attached report";
 	in.subject = "Returned mail: User unknown";
 	classify(&in, &out);
-	CHECK(out.cls != CLASS_HARD, "hard from the subject (%s)", out.reason);
+	CHECK(out.cls != RECORD_CLASS_HARD, "hard from the subject (%s)",
+	    out.reason);
 	test_end();
 
 	test_begin("subject ignored when the text speaks");
@@ -851,13 +867,13 @@ static void
 t_class_names(void)
 {
 	test_begin("class names");
-	CHECK_STR(classify_class_name(CLASS_HARD), "hard");
-	CHECK_STR(classify_class_name(CLASS_SOFT), "soft");
-	CHECK_STR(classify_class_name(CLASS_COMPLAINT), "complaint");
-	CHECK_STR(classify_class_name(CLASS_AUTOREPLY), "autoreply");
-	CHECK_STR(classify_class_name(CLASS_DELIVERED), "delivered");
-	CHECK_STR(classify_class_name(CLASS_UNKNOWN), "unknown");
-	CHECK_STR(classify_class_name((enum bounce_class)99), "unknown");
+	CHECK_STR(record_class_name(RECORD_CLASS_HARD), "hard");
+	CHECK_STR(record_class_name(RECORD_CLASS_SOFT), "soft");
+	CHECK_STR(record_class_name(RECORD_CLASS_COMPLAINT), "complaint");
+	CHECK_STR(record_class_name(RECORD_CLASS_AUTOREPLY), "autoreply");
+	CHECK_STR(record_class_name(RECORD_CLASS_DELIVERED), "delivered");
+	CHECK_STR(record_class_name(RECORD_CLASS_UNKNOWN), "unknown");
+	CHECK_STR(record_class_name((enum record_class)99), "unknown");
 	test_end();
 }
 
@@ -869,26 +885,26 @@ static const struct mta_row {
 	int reply;
 	const char *diag;
 	const char *reason;
-	enum bounce_class cls;
+	enum record_class cls;
 } mta_rows[] = {
     {"outlook.com: mailbox unavailable is no such account", "outlook", "5.5.0",
         550, "550 Requested action not taken: mailbox unavailable",
-        "userunknown", CLASS_HARD},
+        "userunknown", RECORD_CLASS_HARD},
     /* 5.5.0 with this text is Outlook.com's own unknown mailbox
      * (PROVIDERS.md section 5), whoever relays the report */
     {"elsewhere 5.5.0 mailbox unavailable is still Outlook.com's", NULL,
         "5.5.0", 550, "550 Requested action not taken: mailbox unavailable",
-        "userunknown", CLASS_HARD},
+        "userunknown", RECORD_CLASS_HARD},
     {"elsewhere a bare 550 mailbox unavailable is not proof", NULL, NULL, 550,
         "550 Requested action not taken: mailbox unavailable", "onhold",
-        CLASS_SOFT},
+        RECORD_CLASS_SOFT},
     {"yahoo quotes the reply to RCPT TO", "yahoo", NULL, 550,
-        "550: <u@example.jp>: User unknown", "userunknown", CLASS_HARD},
+        "550: <u@example.jp>: User unknown", "userunknown", RECORD_CLASS_HARD},
     {"notes: an unreadable failure reason is onhold", "notes", NULL, 0,
         "------- Failure Reasons -------- Fehler beim Zustellen", "onhold",
-        CLASS_SOFT},
+        RECORD_CLASS_SOFT},
     {"without a family an unreadable text is onhold", NULL, NULL, 0,
-        "Fehler beim Zustellen", "onhold", CLASS_SOFT},
+        "Fehler beim Zustellen", "onhold", RECORD_CLASS_SOFT},
 
 };
 
@@ -941,7 +957,7 @@ t_diagnostic_type(void)
 		in.kind = "bounce";
 		in.diagnostic_type = t[i].type;
 		in.diagnostic = t[i].diag;
-		check_classified(&in, t[i].reason, CLASS_SOFT);
+		check_classified(&in, t[i].reason, RECORD_CLASS_SOFT);
 		test_end();
 	}
 }

@@ -56,7 +56,7 @@ dump(const struct dsn_report *r, struct buf *b)
 {
 	size_t i;
 
-	putf(b, "kind", dsn_kind_name(dsn_kind(r)));
+	putf(b, "kind", record_kind_name(dsn_kind(r)));
 	putf(b, "reporting_mta", dsn_reporting_mta(r));
 	putn(b, "date", (long long)dsn_date(r));
 	putn(b, "truncated", dsn_truncated(r));
@@ -64,7 +64,7 @@ dump(const struct dsn_report *r, struct buf *b)
 	putf(b, "mta", dsn_mta(r));
 	putn(b, "nrcpt", (long long)dsn_rcpt_count(r));
 	for (i = 0; i < dsn_rcpt_count(r); i++) {
-		const struct dsn_rcpt *rc = dsn_rcpt_at(r, i);
+		const struct record_rcpt *rc = dsn_rcpt_at(r, i);
 		char tmp[64];
 
 		buf_append_str(b, "rcpt\t");
@@ -281,15 +281,15 @@ t_null_and_free(void)
 	CHECK(err.msg[0] != '\0', "error text");
 	CHECK(dsn_parse("x", 1, 0, NULL, NULL, &err) == -1, "NULL out");
 	CHECK(dsn_parse(NULL, 0, 1, NULL, &r, &err) == 0, "empty ok");
-	CHECK_INT(dsn_kind(r), DSN_KIND_UNKNOWN);
+	CHECK_INT(dsn_kind(r), RECORD_KIND_UNKNOWN);
 	CHECK_INT(dsn_rcpt_count(r), 0);
 	CHECK_INT(dsn_truncated(r), 1);
 	CHECK(dsn_rcpt_at(r, 0) == NULL, "out of range");
 	CHECK(dsn_orig_header(r, "Message-ID") == NULL, "no headers");
 	dsn_free(&r);
 	CHECK(r == NULL, "free sets NULL");
-	CHECK_STR(dsn_kind_name(DSN_KIND_COMPLAINT), "complaint");
-	CHECK_STR(dsn_kind_name((enum dsn_kind)99), "unknown");
+	CHECK_STR(record_kind_name(RECORD_KIND_COMPLAINT), "complaint");
+	CHECK_STR(record_kind_name((enum record_kind)99), "unknown");
 }
 
 /* More recipients than the cap: the report keeps the first 1000. */

@@ -94,7 +94,7 @@ records(const char *msg, size_t len)
 		return xasprintf("error: %s", err.msg);
 	s = xasprintf("kind=%d n=%zu", (int)dsn_kind(r), dsn_rcpt_count(r));
 	for (i = 0; i < dsn_rcpt_count(r); i++) {
-		const struct dsn_rcpt *rc = dsn_rcpt_at(r, i);
+		const struct record_rcpt *rc = dsn_rcpt_at(r, i);
 		char *t = xasprintf("%s|%s|%s|%s|%s", s,
 		    rc->recipient ? rc->recipient : "",
 		    rc->status ? rc->status : "", rc->action ? rc->action : "",

@@ -4,6 +4,8 @@
  */
 #include "base/buf.h"
 
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +59,45 @@ size_t
 buf_append_str(struct buf *b, const char *s)
 {
 	return buf_append(b, s, strlen(s));
+}
+
+int
+buf_appendf(struct buf *b, const char *fmt, ...)
+{
+	char tmp[256], *p = tmp;
+	size_t room = b->cap - b->len, want;
+	va_list ap, ap2;
+	int n;
+
+	va_start(ap, fmt);
+	va_copy(ap2, ap);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	want = n > 0 ? (size_t)n : 0;
+	if (want >= sizeof(tmp) && room >= sizeof(tmp)) {
+		/* longer than the stack copy: format again what fits under
+		 * the cap (the rest is dropped, as buf_append() does) */
+		size_t len = want < room ? want : room;
+
+		p = xmalloc(len + 1);
+		vsnprintf(p, len + 1, fmt, ap2);
+	}
+	va_end(ap2);
+	if (n < 0)
+		return -1;
+	if (want > 0) {
+		/* p holds the first min(want, room) bytes at least */
+		size_t have =
+		    p == tmp && want >= sizeof(tmp) ? sizeof(tmp) - 1 : want;
+		size_t kept = buf_append(b, p, have < room ? have : room);
+
+		if (kept < want)
+			b->truncated = 1;
+		want = kept;
+	}
+	if (p != tmp)
+		free(p);
+	return want > INT_MAX ? INT_MAX : (int)want;
 }
 
 void

@@ -22,6 +22,13 @@ void buf_init(struct buf *b, size_t cap);
 /* Appends; returns the number of bytes kept (< n when truncated). */
 size_t buf_append(struct buf *b, const void *p, size_t n);
 size_t buf_append_str(struct buf *b, const char *s);
+/* Appends printf-style formatted text, of any length; past the cap it
+ * keeps the head and sets truncated, as buf_append() does (the text is
+ * never expanded beyond the room left).  Returns the number of bytes kept
+ * (less than the formatted length when truncated), or -1 when the format
+ * cannot be expanded (nothing appended). */
+int buf_appendf(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal: quoted, with '"', '\\' and control
  * bytes escaped (\n \r \t or \u00XX); other bytes are copied as they are
  * (callers pass UTF-8).  NULL appends null. */

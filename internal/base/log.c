@@ -74,14 +74,40 @@ put_text_val(struct buf *b, const char *s)
 	buf_append_json_str(b, s);
 }
 
+/* Writes one field's value in the line's format. */
 static void
-vlog(enum log_level level, const char *msg, va_list ap)
+put_value(struct buf *b, const struct log_field *f, int fmt)
+{
+	char num[32];
+	int64_t v = f->i;
+
+	switch (f->type) {
+	case LOG_T_INT:
+		snprintf(num, sizeof(num), "%lld", (long long)v);
+		break;
+	case LOG_T_SECS:
+		snprintf(num, sizeof(num), "%s%lld.%03lld", v < 0 ? "-" : "",
+		    (long long)(v < 0 ? -(v / 1000) : v / 1000),
+		    (long long)(v < 0 ? -(v % 1000) : v % 1000));
+		break;
+	case LOG_T_STR:
+	default:
+		if (fmt == LOG_JSON)
+			buf_append_json_str(b, f->s ? f->s : "");
+		else
+			put_text_val(b, f->s ? f->s : "");
+		return;
+	}
+	buf_append_str(b, num);
+}
+
+static void
+emit(enum log_level level, const char *msg, const struct log_field *f, size_t n)
 {
 	struct buf b;
 	char ts[40];
 	struct timespec now;
 	struct tm tm;
-	const char *k, *v;
 	const int fmt = atomic_load(&log_fmt);
 
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -104,21 +130,17 @@ vlog(enum log_level level, const char *msg, va_list ap)
 		buf_append_str(&b, " ");
 		buf_append_str(&b, msg);
 	}
-	while ((k = va_arg(ap, const char *)) != NULL) {
-		v = va_arg(ap, const char *);
-		if (v == NULL)
-			v = "";
+	for (size_t i = 0; i < n; i++) {
 		if (fmt == LOG_JSON) {
 			buf_append_str(&b, ",");
-			buf_append_json_str(&b, k);
+			buf_append_json_str(&b, f[i].key);
 			buf_append_str(&b, ":");
-			buf_append_json_str(&b, v);
 		} else {
 			buf_append_str(&b, " ");
-			buf_append_str(&b, k);
+			buf_append_str(&b, f[i].key);
 			buf_append_str(&b, "=");
-			put_text_val(&b, v);
 		}
+		put_value(&b, &f[i], fmt);
 	}
 	if (fmt == LOG_JSON)
 		buf_append_str(&b, "}");
@@ -132,6 +154,33 @@ vlog(enum log_level level, const char *msg, va_list ap)
 	fwrite(b.data, 1, b.len, stderr);
 	fflush(stderr);
 	buf_free(&b);
+}
+
+/* The string pairs of log_kv() as fields; pairs past the 64th are
+ * dropped. */
+static void
+vlog(enum log_level level, const char *msg, va_list ap)
+{
+	struct log_field f[64];
+	size_t n = 0;
+	const char *k;
+
+	while ((k = va_arg(ap, const char *)) != NULL) {
+		const char *v = va_arg(ap, const char *);
+
+		if (n < sizeof(f) / sizeof(f[0]))
+			f[n++] = LOG_STR(k, v);
+	}
+	emit(level, msg, f, n);
+}
+
+void
+log_fields(enum log_level level, const char *msg, const struct log_field *f,
+    size_t n)
+{
+	if ((int)level < atomic_load(&min_level))
+		return;
+	emit(level, msg, f, n);
 }
 
 void

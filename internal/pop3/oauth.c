@@ -1,8 +1,8 @@
 /*
  * oauth.c - access tokens for XOAUTH2: token_file, or the token endpoint
  * (RFC 6749 4.4 client credentials, 6 refresh) over HTTPS with libcurl.
- * The response is read into a capped buffer and scanned by a small strict
- * JSON reader (RFC 8259) that keeps only the fields of RFC 6749 5.1/5.2.
+ * The response is read into a capped buffer and checked by the strict
+ * JSON reader of base/json.h; only the fields of RFC 6749 5.1/5.2 are kept.
  * One cache entry per mailbox, each with its own lock, so a slow endpoint
  * delays only its own mailbox.  Secrets stay out of every error text.
  */
@@ -14,267 +14,10 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/json.h"
 
-/* Nesting allowed inside the response object (arrays, objects). */
-#define JSON_MAX_DEPTH 32
 /* Longest error / error_description quoted in an error message. */
 #define ERR_TEXT_MAX 120
-
-/* ---- strict JSON scanning ---- */
-
-struct js {
-	const char *p, *end;
-};
-
-static void
-js_ws(struct js *j)
-{
-	while (j->p < j->end &&
-	    (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-		j->p++;
-}
-
-static int
-hex4(const char *p, unsigned *out)
-{
-	unsigned v = 0;
-
-	for (int i = 0; i < 4; i++) {
-		char ch = p[i];
-
-		v <<= 4;
-		if (ch >= '0' && ch <= '9')
-			v |= (unsigned)(ch - '0');
-		else if (ch >= 'a' && ch <= 'f')
-			v |= (unsigned)(ch - 'a' + 10);
-		else if (ch >= 'A' && ch <= 'F')
-			v |= (unsigned)(ch - 'A' + 10);
-		else
-			return -1;
-	}
-	*out = v;
-	return 0;
-}
-
-static void
-put_utf8(struct buf *b, unsigned cp)
-{
-	char u[4];
-	size_t n;
-
-	if (cp < 0x80) {
-		u[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		u[0] = (char)(0xC0 | (cp >> 6));
-		u[1] = (char)(0x80 | (cp & 0x3F));
-		n = 2;
-	} else if (cp < 0x10000) {
-		u[0] = (char)(0xE0 | (cp >> 12));
-		u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		u[2] = (char)(0x80 | (cp & 0x3F));
-		n = 3;
-	} else {
-		u[0] = (char)(0xF0 | (cp >> 18));
-		u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-		u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		u[3] = (char)(0x80 | (cp & 0x3F));
-		n = 4;
-	}
-	buf_append(b, u, n);
-}
-
-/* A string at j->p (the opening quote); decoded into out when out is not
- * NULL.  *nul_out is set when it contains U+0000.  0 or -1. */
-static int
-js_string(struct js *j, struct buf *out, int *nul_out)
-{
-	if (j->p >= j->end || *j->p != '"')
-		return -1;
-	j->p++;
-	while (j->p < j->end) {
-		unsigned char ch = (unsigned char)*j->p;
-		unsigned cp, lo;
-
-		if (ch == '"') {
-			j->p++;
-			return 0;
-		}
-		if (ch < 0x20)
-			return -1;
-		if (ch != '\\') {
-			if (out != NULL)
-				buf_append(out, j->p, 1);
-			j->p++;
-			continue;
-		}
-		if (j->end - j->p < 2)
-			return -1;
-		ch = (unsigned char)j->p[1];
-		j->p += 2;
-		switch (ch) {
-		case '"':
-		case '\\':
-		case '/':
-			cp = ch;
-			break;
-		case 'b':
-			cp = '\b';
-			break;
-		case 'f':
-			cp = '\f';
-			break;
-		case 'n':
-			cp = '\n';
-			break;
-		case 'r':
-			cp = '\r';
-			break;
-		case 't':
-			cp = '\t';
-			break;
-		case 'u':
-			if (j->end - j->p < 4 || hex4(j->p, &cp) != 0)
-				return -1;
-			j->p += 4;
-			if (cp >= 0xDC00 && cp <= 0xDFFF)
-				return -1; /* lone low surrogate */
-			if (cp >= 0xD800 && cp <= 0xDBFF) {
-				if (j->end - j->p < 6 || j->p[0] != '\\' ||
-				    j->p[1] != 'u' ||
-				    hex4(j->p + 2, &lo) != 0 || lo < 0xDC00 ||
-				    lo > 0xDFFF)
-					return -1;
-				j->p += 6;
-				cp = 0x10000 + ((cp - 0xD800) << 10) +
-				    (lo - 0xDC00);
-			}
-			break;
-		default:
-			return -1;
-		}
-		if (cp == 0 && nul_out != NULL)
-			*nul_out = 1;
-		if (out != NULL)
-			put_utf8(out, cp);
-	}
-	return -1;
-}
-
-/* A number; *int_out gets its value when it is a non-negative integer
- * (saturated at INT64_MAX), else -1.  0 or -1 (not a number). */
-static int
-js_number(struct js *j, int64_t *int_out)
-{
-	int neg = 0, integral = 1;
-	int64_t v = 0;
-
-	if (j->p < j->end && *j->p == '-') {
-		neg = 1;
-		j->p++;
-	}
-	if (j->p >= j->end || *j->p < '0' || *j->p > '9')
-		return -1;
-	if (*j->p == '0')
-		j->p++;
-	else
-		while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
-			int d = *j->p - '0';
-
-			v = v > (INT64_MAX - d) / 10 ? INT64_MAX : v * 10 + d;
-			j->p++;
-		}
-	if (j->p < j->end && *j->p == '.') {
-		integral = 0;
-		j->p++;
-		if (j->p >= j->end || *j->p < '0' || *j->p > '9')
-			return -1;
-		while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
-			j->p++;
-	}
-	if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
-		integral = 0;
-		j->p++;
-		if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
-			j->p++;
-		if (j->p >= j->end || *j->p < '0' || *j->p > '9')
-			return -1;
-		while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
-			j->p++;
-	}
-	if (int_out != NULL)
-		*int_out = (neg || !integral) ? -1 : v;
-	return 0;
-}
-
-static int
-js_lit(struct js *j, const char *lit)
-{
-	size_t n = strlen(lit);
-
-	if ((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n) != 0)
-		return -1;
-	j->p += n;
-	return 0;
-}
-
-/* Skips any value.  0 or -1. */
-static int
-js_skip(struct js *j, int depth)
-{
-	char close;
-
-	js_ws(j);
-	if (j->p >= j->end)
-		return -1;
-	switch (*j->p) {
-	case '"':
-		return js_string(j, NULL, NULL);
-	case 't':
-		return js_lit(j, "true");
-	case 'f':
-		return js_lit(j, "false");
-	case 'n':
-		return js_lit(j, "null");
-	case '{':
-	case '[':
-		break;
-	default:
-		return js_number(j, NULL);
-	}
-	if (depth >= JSON_MAX_DEPTH)
-		return -1;
-	close = *j->p == '{' ? '}' : ']';
-	j->p++;
-	js_ws(j);
-	if (j->p < j->end && *j->p == close) {
-		j->p++;
-		return 0;
-	}
-	for (;;) {
-		if (close == '}') {
-			js_ws(j);
-			if (js_string(j, NULL, NULL) != 0)
-				return -1;
-			js_ws(j);
-			if (j->p >= j->end || *j->p != ':')
-				return -1;
-			j->p++;
-		}
-		if (js_skip(j, depth + 1) != 0)
-			return -1;
-		js_ws(j);
-		if (j->p >= j->end)
-			return -1;
-		if (*j->p == close) {
-			j->p++;
-			return 0;
-		}
-		if (*j->p != ',')
-			return -1;
-		j->p++;
-	}
-}
 
 /* ---- token response ---- */
 
@@ -333,54 +76,106 @@ oauth_token_clear(struct oauth_token *t)
 	memset(t, 0, sizeof(*t));
 }
 
+/* The field a member name stands for, F__COUNT for any other. */
+static int
+field_of(const struct json_val *key)
+{
+	int f;
+
+	for (f = 0; f < F__COUNT; f++)
+		if (json_str_eq(key, field_names[f]))
+			break;
+	return f;
+}
+
+/* expires_in: a number, or a string of digits (some endpoints quote it).
+ * 0 and *out, or -1 with err set. */
+static int
+read_expires(const struct json_val *v, struct buf *val, int64_t *out,
+    struct err *err)
+{
+	struct json_val num;
+	size_t end;
+	int64_t x = -1;
+
+	if (v->type == JSON_STRING) {
+		buf_reset(val);
+		json_string(v, val);
+		if (val->len == 0 || val->len > 30 ||
+		    strspn(buf_cstr(val), "0123456789") != val->len ||
+		    json_parse(buf_cstr(val), val->len, &num, &end, NULL) !=
+		        0 ||
+		    json_int(&num, &x) != 0)
+			x = -2;
+	} else if (v->type != JSON_NUMBER) {
+		err_set(err, "expires_in is not a number");
+		return -1;
+	} else if (v->p[0] == '-' || json_int(v, &x) != 0)
+		x = -1;
+	if (x < 0) {
+		err_set(err, "expires_in is not a non-negative integer");
+		return -1;
+	}
+	*out = x;
+	return 0;
+}
+
+/* A string field into *str_out (owned); null leaves it NULL.  0, or -1
+ * with err set (never quoting the value). */
+static int
+read_string(const struct json_val *v, int f, struct buf *val, char **str_out,
+    struct err *err)
+{
+	if (v->type == JSON_NULL)
+		return 0; /* as if absent */
+	if (v->type != JSON_STRING) {
+		err_set(err, "%s is not a string", field_names[f]);
+		return -1;
+	}
+	buf_reset(val);
+	json_string(v, val);
+	if (memchr(buf_cstr(val), '\0', val->len) != NULL) {
+		err_set(err, "%s contains U+0000", field_names[f]);
+		return -1;
+	}
+	*str_out = xstrndup(buf_cstr(val), val->len);
+	return 0;
+}
+
 /* Parses the top-level object into strs[] / *expires_out.  0, or -1 with
  * a reason in err (never quoting values). */
 static int
 scan_object(const char *body, size_t len, char *strs[F__COUNT],
     int64_t *expires_out, struct err *err)
 {
-	struct js j = {body, body + len};
-	struct buf key, val;
+	struct json_val obj, key, v;
+	struct err jerr = {{0}};
+	struct buf val;
+	size_t pos = 0, end = 0;
 	int seen[F__COUNT] = {0};
 	int rc = -1;
 
-	buf_init(&key, 256);
 	buf_init(&val, OAUTH_MAX_RESPONSE_BYTES);
 	*expires_out = -1;
-	js_ws(&j);
-	if (j.p >= j.end || *j.p != '{') {
+	if (json_open(body, len, &obj) != 0 || obj.type != JSON_OBJECT) {
 		err_set(err, "not a JSON object");
 		goto out;
 	}
-	j.p++;
-	js_ws(&j);
-	if (j.p < j.end && *j.p == '}') {
-		j.p++;
-		goto done;
+	if (json_parse(body, len, &obj, &end, &jerr) != 0) {
+		err_set(err, "not JSON (%s)", jerr.msg);
+		goto out;
 	}
-	for (;;) {
-		int f, nul = 0;
+	while (end < len &&
+	    (body[end] == ' ' || body[end] == '\t' || body[end] == '\n' ||
+	        body[end] == '\r'))
+		end++;
+	if (end != len) {
+		err_set(err, "not JSON (data after the object)");
+		goto out;
+	}
+	while (json_next(&obj, &pos, &key, &v) == 1) {
+		int f = field_of(&key);
 
-		js_ws(&j);
-		buf_reset(&key);
-		if (js_string(&j, &key, NULL) != 0) {
-			err_set(err, "not JSON (bad member name at byte %zu)",
-			    (size_t)(j.p - body));
-			goto out;
-		}
-		js_ws(&j);
-		if (j.p >= j.end || *j.p != ':') {
-			err_set(err, "not JSON (no ':' at byte %zu)",
-			    (size_t)(j.p - body));
-			goto out;
-		}
-		j.p++;
-		js_ws(&j);
-		for (f = 0; f < F__COUNT; f++)
-			if (key.len == strlen(field_names[f]) &&
-			    memcmp(buf_cstr(&key), field_names[f], key.len) ==
-			        0)
-				break;
 		if (f < F__COUNT && seen[f]) {
 			err_set(err, "duplicate member %s", field_names[f]);
 			goto out;
@@ -388,85 +183,14 @@ scan_object(const char *body, size_t len, char *strs[F__COUNT],
 		if (f < F__COUNT)
 			seen[f] = 1;
 		if (f == F_EXPIRES_IN) {
-			int64_t v = -1;
-
-			/* A number, or a string of digits (some endpoints
-			 * quote it). */
-			if (j.p < j.end && *j.p == '"') {
-				buf_reset(&val);
-				if (js_string(&j, &val, NULL) != 0) {
-					err_set(err, "not JSON (bad string)");
-					goto out;
-				}
-				if (val.len == 0 || val.len > 30 ||
-				    js_number(&(struct js){buf_cstr(&val),
-				                  buf_cstr(&val) + val.len},
-				        &v) != 0 ||
-				    strspn(buf_cstr(&val), "0123456789") !=
-				        val.len)
-					v = -2;
-			} else if (js_number(&j, &v) != 0) {
-				err_set(err, "expires_in is not a number");
+			if (read_expires(&v, &val, expires_out, err) != 0)
 				goto out;
-			}
-			if (v < 0) {
-				err_set(err,
-				    "expires_in is not a non-negative integer");
-				goto out;
-			}
-			*expires_out = v;
-		} else if (f < F__COUNT) {
-			if (j.p < j.end && *j.p == 'n' &&
-			    js_lit(&j, "null") == 0) {
-				/* null: as if absent */
-			} else {
-				if (j.p >= j.end || *j.p != '"') {
-					err_set(err, "%s is not a string",
-					    field_names[f]);
-					goto out;
-				}
-				buf_reset(&val);
-				if (js_string(&j, &val, &nul) != 0) {
-					err_set(err,
-					    "not JSON (bad string in "
-					    "%s)",
-					    field_names[f]);
-					goto out;
-				}
-				if (nul) {
-					err_set(err, "%s contains U+0000",
-					    field_names[f]);
-					goto out;
-				}
-				strs[f] = xstrndup(buf_cstr(&val), val.len);
-			}
-		} else if (js_skip(&j, 1) != 0) {
-			err_set(err, "not JSON (bad value at byte %zu)",
-			    (size_t)(j.p - body));
+		} else if (f < F__COUNT &&
+		    read_string(&v, f, &val, &strs[f], err) != 0)
 			goto out;
-		}
-		js_ws(&j);
-		if (j.p < j.end && *j.p == ',') {
-			j.p++;
-			continue;
-		}
-		if (j.p < j.end && *j.p == '}') {
-			j.p++;
-			break;
-		}
-		err_set(err, "not JSON (expected ',' or '}' at byte %zu)",
-		    (size_t)(j.p - body));
-		goto out;
-	}
-done:
-	js_ws(&j);
-	if (j.p != j.end) {
-		err_set(err, "not JSON (data after the object)");
-		goto out;
 	}
 	rc = 0;
 out:
-	buf_free(&key);
 	buf_free(&val);
 	return rc;
 }

@@ -150,7 +150,7 @@ json_field(const char *key, const char *value)
 }
 
 static const char *
-hard_or_soft(const struct dsn_report *r, const struct record_rcpt *rc)
+hard_or_soft(const struct record *rec, const struct record_rcpt *rc)
 {
 	switch (rc->cls) {
 	case RECORD_CLASS_HARD:
@@ -164,35 +164,35 @@ hard_or_soft(const struct dsn_report *r, const struct record_rcpt *rc)
 	case RECORD_CLASS_UNKNOWN:
 		break;
 	}
-	return dsn_kind(r) == RECORD_KIND_BOUNCE ||
-	        dsn_kind(r) == RECORD_KIND_DELAYED
+	return rec->kind == RECORD_KIND_BOUNCE ||
+	        rec->kind == RECORD_KIND_DELAYED
 	    ? "soft"
 	    : "none";
 }
 
 static void
-print_tsv(const char *base, const struct dsn_report *r)
+print_tsv(const char *base, const struct record *rec)
 {
 	size_t i;
 
-	for (i = 0; i < dsn_rcpt_count(r); i++) {
-		const struct record_rcpt *rc = dsn_rcpt_at(r, i);
+	for (i = 0; i < rec->nrcpts; i++) {
+		const struct record_rcpt *rc = &rec->rcpts[i];
 
 		tsv_field(base, '\t');
 		tsv_field(dsn_rcpt_address(rc), '\t');
 		tsv_field(rc->reason, '\t');
-		tsv_field(hard_or_soft(r, rc), '\t');
+		tsv_field(hard_or_soft(rec, rc), '\t');
 		tsv_field(rc->status, '\t');
 		if (rc->reply_code > 0)
 			printf("%d", rc->reply_code);
 		putchar('\t');
 		tsv_field(rc->action, '\t');
 		tsv_field(rc->diagnostic, '\t');
-		tsv_field(record_kind_name(dsn_kind(r)), '\t');
+		tsv_field(record_kind_name(rec->kind), '\t');
 		tsv_field(rc->recipient, '\t');
 		tsv_field(rc->recipient_source, '\t');
 		tsv_field(rc->feedback_type, '\t');
-		tsv_field(dsn_mta(r), '\t');
+		tsv_field(rec->mta, '\t');
 		tsv_field(rc->smtp_command, '\t');
 		tsv_field(rc->rule, '\n');
 	}
@@ -237,16 +237,16 @@ print_rule(const struct classify_rule_info *ri)
 /* Per recipient: the evidence the classifier read and the rule that
  * decided, with the rule's table line. */
 static void
-print_explain(const char *base, const struct dsn_report *r,
+print_explain(const char *base, const struct record *rec,
     const struct classify_rules *oper)
 {
 	size_t i;
 
-	if (dsn_rcpt_count(r) == 0)
+	if (rec->nrcpts == 0)
 		printf("%s: kind %s, no recipient\n", base,
-		    record_kind_name(dsn_kind(r)));
-	for (i = 0; i < dsn_rcpt_count(r); i++) {
-		const struct record_rcpt *rc = dsn_rcpt_at(r, i);
+		    record_kind_name(rec->kind));
+	for (i = 0; i < rec->nrcpts; i++) {
+		const struct record_rcpt *rc = &rec->rcpts[i];
 		struct classify_rule_info ri;
 		const struct classify_rules *rs = classify_builtin();
 		long k = rule_index(rs, rc->rule);
@@ -256,7 +256,7 @@ print_explain(const char *base, const struct dsn_report *r,
 			rs = oper;
 		printf("%s: %s\n", base,
 		    dsn_rcpt_address(rc) ? dsn_rcpt_address(rc) : "-");
-		printf("  kind        %s\n", record_kind_name(dsn_kind(r)));
+		printf("  kind        %s\n", record_kind_name(rec->kind));
 		printf("  recipient   %s (%s)\n",
 		    rc->recipient ? rc->recipient : "-",
 		    rc->recipient_source ? rc->recipient_source : "-");
@@ -269,7 +269,7 @@ print_explain(const char *base, const struct dsn_report *r,
 			printf("  reply       -\n");
 		printf("  command     %s\n",
 		    rc->rule_command ? rc->rule_command : "-");
-		printf("  mta         %s\n", dsn_mta(r) ? dsn_mta(r) : "-");
+		printf("  mta         %s\n", rec->mta ? rec->mta : "-");
 		printf("  diagnostic  %s\n",
 		    rc->diagnostic ? rc->diagnostic : "-");
 		printf("  matched     %s\n",
@@ -285,16 +285,16 @@ print_explain(const char *base, const struct dsn_report *r,
 }
 
 static void
-print_json(const char *base, const struct dsn_report *r)
+print_json(const char *base, const struct record *rec)
 {
 	size_t i, k;
 
-	for (i = 0; i < dsn_rcpt_count(r); i++) {
-		const struct record_rcpt *rc = dsn_rcpt_at(r, i);
+	for (i = 0; i < rec->nrcpts; i++) {
+		const struct record_rcpt *rc = &rec->rcpts[i];
 
 		fputs("{\"file\":", stdout);
 		json_str(base);
-		json_field("kind", record_kind_name(dsn_kind(r)));
+		json_field("kind", record_kind_name(rec->kind));
 		json_field("recipient", rc->recipient);
 		json_field("recipient_source", rc->recipient_source);
 		json_field("final_recipient", rc->final_recipient);
@@ -311,56 +311,72 @@ print_json(const char *base, const struct dsn_report *r)
 		json_field("reason", rc->reason);
 		json_field("class", record_class_name(rc->cls));
 		json_field("rule", rc->rule);
-		json_field("hard_or_soft", hard_or_soft(r, rc));
-		json_field("reporting_mta", dsn_reporting_mta(r));
-		json_field("mta", dsn_mta(r));
-		printf(",\"report_date\":%lld", (long long)dsn_date(r));
-		printf(",\"truncated\":%s",
-		    dsn_truncated(r) ? "true" : "false");
-		json_field("verp_recipient", dsn_verp_recipient(r));
+		json_field("hard_or_soft", hard_or_soft(rec, rc));
+		json_field("reporting_mta", rec->reporting_mta);
+		json_field("mta", rec->mta);
+		printf(",\"report_date\":%lld", (long long)rec->date);
+		printf(",\"truncated\":%s", rec->truncated ? "true" : "false");
+		json_field("verp_recipient", rec->verp_recipient);
 		fputs(",\"original_headers\":{", stdout);
-		for (k = 0; k < dsn_orig_header_count(r); k++) {
-			const char *n, *v;
-
-			dsn_orig_header_at(r, k, &n, &v);
+		for (k = 0; k < rec->norig_headers; k++) {
 			if (k > 0)
 				putchar(',');
-			json_str(n);
+			json_str(rec->orig_headers[k].name);
 			putchar(':');
-			json_str(v);
+			json_str(rec->orig_headers[k].value);
 		}
 		fputs("}}\n", stdout);
 	}
 }
 
-int
-main(int argc, char **argv)
-{
-	enum format fmt = FMT_TSV;
+/* What the command line asks for. */
+struct args {
+	enum format fmt;
 	const char *headers[32];
 	struct dsn_options opt;
-	uint64_t max = DEFAULT_MAX;
-	int i, rc = 0, nfiles = 0, list_rules = 0;
-	struct config *cfg = NULL;
-	struct head h = {NULL, 0, 0};
+	uint64_t max;
+	int list_rules;
+	struct config *cfg; /* -c: the operator's rules and VERP pattern */
+};
 
-	/* Each message's objects are freed before the next is read: left to
-	 * its defaults, malloc gave the top of the heap back to the kernel
-	 * after most messages and took it again (brk, fresh zeroed pages) for
-	 * the next.  A few MiB kept is cheaper for a run over many files. */
-	mallopt(M_TRIM_THRESHOLD, 16 << 20);
-	mallopt(M_TOP_PAD, 1 << 20);
-	memset(&opt, 0, sizeof(opt));
-	opt.headers = headers;
+/* Loads the configuration at path into a (replacing one loaded before):
+ * 0, or -1 with the errors printed. */
+static int
+load_config(struct args *a, const char *path)
+{
+	struct config_errors errs = {0};
+	size_t k;
+
+	config_free(&a->cfg);
+	if (config_load(path, &a->cfg, &errs) != 0) {
+		for (k = 0; k < errs.count; k++)
+			fprintf(stderr, "%s\n", errs.items[k]);
+		config_errors_free(&errs);
+		return -1;
+	}
+	/* the operator's rules and VERP pattern, as the daemon applies them */
+	a->opt.rules = a->cfg->classify_rules;
+	if (a->cfg->verp_pattern != NULL && *a->cfg->verp_pattern)
+		a->opt.verp_pattern = a->cfg->verp_pattern;
+	return 0;
+}
+
+/* Reads the options into a; *first_out: the first file argument.  -1 to
+ * go on, else the exit status (usage errors, --help). */
+static int
+parse_args(int argc, char **argv, struct args *a, int *first_out)
+{
+	int i;
+
 	for (i = 1; i < argc; i++) {
 		struct err err = {{0}};
 
 		if (strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
 			i++;
 			if (strcmp(argv[i], "tsv") == 0)
-				fmt = FMT_TSV;
+				a->fmt = FMT_TSV;
 			else if (strcmp(argv[i], "json") == 0)
-				fmt = FMT_JSON;
+				a->fmt = FMT_JSON;
 			else {
 				fprintf(stderr,
 				    "bounce-parse: unknown format '%s'\n",
@@ -368,44 +384,31 @@ main(int argc, char **argv)
 				return 2;
 			}
 		} else if (strcmp(argv[i], "--max-size") == 0 && i + 1 < argc) {
-			if (parse_size(argv[++i], &max, &err) != 0 ||
-			    max == 0) {
+			if (parse_size(argv[++i], &a->max, &err) != 0 ||
+			    a->max == 0) {
 				fprintf(stderr,
 				    "bounce-parse: --max-size: %s\n", err.msg);
 				return 2;
 			}
 		} else if (strcmp(argv[i], "--header") == 0 && i + 1 < argc) {
-			if (opt.nheaders >=
-			    sizeof(headers) / sizeof(headers[0])) {
+			if (a->opt.nheaders >=
+			    sizeof(a->headers) / sizeof(a->headers[0])) {
 				fprintf(stderr,
 				    "bounce-parse: too many --header\n");
 				return 2;
 			}
-			headers[opt.nheaders++] = argv[++i];
+			a->headers[a->opt.nheaders++] = argv[++i];
 		} else if ((strcmp(argv[i], "-c") == 0 ||
 		               strcmp(argv[i], "--config") == 0) &&
 		    i + 1 < argc) {
-			struct config_errors errs = {0};
-			size_t k;
-
-			config_free(&cfg);
-			if (config_load(argv[++i], &cfg, &errs) != 0) {
-				for (k = 0; k < errs.count; k++)
-					fprintf(stderr, "%s\n", errs.items[k]);
-				config_errors_free(&errs);
+			if (load_config(a, argv[++i]) != 0)
 				return 2;
-			}
-			/* the operator's rules and VERP pattern, as the
-			 * daemon applies them */
-			opt.rules = cfg->classify_rules;
-			if (cfg->verp_pattern != NULL && *cfg->verp_pattern)
-				opt.verp_pattern = cfg->verp_pattern;
 		} else if (strcmp(argv[i], "--explain") == 0) {
-			fmt = FMT_EXPLAIN;
+			a->fmt = FMT_EXPLAIN;
 		} else if (strcmp(argv[i], "--rules") == 0) {
-			list_rules = 1;
+			a->list_rules = 1;
 		} else if (strcmp(argv[i], "--verp") == 0 && i + 1 < argc) {
-			opt.verp_pattern = argv[++i];
+			a->opt.verp_pattern = argv[++i];
 		} else if (strcmp(argv[i], "-h") == 0 ||
 		    strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
@@ -421,65 +424,105 @@ main(int argc, char **argv)
 		} else
 			break;
 	}
+	*first_out = i;
+	return -1;
+}
+
+/* --rules: the operator's rules, then the built-in table. */
+static void
+list_rules(const struct args *a)
+{
+	const struct classify_rules *sets[2] = {a->opt.rules,
+	    classify_builtin()};
+	struct classify_rule_info ri;
+	size_t k, s;
+
+	for (s = 0; s < 2; s++)
+		for (k = 0; classify_rule_get(sets[s], k, &ri) == 0; k++)
+			print_rule(&ri);
+}
+
+/* Decodes and prints each file; 0, or 1 when a file could not be read. */
+static int
+decode_files(char **files, int n, const struct args *a)
+{
+	struct head h = {NULL, 0, 0};
+	int i, rc = 0;
+
+	/* one write per 64 KiB of output rather than per 4 KiB */
+	setvbuf(stdout, NULL, _IOFBF, 65536);
+	if (a->fmt == FMT_TSV)
+		fputs("file\trecipient\treason\thard_or_soft\tstatus\t"
+		      "reply_code\taction\tdiagnostic\tkind\tbest_recipient\t"
+		      "recipient_source\tfeedback_type\tmta\tsmtp_command\t"
+		      "rule\n",
+		    stdout);
+	for (i = 0; i < n; i++) {
+		struct err err = {{0}};
+		struct dsn_report *r = NULL;
+		const char *base = strrchr(files[i], '/');
+		int trunc = 0;
+
+		base = base ? base + 1 : files[i];
+		if (read_head(files[i], (size_t)a->max, &h, &trunc, &err) !=
+		    0) {
+			fprintf(stderr, "bounce-parse: %s\n", err.msg);
+			rc = 1;
+			continue;
+		}
+		if (dsn_parse(h.data, h.len, trunc, &a->opt, &r, &err) != 0) {
+			fprintf(stderr, "bounce-parse: %s: %s\n", files[i],
+			    err.msg);
+			rc = 1;
+		} else if (a->fmt == FMT_TSV)
+			print_tsv(base, dsn_record(r));
+		else if (a->fmt == FMT_EXPLAIN)
+			print_explain(base, dsn_record(r), a->opt.rules);
+		else
+			print_json(base, dsn_record(r));
+		dsn_free(&r);
+	}
+	free(h.data);
+	fflush(stdout);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct args a;
+	int first = argc, rc;
+
+	/* Each message's objects are freed before the next is read: left to
+	 * its defaults, malloc gave the top of the heap back to the kernel
+	 * after most messages and took it again (brk, fresh zeroed pages) for
+	 * the next.  A few MiB kept is cheaper for a run over many files. */
+	mallopt(M_TRIM_THRESHOLD, 16 << 20);
+	mallopt(M_TOP_PAD, 1 << 20);
+	memset(&a, 0, sizeof(a));
+	a.fmt = FMT_TSV;
+	a.max = DEFAULT_MAX;
+	a.opt.headers = a.headers;
+	rc = parse_args(argc, argv, &a, &first);
+	if (rc >= 0)
+		return rc;
 	if (classify_builtin() == NULL) {
 		fprintf(stderr,
 		    "bounce-parse: the built-in rule table does "
 		    "not parse\n");
 		return 1;
 	}
-	if (list_rules) {
-		const struct classify_rules *sets[2] = {opt.rules,
-		    classify_builtin()};
-		struct classify_rule_info ri;
-		size_t k, s;
-
-		for (s = 0; s < 2; s++)
-			for (k = 0; classify_rule_get(sets[s], k, &ri) == 0;
-			     k++)
-				print_rule(&ri);
-		config_free(&cfg);
+	if (a.list_rules) {
+		list_rules(&a);
+		config_free(&a.cfg);
 		return 0;
 	}
-	if (i >= argc) {
+	if (first >= argc) {
 		usage(stderr);
-		config_free(&cfg);
+		config_free(&a.cfg);
 		return 2;
 	}
-	/* one write per 64 KiB of output rather than per 4 KiB */
-	setvbuf(stdout, NULL, _IOFBF, 65536);
-	if (fmt == FMT_TSV)
-		fputs("file\trecipient\treason\thard_or_soft\tstatus\t"
-		      "reply_code\taction\tdiagnostic\tkind\tbest_recipient\t"
-		      "recipient_source\tfeedback_type\tmta\tsmtp_command\t"
-		      "rule\n",
-		    stdout);
-	for (; i < argc; i++) {
-		struct err err = {{0}};
-		struct dsn_report *r = NULL;
-		const char *base = strrchr(argv[i], '/');
-		int trunc = 0;
-
-		base = base ? base + 1 : argv[i];
-		nfiles++;
-		if (read_head(argv[i], (size_t)max, &h, &trunc, &err) != 0) {
-			fprintf(stderr, "bounce-parse: %s\n", err.msg);
-			rc = 1;
-			continue;
-		}
-		if (dsn_parse(h.data, h.len, trunc, &opt, &r, &err) != 0) {
-			fprintf(stderr, "bounce-parse: %s: %s\n", argv[i],
-			    err.msg);
-			rc = 1;
-		} else if (fmt == FMT_TSV)
-			print_tsv(base, r);
-		else if (fmt == FMT_EXPLAIN)
-			print_explain(base, r, opt.rules);
-		else
-			print_json(base, r);
-		dsn_free(&r);
-	}
-	free(h.data);
-	fflush(stdout);
-	config_free(&cfg);
+	rc = decode_files(argv + first, argc - first, &a);
+	config_free(&a.cfg);
 	return rc;
 }

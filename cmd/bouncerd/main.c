@@ -228,11 +228,10 @@ prepare_database(const struct config *cfg, const char *url, int migrate,
 	struct store_override *ov = NULL;
 	struct err err = {{0}};
 	int applied = 0, pending = 0, rc = -1;
-	char num[16];
 
 	memset(&o, 0, sizeof(o));
 	o.conninfo = url;
-	o.reconnect_attempts = 5;
+	o.reconnect = STORE_RECONNECT_STARTUP;
 	o.stop = &got_term;
 	if (store_open(&o, &st, &err) != 0) {
 		log_error("database unreachable", "cause", err.msg, NULL);
@@ -243,8 +242,8 @@ prepare_database(const struct config *cfg, const char *url, int migrate,
 			log_error("migration failed", "cause", err.msg, NULL);
 			goto out;
 		}
-		snprintf(num, sizeof(num), "%d", applied);
-		log_info("database schema up to date", "applied", num, NULL);
+		log_f(LOG_INFO, "database schema up to date",
+		    LOG_INT("applied", applied));
 	} else {
 		if (store_pending_migrations(st, &pending, &err) != 0) {
 			log_error("cannot read the schema version", "cause",
@@ -252,10 +251,10 @@ prepare_database(const struct config *cfg, const char *url, int migrate,
 			goto out;
 		}
 		if (pending > 0 && !quiet_pending) {
-			snprintf(num, sizeof(num), "%d", pending);
-			log_error("database schema is not up to date: run "
-			          "bouncerd --migrate",
-			    "pending", num, NULL);
+			log_f(LOG_ERROR,
+			    "database schema is not up to date: run bouncerd "
+			    "--migrate",
+			    LOG_INT("pending", pending));
 			goto out;
 		}
 	}

@@ -1,7 +1,7 @@
 #!/bin/sh
 # classify_rules_embed.sh - writes classify_rules_gen.c: the rule table
-# classify_rules.txt as one C string, parsed by classify.c on first use, so
-# the binary carries its rules.  The Makefile runs it when the table
+# classify_rules.txt as one C string, parsed by classify_rules.c on first
+# use, so the binary carries its rules.  The Makefile runs it when the table
 # changes:  sh internal/decode/classify_rules_embed.sh > internal/decode/classify_rules_gen.c
 set -eu
 cd "$(dirname "$0")"

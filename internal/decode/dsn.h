@@ -39,30 +39,16 @@ int dsn_parse(const char *msg, size_t len, int truncated,
     const struct dsn_options *opt, struct dsn_report **out, struct err *err);
 void dsn_free(struct dsn_report **r);
 
-enum record_kind dsn_kind(const struct dsn_report *r);
-const char *dsn_reporting_mta(const struct dsn_report *r);
-int64_t dsn_date(const struct dsn_report *r); /* the report's Date */
-/* The report's own Subject, RFC 2047 words decoded, valid UTF-8; NULL
- * when it has none. */
-const char *dsn_subject(const struct dsn_report *r);
-int dsn_truncated(const struct dsn_report *r);
-const char *dsn_verp_recipient(const struct dsn_report *r);
-/* Detected MTA/provider family ("exim", "qmail", "amazonses", ...) or NULL;
- * the same hint classify() receives. */
-const char *dsn_mta(const struct dsn_report *r);
+/* The decoded message: kind, the report's own Message-ID (its raw value
+ * as written: angle brackets kept, folded lines joined, runs of white
+ * space as one, trimmed, at most 511 bytes), Subject, Reporting-MTA, Date, truncated, the VERP
+ * recipient, the MTA family, the recipients (classified) and the
+ * returned original's headers.  The policy fields are left zero.
+ * Borrowed; valid until dsn_free(). */
+const struct record *dsn_record(const struct dsn_report *r);
 
-size_t dsn_rcpt_count(const struct dsn_report *r);
-const struct record_rcpt *dsn_rcpt_at(const struct dsn_report *r, size_t i);
 /* The failed address as the report states it: final recipient, else the
  * original recipient, else rc->recipient.  Borrowed like rc. */
 const char *dsn_rcpt_address(const struct record_rcpt *rc);
-
-/* Headers of the returned original: Message-ID, From, To, Subject,
- * List-Id and the configured names, in that order, when present. */
-size_t dsn_orig_header_count(const struct dsn_report *r);
-void dsn_orig_header_at(const struct dsn_report *r, size_t i,
-    const char **name_out, const char **value_out);
-/* Case-insensitive lookup; NULL when absent. */
-const char *dsn_orig_header(const struct dsn_report *r, const char *name);
 
 #endif

@@ -1,14 +1,15 @@
 /*
  * dsn_text.c - bounces without a delivery-status part: the prose of Exim,
  * qmail, Postfix, Sendmail, Courier, Exchange/Office 365, Gmail, Yahoo,
- * Domino/Notes, GMX, mail.ru and others; Amazon SES JSON notifications;
- * RFC 3834 auto-replies.  Recipients are the addresses that head a line of
+ * Domino/Notes, GMX, mail.ru and others; Amazon SES JSON notifications
+ * (ses.c); RFC 3834 auto-replies.  Recipients are the addresses that head a line of
  * the error section (before the returned message); the text up to the next
  * recipient is the diagnostic.  Every scan is linear and capped.
  */
-#include "decode/dsn_int.h"
+#include "decode/dsn_text.h"
+#include "decode/report.h"
+#include "decode/ses.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,249 +84,26 @@ detect_mta(struct dsn_report *r, const char *low_from, const char *low_text)
 {
 	size_t i;
 
-	if (r->mta != NULL)
+	if (r->rec.mta != NULL)
 		return;
 	/* Outlook.com (Hotmail) writes its own DSN wording */
 	if (strstr(low_from, "@hotmail.") != NULL) {
-		r->mta = "outlook";
+		r->rec.mta = "outlook";
 		return;
 	}
 	for (i = 0; mta_markers[i].needle != NULL; i++)
 		if (strstr(low_text, mta_markers[i].needle) != NULL) {
-			r->mta = mta_markers[i].mta;
+			r->rec.mta = mta_markers[i].mta;
 			return;
 		}
 	if (strstr(low_from, "googlemail.com") ||
 	    strstr(low_from, "google.com"))
-		r->mta = "gmail";
+		r->rec.mta = "gmail";
 	else if (strstr(low_from, "yahoo"))
-		r->mta = "yahoo";
+		r->rec.mta = "yahoo";
 	else if (strstr(low_from, "outlook.com") ||
 	    strstr(low_from, "microsoft.com"))
-		r->mta = "office365";
-}
-
-/* ---- Amazon SES notifications (JSON) ---- */
-
-/* Reads the JSON string value of "key" inside s[0..n); 1 on success. */
-static int
-json_str(const char *s, size_t n, const char *key, char *out, size_t outsz)
-{
-	size_t kl = strlen(key), i, o;
-
-	for (i = 0; i + kl + 2 < n; i++) {
-		size_t j;
-
-		if (s[i] != '"' || memcmp(s + i + 1, key, kl) != 0 ||
-		    s[i + 1 + kl] != '"')
-			continue;
-		j = i + kl + 2;
-		while (j < n && (s[j] == ' ' || s[j] == '\n' || s[j] == '\r'))
-			j++;
-		if (j >= n || s[j] != ':')
-			continue;
-		j++;
-		while (j < n && (s[j] == ' ' || s[j] == '\n' || s[j] == '\r'))
-			j++;
-		if (j >= n || s[j] != '"')
-			continue;
-		j++;
-		for (o = 0; j < n && s[j] != '"' && o + 1 < outsz; j++) {
-			if (s[j] == '\\' && j + 1 < n) {
-				j++;
-				if (s[j] == 'n' || s[j] == 't' || s[j] == 'r')
-					out[o++] = ' ';
-				else if (s[j] == 'u') {
-					out[o++] = '?';
-					j += (j + 4 < n) ? 4 : 0;
-				} else
-					out[o++] = s[j];
-				continue;
-			}
-			if (s[j] == '\n' || s[j] == '\r')
-				continue;
-			out[o++] = s[j];
-		}
-		out[o] = '\0';
-		return 1;
-	}
-	return 0;
-}
-
-/* End of the JSON value (array/object) that opens at s[i]. */
-static size_t
-json_end(const char *s, size_t n, size_t i)
-{
-	int depth = 0, instr = 0;
-
-	for (; i < n; i++) {
-		char c = s[i];
-
-		if (instr) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				instr = 0;
-			continue;
-		}
-		if (c == '"')
-			instr = 1;
-		else if (c == '[' || c == '{')
-			depth++;
-		else if (c == ']' || c == '}') {
-			if (--depth == 0)
-				return i + 1;
-		}
-	}
-	return n;
-}
-
-static const char *
-memfind(const char *s, size_t n, const char *needle)
-{
-	size_t nl = strlen(needle), i;
-
-	if (nl == 0 || n < nl)
-		return NULL;
-	for (i = 0; i + nl <= n; i++)
-		if (s[i] == needle[0] && memcmp(s + i, needle, nl) == 0)
-			return s + i;
-	return NULL;
-}
-
-/* With no diagnosticCode, SES's own classification is the diagnostic:
- * "bounceType/bounceSubType" (or the delayType), as its notifications
- * write them ("Permanent/OnAccountSuppressionList"). */
-static void
-ses_type(struct dsn_report *r, struct record_rcpt *rc, const char *s, size_t n)
-{
-	char t[64], st[64];
-
-	if (json_str(s, n, "bounceType", t, sizeof(t))) {
-		if (!json_str(s, n, "bounceSubType", st, sizeof(st)))
-			st[0] = '\0';
-		rc->diagnostic = dsn_keep(r,
-		    xasprintf("%s%s%s", t, st[0] != '\0' ? "/" : "", st));
-	} else if (json_str(s, n, "delayType", t, sizeof(t)))
-		rc->diagnostic = dsn_keep(r, xasprintf("%s", t));
-}
-
-static int
-ses_json(struct dsn_report *r, const char *s, size_t n)
-{
-	char type[32], v[DSN_DIAG_CAP];
-	const char *arr, *key;
-	size_t i, end;
-
-	if (!json_str(s, n, "notificationType", type, sizeof(type)) &&
-	    !json_str(s, n, "eventType", type, sizeof(type)))
-		return 0;
-	r->mta = "amazonses";
-	if (strcmp(type, "Bounce") == 0) {
-		key = "\"bouncedRecipients\"";
-		r->kind = RECORD_KIND_BOUNCE;
-	} else if (strcmp(type, "Complaint") == 0) {
-		key = "\"complainedRecipients\"";
-		r->kind = RECORD_KIND_COMPLAINT;
-	} else if (strcmp(type, "Delivery") == 0) {
-		key = "\"recipients\"";
-		r->kind = RECORD_KIND_DELIVERED;
-	} else
-		return 0;
-	arr = memfind(s, n, key);
-	if (arr == NULL)
-		return 0;
-	i = (size_t)(arr - s) + strlen(key);
-	while (i < n && s[i] != '[')
-		i++;
-	if (i >= n)
-		return 0;
-	end = json_end(s, n, i);
-	i++;
-	while (i < end) {
-		struct record_rcpt *rc;
-		char a[DSN_ADDR_MAX];
-		size_t oend;
-
-		while (i < end && s[i] != '{' && s[i] != '"')
-			i++;
-		if (i >= end)
-			break;
-		if (s[i] == '"') {
-			/* "recipients":["a@b", ...] */
-			size_t j = i + 1;
-
-			while (j < end && s[j] != '"')
-				j++;
-			if (dsn_first_addr(s + i + 1, j - i - 1, a) &&
-			    (rc = dsn_add_rcpt(r)) != NULL) {
-				rc->final_recipient = dsn_keep(r, xstrdup(a));
-				rc->action = "delivered";
-				if (json_str(s, n, "smtpResponse", v,
-				        sizeof(v)))
-					rc->diagnostic =
-					    dsn_keep_clean(r, v, strlen(v));
-				if (json_str(s, n, "remoteMtaIp", v, sizeof(v)))
-					rc->remote_mta =
-					    dsn_keep_clean(r, v, strlen(v));
-			}
-			i = j + 1;
-			continue;
-		}
-		oend = json_end(s, end, i);
-		if (json_str(s + i, oend - i, "emailAddress", v, sizeof(v)) &&
-		    dsn_first_addr(v, strlen(v), a) &&
-		    (rc = dsn_add_rcpt(r)) != NULL) {
-			rc->final_recipient = dsn_keep(r, xstrdup(a));
-			if (r->kind == RECORD_KIND_COMPLAINT) {
-				if (json_str(s, n, "complaintFeedbackType", v,
-				        sizeof(v)))
-					rc->feedback_type =
-					    dsn_keep_clean(r, v, strlen(v));
-				else
-					rc->feedback_type = "abuse";
-			} else {
-				char st[16];
-
-				if (json_str(s + i, oend - i, "action", v,
-				        sizeof(v)))
-					rc->action =
-					    dsn_keep_clean(r, v, strlen(v));
-				if (json_str(s + i, oend - i, "status", v,
-				        sizeof(v)) &&
-				    dsn_find_status(v, strlen(v), st))
-					rc->status = dsn_keep(r, xstrdup(st));
-				if (json_str(s + i, oend - i, "diagnosticCode",
-				        v, sizeof(v)))
-					rc->diagnostic =
-					    dsn_keep_clean(r, v, strlen(v));
-				else
-					ses_type(r, rc, s, n);
-				if (rc->action == NULL)
-					rc->action = "failed";
-			}
-		}
-		i = oend;
-	}
-	if (json_str(s, n, "reportingMTA", v, sizeof(v)) &&
-	    r->reporting_mta == NULL) {
-		const char *semi = strchr(v, ';');
-
-		r->reporting_mta = dsn_keep_clean(r, semi ? semi + 1 : v,
-		    strlen(semi ? semi + 1 : v));
-	}
-	if (json_str(s, n, "timestamp", v, sizeof(v))) {
-		GDateTime *dt = g_date_time_new_from_iso8601(v, NULL);
-
-		if (dt != NULL) {
-			size_t k;
-
-			for (k = 0; k < r->nrcpt; k++)
-				r->rcpts[k].date = g_date_time_to_unix(dt);
-			g_date_time_unref(dt);
-		}
-	}
-	return r->nrcpt > 0;
+		r->rec.mta = "office365";
 }
 
 /* ---- where the returned message starts ---- */
@@ -842,9 +620,9 @@ add_recipient(struct dsn_report *r, const char *a, const char *diag,
 	struct record_rcpt *rc;
 	size_t i;
 
-	for (i = 0; i < r->nrcpt; i++)
-		if (r->rcpts[i].final_recipient != NULL &&
-		    strcmp(r->rcpts[i].final_recipient, a) == 0)
+	for (i = 0; i < r->rec.nrcpts; i++)
+		if (r->rec.rcpts[i].final_recipient != NULL &&
+		    strcmp(r->rec.rcpts[i].final_recipient, a) == 0)
 			return;
 	rc = dsn_add_rcpt(r);
 	if (rc == NULL)
@@ -916,17 +694,194 @@ weak_diag(const char *d, size_t n, const char *addr)
 	return diag_letters(d, n, addr) < 12;
 }
 
+/* Exim names the failed addresses in X-Failed-Recipients (v): each with
+ * its block of the text, else the whole error section. */
+static void
+xfailed_rcpts(struct scan *sc, const char *v, const char *text, size_t sec_len,
+    const char *action)
+{
+	size_t pos = 0, st, vl = strlen(v);
+	char a[DSN_ADDR_MAX];
+
+	scan_section(sc, text, sec_len, 1);
+	if (sc->nc == 0)
+		scan_section(sc, text, sec_len, 0);
+	while (dsn_next_addr(v, vl, &pos, &st, a)) {
+		struct cand *c = NULL;
+		size_t k;
+
+		for (k = 0; k < sc->nc; k++)
+			if (strcmp(sc->c[k].addr, a) == 0)
+				c = &sc->c[k];
+		add_recipient(sc->r, a, c ? c->diag.data : text,
+		    c ? c->diag.len : sec_len, action);
+	}
+}
+
+/* The addresses heading lines of the error section, each with its
+ * diagnostic (a shared reason below a list, or the lead-in text when its
+ * own block says too little). */
+static void
+prose_rcpts(struct scan *sc, const char *text, size_t sec_len,
+    const char *action)
+{
+	struct dsn_report *r = sc->r;
+	size_t i, k;
+
+	scan_section(sc, text, sec_len, 1);
+	if (sc->nc == 0)
+		scan_section(sc, text, sec_len, 0);
+	for (i = 0; i < sc->nc; i++) {
+		struct cand *c = &sc->c[i];
+
+		if ((k = list_reason(sc, i)) < sc->nc) {
+			add_recipient(r, c->addr, sc->c[k].diag.data,
+			    sc->c[k].diag.len, action);
+			continue;
+		}
+		if (c->diag.len == 0 ||
+		    weak_diag(c->diag.data, c->diag.len, c->addr) ||
+		    !has_code(c->diag.data, c->diag.len)) {
+			/* the reason may be in the lead-in text before the
+			 * first recipient */
+			struct buf b;
+			size_t lead =
+			    sc->first_hit < sec_len ? sc->first_hit : sec_len;
+			size_t from = lead > BLOCK_CAP ? lead - BLOCK_CAP : 0;
+
+			buf_init(&b, DSN_DIAG_CAP);
+			buf_append(&b, text + from, lead - from);
+			if (b.len > 0)
+				buf_append(&b, "\n", 1);
+			buf_append(&b, c->diag.data ? c->diag.data : "",
+			    c->diag.len);
+			add_recipient(r, c->addr, b.data, b.len, action);
+			buf_free(&b);
+		} else
+			add_recipient(r, c->addr, c->diag.data, c->diag.len,
+			    action);
+	}
+}
+
+/* Nothing in the prose: the returned message's recipients (To, then Cc),
+ * said so in recipient_source. */
+static void
+returned_rcpts(struct scan *sc, const char *text, size_t sec_len,
+    const char *action)
+{
+	static const char *const fields[] = {"To", "Cc"};
+	struct dsn_report *r = sc->r;
+	size_t f;
+
+	for (f = 0; f < 2; f++) {
+		const char *to = record_orig_header(&r->rec, fields[f]);
+		size_t pos = 0, st, n0 = r->rec.nrcpts;
+		char a[DSN_ADDR_MAX];
+
+		while (to != NULL && r->rec.nrcpts < 16 &&
+		    dsn_next_addr(to, strlen(to), &pos, &st, a))
+			if (!excluded(sc, a) &&
+			    strncmp(a, "postmaster@", 11) != 0)
+				add_recipient(r, a, text, sec_len, action);
+		for (; n0 < r->rec.nrcpts; n0++)
+			r->rec.rcpts[n0].recipient_source = "returned_headers";
+	}
+}
+
+/* The recipients of a bounce told in prose (scan_len bytes of text, the
+ * daemon and xfailed findings of the caller): the returned headers, a
+ * pasted delivery-status block, X-Failed-Recipients, the error section,
+ * the returned To/Cc, a VERP bounce address.  1 when the report is
+ * decided, 0 when nothing named a recipient. */
+static int
+bounce_rcpts(struct scan *sc, const struct dsn_options *opt,
+    const struct dsn_top *top, const char *text, size_t scan_len, int has_orig,
+    int daemon, const char *action)
+{
+	struct dsn_report *r = sc->r;
+	size_t hdr_at, i, sec_len = returned_start(text, scan_len, &hdr_at);
+	int xfailed = top->v[DH_X_FAILED_RECIPIENTS] != NULL;
+
+	if (!has_orig && hdr_at < scan_len)
+		dsn_orig_from_text(r, opt, text + hdr_at, scan_len - hdr_at);
+	/* a delivery-status block pasted into the text */
+	if (dsn_parse_ds(r, text, sec_len) > 0) {
+		for (i = 0; i < r->rec.nrcpts; i++)
+			if (r->rec.rcpts[i].diagnostic == NULL)
+				r->rec.rcpts[i].diagnostic = dsn_keep_clean(r,
+				    text, sec_len > 512 ? 512 : sec_len);
+		r->rec.kind = RECORD_KIND_BOUNCE;
+		return 1;
+	}
+	add_excl_from(sc, top->v[DH_FROM]);
+	add_excl_from(sc, top->v[DH_TO]);
+	add_excl_from(sc, top->v[DH_CC]);
+	add_excl_from(sc, top->v[DH_REPLY_TO]);
+	add_excl_from(sc, top->v[DH_RETURN_PATH]);
+	add_excl_from(sc, top->v[DH_SENDER]);
+	add_excl_from(sc, record_orig_header(&r->rec, "From"));
+	if (xfailed)
+		xfailed_rcpts(sc, top->v[DH_X_FAILED_RECIPIENTS], text, sec_len,
+		    action);
+	if (r->rec.nrcpts == 0)
+		prose_rcpts(sc, text, sec_len, action);
+	if (r->rec.nrcpts == 0 &&
+	    (daemon || xfailed || record_orig_header(&r->rec, "To") != NULL))
+		returned_rcpts(sc, text, sec_len, action);
+	if (r->rec.nrcpts == 0 && r->verp_guess != NULL) {
+		/* nothing names the recipient but the bounce address itself,
+		 * in the common VERP form (prefix+local=domain@host) */
+		add_recipient(r, r->verp_guess, text, sec_len, action);
+		r->rec.verp_recipient = r->verp_guess;
+	}
+	if (r->rec.nrcpts == 0)
+		return 0;
+	r->rec.kind = strcmp(action, "delayed") == 0 ? RECORD_KIND_DELAYED
+	                                             : RECORD_KIND_BOUNCE;
+	return 1;
+}
+
+/* Not a bounce: Apple Mail's one-click unsubscribe (a message from the
+ * subscriber asking to be removed, an opt-out complaint, not an
+ * auto-reply although it is marked auto-replied), or an RFC 3834
+ * auto-reply; the sender is the recipient. */
+static void
+not_a_bounce(struct dsn_report *r, const struct dsn_top *top, int daemon,
+    const char *low_subj)
+{
+	const char *from = top->v[DH_FROM];
+	struct record_rcpt *rc;
+
+	if (daemon)
+		return;
+	if (top->v[DH_X_APPLE_UNSUBSCRIBE] != NULL &&
+	    ascii_ncasecmp(top->v[DH_X_APPLE_UNSUBSCRIBE], "true", 4) == 0) {
+		if ((rc = add_sender(r, from)) != NULL) {
+			rc->feedback_type = "opt-out";
+			r->rec.kind = RECORD_KIND_COMPLAINT;
+			r->rec.mta = "apple-unsubscribe";
+		}
+		return;
+	}
+	if (is_autoreply(top, low_subj) && (rc = add_sender(r, from)) != NULL) {
+		/* the Subject, decoded and owned by the report */
+		rc->diagnostic = r->rec.subject;
+		r->rec.kind = RECORD_KIND_AUTOREPLY;
+		r->rec.mta = "rfc3834";
+	}
+}
+
 void
 dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
     const struct dsn_top *top, const char *text, size_t len, int has_orig)
 {
 	struct scan sc;
-	const char *from = top->v[DH_FROM], *subj = top->v[DH_SUBJECT];
+	const char *from = top->v[DH_FROM], *rp = top->v[DH_RETURN_PATH];
+	const char *dsubj = r->rec.subject; /* decoded by dsn_parse */
 	char *low_from = lower_dup(from ? from : "", from ? strlen(from) : 0);
-	char *low_subj = NULL, *low_text = NULL;
-	const char *dsubj = NULL;
-	size_t scan_len = len > SCAN_CAP ? SCAN_CAP : len, sec_len, hdr_at, i;
-	int bounce, daemon, xfailed;
+	char *low_subj, *low_text;
+	size_t scan_len = len > SCAN_CAP ? SCAN_CAP : len, i;
+	int bounce, daemon, xfailed, body;
 	const char *action = "failed";
 
 	memset(&sc, 0, sizeof(sc));
@@ -934,182 +889,38 @@ dsn_text_scan(struct dsn_report *r, const struct dsn_options *opt,
 	sc.first_hit = (size_t)-1;
 	if (text == NULL) {
 		text = "";
-		len = scan_len = 0;
+		scan_len = 0;
 	}
-	(void)subj;
-	dsubj = r->subject; /* decoded by dsn_parse */
 	low_subj = lower_dup(dsubj ? dsubj : "", dsubj ? strlen(dsubj) : 0);
 	/* the markers of bounce prose sit near the top of the text */
 	low_text = lower_dup(text, scan_len > HEAD_CAP ? HEAD_CAP : scan_len);
 	detect_mta(r, low_from, low_text);
 
 	/* Amazon SES / SNS notification */
-	if (scan_len > 0 && memfind(text, scan_len, "\"notificationType\"") &&
-	    ses_json(r, text, scan_len))
+	if (scan_len > 0 &&
+	    memmem(text, scan_len, "\"notificationType\"", 18) != NULL &&
+	    dsn_ses_json(r, text, scan_len))
 		goto out;
 
 	daemon = from_daemon(low_from);
 	xfailed = top->v[DH_X_FAILED_RECIPIENTS] != NULL;
-	{
-		const char *rp = top->v[DH_RETURN_PATH];
-		int null_rp = rp != NULL && strstr(rp, "<>") != NULL;
-		int body = has_any(low_text, bounce_body);
-
-		bounce = daemon || xfailed ||
-		    has_any(low_subj, bounce_subjects) ||
-		    (body &&
-		        (null_rp || has_orig ||
-		            has_any(low_subj, weak_subjects)));
-	}
+	body = has_any(low_text, bounce_body);
+	bounce = daemon || xfailed || has_any(low_subj, bounce_subjects) ||
+	    (body &&
+	        ((rp != NULL && strstr(rp, "<>") != NULL) || has_orig ||
+	            has_any(low_subj, weak_subjects)));
 	/* a report that returns the original under a bounce subject is a
 	 * bounce, even when marked auto-replied */
-	if (!bounce ||
-	    (!daemon && !xfailed && is_autoreply(top, low_subj) &&
-	        !has_any(low_text, bounce_body) &&
-	        !(has_orig && has_any(low_subj, bounce_subjects))))
-		goto autoreply;
-	if (is_temporary(low_subj, low_text))
-		action = "delayed";
-
-	sec_len = returned_start(text, scan_len, &hdr_at);
-	if (!has_orig && hdr_at < scan_len)
-		dsn_orig_from_text(r, opt, text + hdr_at, scan_len - hdr_at);
-
-	/* a delivery-status block pasted into the text */
-	if (dsn_parse_ds(r, text, sec_len) > 0) {
-		for (i = 0; i < r->nrcpt; i++)
-			if (r->rcpts[i].diagnostic == NULL)
-				r->rcpts[i].diagnostic = dsn_keep_clean(r, text,
-				    sec_len > 512 ? 512 : sec_len);
-		r->kind = RECORD_KIND_BOUNCE;
-		goto out;
+	if (bounce &&
+	    !(!daemon && !xfailed && is_autoreply(top, low_subj) && !body &&
+	        !(has_orig && has_any(low_subj, bounce_subjects)))) {
+		if (is_temporary(low_subj, low_text))
+			action = "delayed";
+		if (bounce_rcpts(&sc, opt, top, text, scan_len, has_orig,
+		        daemon, action))
+			goto out;
 	}
-
-	add_excl_from(&sc, from);
-	add_excl_from(&sc, top->v[DH_TO]);
-	add_excl_from(&sc, top->v[DH_CC]);
-	add_excl_from(&sc, top->v[DH_REPLY_TO]);
-	add_excl_from(&sc, top->v[DH_RETURN_PATH]);
-	add_excl_from(&sc, top->v[DH_SENDER]);
-	add_excl_from(&sc, dsn_orig_header(r, "From"));
-
-	if (xfailed) {
-		/* Exim names the failed addresses in a header */
-		const char *v = top->v[DH_X_FAILED_RECIPIENTS];
-		size_t pos = 0, st, vl = strlen(v);
-		char a[DSN_ADDR_MAX];
-
-		scan_section(&sc, text, sec_len, 1);
-		if (sc.nc == 0)
-			scan_section(&sc, text, sec_len, 0);
-		while (dsn_next_addr(v, vl, &pos, &st, a)) {
-			struct cand *c = NULL;
-			size_t k;
-
-			for (k = 0; k < sc.nc; k++)
-				if (strcmp(sc.c[k].addr, a) == 0)
-					c = &sc.c[k];
-			add_recipient(r, a, c ? c->diag.data : text,
-			    c ? c->diag.len : sec_len, action);
-		}
-	}
-	if (r->nrcpt == 0) {
-		scan_section(&sc, text, sec_len, 1);
-		if (sc.nc == 0)
-			scan_section(&sc, text, sec_len, 0);
-		for (i = 0; i < sc.nc; i++) {
-			struct cand *c = &sc.c[i];
-			size_t k;
-
-			if ((k = list_reason(&sc, i)) < sc.nc) {
-				add_recipient(r, c->addr, sc.c[k].diag.data,
-				    sc.c[k].diag.len, action);
-				continue;
-			}
-			if (c->diag.len == 0 ||
-			    weak_diag(c->diag.data, c->diag.len, c->addr) ||
-			    !has_code(c->diag.data, c->diag.len)) {
-				/* the reason may be in the lead-in text
-				 * before the first recipient */
-				struct buf b;
-				size_t lead = sc.first_hit < sec_len
-				    ? sc.first_hit
-				    : sec_len;
-				size_t from =
-				    lead > BLOCK_CAP ? lead - BLOCK_CAP : 0;
-
-				buf_init(&b, DSN_DIAG_CAP);
-				buf_append(&b, text + from, lead - from);
-				if (b.len > 0)
-					buf_append(&b, "\n", 1);
-				buf_append(&b, c->diag.data ? c->diag.data : "",
-				    c->diag.len);
-				add_recipient(r, c->addr, b.data, b.len,
-				    action);
-				buf_free(&b);
-			} else
-				add_recipient(r, c->addr, c->diag.data,
-				    c->diag.len, action);
-		}
-	}
-	if (r->nrcpt == 0 &&
-	    (daemon || xfailed || dsn_orig_header(r, "To") != NULL)) {
-		/* nothing in the prose: the returned message's recipients
-		 * (To, then Cc), said so in recipient_source */
-		static const char *const fields[] = {"To", "Cc"};
-		size_t f;
-
-		for (f = 0; f < 2; f++) {
-			const char *to = dsn_orig_header(r, fields[f]);
-			size_t pos = 0, st, n0 = r->nrcpt;
-			char a[DSN_ADDR_MAX];
-
-			while (to != NULL && r->nrcpt < 16 &&
-			    dsn_next_addr(to, strlen(to), &pos, &st, a))
-				if (!excluded(&sc, a) &&
-				    strncmp(a, "postmaster@", 11) != 0)
-					add_recipient(r, a, text, sec_len,
-					    action);
-			for (; n0 < r->nrcpt; n0++)
-				r->rcpts[n0].recipient_source =
-				    "returned_headers";
-		}
-	}
-	if (r->nrcpt == 0 && r->verp_guess != NULL) {
-		/* nothing names the recipient but the bounce address itself,
-		 * in the common VERP form (prefix+local=domain@host) */
-		add_recipient(r, r->verp_guess, text, sec_len, action);
-		r->verp = r->verp_guess;
-	}
-	if (r->nrcpt > 0) {
-		r->kind = strcmp(action, "delayed") == 0 ? RECORD_KIND_DELAYED
-		                                         : RECORD_KIND_BOUNCE;
-		goto out;
-	}
-autoreply:
-	/* Apple Mail's one-click unsubscribe: a message from the subscriber
-	 * asking to be removed, an opt-out complaint (not an auto-reply,
-	 * although it is marked auto-replied) */
-	if (!daemon && top->v[DH_X_APPLE_UNSUBSCRIBE] != NULL &&
-	    ascii_ncasecmp(top->v[DH_X_APPLE_UNSUBSCRIBE], "true", 4) == 0) {
-		struct record_rcpt *rc = add_sender(r, from);
-
-		if (rc != NULL) {
-			rc->feedback_type = "opt-out";
-			r->kind = RECORD_KIND_COMPLAINT;
-			r->mta = "apple-unsubscribe";
-		}
-		goto out;
-	}
-	if (!daemon && is_autoreply(top, low_subj)) {
-		struct record_rcpt *rc = add_sender(r, from);
-
-		if (rc != NULL) {
-			rc->diagnostic = dsubj; /* owned by the report */
-			r->kind = RECORD_KIND_AUTOREPLY;
-			r->mta = "rfc3834";
-		}
-	}
+	not_a_bounce(r, top, daemon, low_subj);
 out:
 	for (i = 0; i < sc.nc; i++)
 		buf_free(&sc.c[i].diag);
@@ -1117,152 +928,6 @@ out:
 	free(low_from);
 	free(low_subj);
 	free(low_text);
-}
-
-/* ---- the SMTP command a failure answered ---- */
-
-#define CMD(n, c) \
-	{ \
-		n, c \
-	}
-static const struct cmd_marker {
-	const char *needle; /* lower-case; a space matches any white space */
-	const char *cmd;
-} cmd_markers[] = {
-    /* Postfix */
-    CMD("in reply to rcpt to", "RCPT"),
-    CMD("in reply to end of data", "DATA"),
-    CMD("in reply to data", "DATA"),
-    CMD("in reply to mail from", "MAIL"),
-    CMD("in reply to helo", "HELO"),
-    CMD("in reply to ehlo", "HELO"),
-    CMD("refused to talk to me", "CONN"),
-    /* Sendmail, Courier, Lotus Domino, ... transcripts */
-    CMD(">>> data", "DATA"),
-    CMD(">>> rcpt to", "RCPT"),
-    CMD(">>> mail from", "MAIL"),
-    CMD(">>> ehlo", "HELO"),
-    CMD(">>> helo", "HELO"),
-    /* Exim, Courier, Yahoo, ... */
-    CMD("after rcpt to", "RCPT"),
-    CMD("after rcpt command", "RCPT"),
-    CMD("after end of data", "DATA"),
-    CMD("after pipelined data", "DATA"),
-    CMD("after data", "DATA"),
-    CMD("after mail from", "MAIL"),
-    CMD("after initial connection", "CONN"),
-    CMD("after helo", "HELO"),
-    CMD("after ehlo", "HELO"),
-    /* DragonFly, OpenSMTPD */
-    CMD("did not like our rcpt to", "RCPT"),
-    CMD("did not like our final data", "DATA"),
-    CMD("did not like our data", "DATA"),
-    CMD("did not like our mail from", "MAIL"),
-    /* qmail and its offspring */
-    CMD("does not like recipient", "RCPT"),
-    CMD("sender was rejected", "MAIL"),
-    CMD("my name was rejected", "HELO"),
-    CMD("greeting failed", "CONN"),
-    CMD("failed after i sent the message", "DATA"),
-    /* Amazon SES / WorkMail, Exchange, Verizon, Notes: a bare command */
-    /* Gmail says so only of an address refused at RCPT TO */
-    CMD("because the address couldn't be found", "RCPT"),
-    CMD("rcpt to response", "RCPT"),
-    CMD("[rcpt_to]", "RCPT"),
-    CMD("[end_of_data]", "DATA"),
-    CMD("rcpt to:", "RCPT"),
-    CMD("rcpt to <", "RCPT"),
-    CMD("mail from:", "MAIL"),
-    {NULL, NULL},
-};
-#undef CMD
-
-/* ASCII lower case, inline: g_ascii_tolower() is a call per byte, and
- * dsn_find_command() reads every byte of every diagnostic. */
-static inline char
-lc(char c)
-{
-	return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
-}
-
-/* 1 if needle (lower-case; a space matches one or more white-space bytes,
- * "\r\n" included) starts s[0..n). */
-static int
-cmd_match(const char *s, size_t n, const char *needle)
-{
-	size_t i = 0;
-
-	for (; *needle != '\0'; needle++) {
-		if (*needle == ' ') {
-			if (i >= n || !g_ascii_isspace(s[i]))
-				return 0;
-			while (i < n && g_ascii_isspace(s[i]))
-				i++;
-			continue;
-		}
-		if (i >= n || lc(s[i]) != *needle)
-			return 0;
-		i++;
-	}
-	return 1;
-}
-
-#define NMARKERS (sizeof(cmd_markers) / sizeof(cmd_markers[0]) - 1)
-
-/* The markers by first byte (either case), in table order: cmd_first[c]
- * is 1 + the index of the first marker starting with c (0: none),
- * cmd_next[k] 1 + the index of the next one after marker k with the same
- * first byte. */
-static pthread_once_t cmd_once = PTHREAD_ONCE_INIT;
-static unsigned char cmd_first[256];
-static unsigned char cmd_next[NMARKERS];
-
-static void
-cmd_index(void)
-{
-	size_t k = NMARKERS;
-
-	while (k-- > 0) {
-		unsigned char c = (unsigned char)cmd_markers[k].needle[0];
-
-		cmd_next[k] = cmd_first[c];
-		cmd_first[c] = (unsigned char)(k + 1);
-	}
-	/* the upper-case first bytes lead to the same markers */
-	for (k = 'a'; k <= 'z'; k++)
-		cmd_first[k - 'a' + 'A'] = cmd_first[k];
-}
-
-/* The command named last in s[0..n) (a transcript's last command is the
- * one the error answered), or NULL.  Only positions whose byte starts some
- * marker are compared. */
-const char *
-dsn_find_command(const char *s, size_t n)
-{
-	const char *best = NULL;
-	size_t i, k;
-
-	if (s == NULL)
-		return NULL;
-	pthread_once(&cmd_once, cmd_index);
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (cmd_first[c] == 0)
-			continue;
-		/* the words start a word */
-		if (c != '>' && c != '[' && i > 0 && g_ascii_isalnum(s[i - 1]))
-			continue;
-		for (k = cmd_first[c]; k != 0; k = cmd_next[k - 1]) {
-			const struct cmd_marker *m = &cmd_markers[k - 1];
-
-			if (cmd_match(s + i, n - i, m->needle)) {
-				best = m->cmd;
-				break;
-			}
-		}
-	}
-	return best;
 }
 
 /* The start of the lines that lead up to the line at st in its paragraph
@@ -1290,51 +955,6 @@ lines_before(const char *text, size_t st)
 	return best;
 }
 
-/* An SMTP command named in capitals as a word of its own ("... RCPT TO
- * ...", "... after DATA"), the way a server or relay quotes the command it
- * answered; the latest stage named wins.  NULL when none. */
-const char *
-dsn_find_command_word(const char *s, size_t n)
-{
-	static const struct {
-		const char *w;
-		size_t len;
-		const char *cmd;
-	} words[] = {
-	    {"HELO", 4, "HELO"},
-	    {"EHLO", 4, "HELO"},
-	    {"MAIL FROM", 9, "MAIL"},
-	    {"RCPT", 4, "RCPT"},
-	    {"DATA", 4, "DATA"},
-	};
-	int best = -1;
-	size_t i, k;
-
-	if (s == NULL)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		if (s[i] != 'H' && s[i] != 'E' && s[i] != 'M' && s[i] != 'R' &&
-		    s[i] != 'D')
-			continue;
-		if (i > 0 && s[i - 1] != ' ' && s[i - 1] != '\t' &&
-		    s[i - 1] != '\n' && s[i - 1] != '(' && s[i - 1] != '"' &&
-		    s[i - 1] != '\'')
-			continue;
-		for (k = 0; k < sizeof(words) / sizeof(words[0]); k++) {
-			size_t e = i + words[k].len;
-
-			if (e > n ||
-			    memcmp(s + i, words[k].w, words[k].len) != 0)
-				continue;
-			if (e < n && (g_ascii_isalnum(s[e]) || s[e] == '_'))
-				continue;
-			if ((int)k > best)
-				best = (int)k;
-		}
-	}
-	return best < 0 ? NULL : words[best].cmd;
-}
-
 void
 dsn_text_enrich(struct dsn_report *r, const struct dsn_top *top,
     const char *text, size_t len)
@@ -1353,8 +973,8 @@ dsn_text_enrich(struct dsn_report *r, const struct dsn_top *top,
 	detect_mta(r, low_from, low_text);
 	low_text[scan_len > HEAD_CAP ? HEAD_CAP : scan_len] = saved;
 	/* a recipient without Diagnostic-Code: the text around its address */
-	for (i = 0; text != NULL && i < r->nrcpt; i++) {
-		struct record_rcpt *rc = &r->rcpts[i];
+	for (i = 0; text != NULL && i < r->rec.nrcpts; i++) {
+		struct record_rcpt *rc = &r->rec.rcpts[i];
 		const char *a = rc->final_recipient ? rc->final_recipient
 		                                    : rc->original_recipient;
 		const char *p;
@@ -1390,7 +1010,7 @@ dsn_text_enrich(struct dsn_report *r, const struct dsn_top *top,
 		/* the head of the text, unless it lies within the paragraph
 		 * just read without a command (a marker found in the head
 		 * would have been found there) */
-		if (rc->smtp_command == NULL && r->nrcpt == 1 &&
+		if (rc->smtp_command == NULL && r->rec.nrcpts == 1 &&
 		    !(par_s == 0 &&
 		        par_e >= (scan_len > HEAD_CAP ? HEAD_CAP : scan_len)))
 			rc->smtp_command = dsn_find_command(text,

@@ -7,7 +7,6 @@
 #include "service/metrics.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -335,36 +334,17 @@ metrics_escape_label(struct buf *out, const char *s)
 	buf_append(out, start, (size_t)(p - start));
 }
 
-static void put(struct buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-put(struct buf *b, const char *fmt, ...)
-{
-	char tmp[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	buf_append(b, tmp,
-	    (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
 static void
 put_mb_counter(struct buf *b, struct metrics *m, const char *name,
     const char *help, size_t off)
 {
-	put(b, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+	buf_appendf(b, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
 	for (size_t i = 0; i < m->nmb; i++) {
 		uint64_t v = *(const uint64_t *)((const char *)&m->mb[i] + off);
 
-		put(b, "%s{mailbox=\"", name);
+		buf_appendf(b, "%s{mailbox=\"", name);
 		metrics_escape_label(b, m->mb[i].name);
-		put(b, "\"} %llu\n", (unsigned long long)v);
+		buf_appendf(b, "\"} %llu\n", (unsigned long long)v);
 	}
 }
 
@@ -372,13 +352,13 @@ int
 metrics_render(struct metrics *m, struct buf *b)
 {
 	pthread_mutex_lock(&m->mu);
-	put(b,
+	buf_appendf(b,
 	    "# HELP bouncerd_build_info Build information.\n"
 	    "# TYPE bouncerd_build_info gauge\n"
 	    "bouncerd_build_info{version=\"");
 	metrics_escape_label(b, m->version);
-	put(b, "\"} 1\n");
-	put(b,
+	buf_appendf(b, "\"} 1\n");
+	buf_appendf(b,
 	    "# HELP bouncerd_database_up 1 when the last database "
 	    "operation succeeded.\n"
 	    "# TYPE bouncerd_database_up gauge\n"
@@ -399,42 +379,42 @@ metrics_render(struct metrics *m, struct buf *b)
 	put_mb_counter(b, m, "bouncerd_oauth_token_failures_total",
 	    "Failed requests to an OAuth token endpoint.",
 	    offsetof(struct mb_stats, token_failures));
-	put(b,
+	buf_appendf(b,
 	    "# HELP bouncerd_bounces_total Bounce records written, by class "
 	    "and reason.\n# TYPE bouncerd_bounces_total counter\n");
 	for (size_t i = 0; i < m->nrs; i++) {
-		put(b, "bouncerd_bounces_total{class=\"");
+		buf_appendf(b, "bouncerd_bounces_total{class=\"");
 		metrics_escape_label(b, m->rs[i].cls);
-		put(b, "\",reason=\"");
+		buf_appendf(b, "\",reason=\"");
 		metrics_escape_label(b, m->rs[i].reason);
-		put(b, "\"} %llu\n", (unsigned long long)m->rs[i].n);
+		buf_appendf(b, "\"} %llu\n", (unsigned long long)m->rs[i].n);
 	}
-	put(b,
+	buf_appendf(b,
 	    "# HELP bouncerd_errors_total Errors by mailbox and kind.\n"
 	    "# TYPE bouncerd_errors_total counter\n");
 	for (size_t i = 0; i < m->nmb; i++)
 		for (int k = 0; k < METRICS_ERR__COUNT; k++) {
 			if (m->mb[i].errors[k] == 0)
 				continue;
-			put(b, "bouncerd_errors_total{mailbox=\"");
+			buf_appendf(b, "bouncerd_errors_total{mailbox=\"");
 			metrics_escape_label(b, m->mb[i].name);
-			put(b, "\",kind=\"%s\"} %llu\n", err_names[k],
+			buf_appendf(b, "\",kind=\"%s\"} %llu\n", err_names[k],
 			    (unsigned long long)m->mb[i].errors[k]);
 		}
-	put(b,
+	buf_appendf(b,
 	    "# HELP bouncerd_passes_total Mailbox passes by result.\n"
 	    "# TYPE bouncerd_passes_total counter\n");
 	for (size_t i = 0; i < m->nmb; i++) {
-		put(b, "bouncerd_passes_total{mailbox=\"");
+		buf_appendf(b, "bouncerd_passes_total{mailbox=\"");
 		metrics_escape_label(b, m->mb[i].name);
-		put(b, "\",result=\"ok\"} %llu\n",
+		buf_appendf(b, "\",result=\"ok\"} %llu\n",
 		    (unsigned long long)m->mb[i].passes_ok);
-		put(b, "bouncerd_passes_total{mailbox=\"");
+		buf_appendf(b, "bouncerd_passes_total{mailbox=\"");
 		metrics_escape_label(b, m->mb[i].name);
-		put(b, "\",result=\"error\"} %llu\n",
+		buf_appendf(b, "\",result=\"error\"} %llu\n",
 		    (unsigned long long)m->mb[i].passes_failed);
 	}
-	put(b,
+	buf_appendf(b,
 	    "# HELP bouncerd_pass_duration_seconds Duration of mailbox "
 	    "passes.\n# TYPE bouncerd_pass_duration_seconds histogram\n");
 	for (size_t i = 0; i < m->nmb; i++) {
@@ -442,31 +422,34 @@ metrics_render(struct metrics *m, struct buf *b)
 
 		for (size_t k = 0; k <= NBUCKETS; k++) {
 			cum += m->mb[i].hist[k];
-			put(b,
+			buf_appendf(b,
 			    "bouncerd_pass_duration_seconds_bucket{mailbox=\"");
 			metrics_escape_label(b, m->mb[i].name);
 			if (k < NBUCKETS)
-				put(b, "\",le=\"%g\"} %llu\n", buckets[k],
-				    (unsigned long long)cum);
+				buf_appendf(b, "\",le=\"%g\"} %llu\n",
+				    buckets[k], (unsigned long long)cum);
 			else
-				put(b, "\",le=\"+Inf\"} %llu\n",
+				buf_appendf(b, "\",le=\"+Inf\"} %llu\n",
 				    (unsigned long long)cum);
 		}
-		put(b, "bouncerd_pass_duration_seconds_sum{mailbox=\"");
+		buf_appendf(b, "bouncerd_pass_duration_seconds_sum{mailbox=\"");
 		metrics_escape_label(b, m->mb[i].name);
-		put(b, "\"} %.6f\n", m->mb[i].dur_sum);
-		put(b, "bouncerd_pass_duration_seconds_count{mailbox=\"");
+		buf_appendf(b, "\"} %.6f\n", m->mb[i].dur_sum);
+		buf_appendf(b,
+		    "bouncerd_pass_duration_seconds_count{mailbox=\"");
 		metrics_escape_label(b, m->mb[i].name);
-		put(b, "\"} %llu\n", (unsigned long long)m->mb[i].dur_count);
+		buf_appendf(b, "\"} %llu\n",
+		    (unsigned long long)m->mb[i].dur_count);
 	}
-	put(b,
+	buf_appendf(b,
 	    "# HELP bouncerd_last_success_timestamp_seconds Unix time of "
 	    "the last successful pass.\n"
 	    "# TYPE bouncerd_last_success_timestamp_seconds gauge\n");
 	for (size_t i = 0; i < m->nmb; i++) {
-		put(b, "bouncerd_last_success_timestamp_seconds{mailbox=\"");
+		buf_appendf(b,
+		    "bouncerd_last_success_timestamp_seconds{mailbox=\"");
 		metrics_escape_label(b, m->mb[i].name);
-		put(b, "\"} %lld\n", (long long)m->mb[i].last_success);
+		buf_appendf(b, "\"} %lld\n", (long long)m->mb[i].last_success);
 	}
 	pthread_mutex_unlock(&m->mu);
 	return b->truncated ? -1 : 0;

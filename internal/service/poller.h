@@ -1,11 +1,10 @@
 /*
- * poller.h - the daemon's engine: a scheduler hands mailboxes whose time
- * has come to a fixed pool of worker threads; each worker owns one POP3
- * handle per pass and one database connection, and runs the pass
- * UIDL -> ledger filter -> RETR -> decode -> record -> COMMIT -> DELE ->
- * QUIT.  Nothing is deleted on the server before it is committed.
- * The poller is the one module that knows all others, and the one that
- * logs (one line per pass per mailbox, one per error).
+ * poller.h - the daemon's engine, seen from cmd/: a scheduler hands the
+ * mailboxes whose time has come to a fixed pool of worker threads, each
+ * with one database connection, and each runs one pass (pass.h); failing
+ * mailboxes back off; a reload swaps the configuration between passes;
+ * /healthz reads the state (health.c).  The service is the one part that
+ * knows all others, and the one that logs.
  */
 #ifndef BOUNCER_POLLER_H
 #define BOUNCER_POLLER_H

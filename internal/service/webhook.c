@@ -656,7 +656,7 @@ deliver_batch(struct endpoint *e, PGconn *c, CURL *h, char *errbuf,
 		int attempts = (int)strtol(PQgetvalue(r, i, 3), NULL, 10);
 		int64_t due_in = strtoll(PQgetvalue(r, i, 4), NULL, 10);
 		int64_t age = strtoll(PQgetvalue(r, i, 5), NULL, 10);
-		char cause[CURL_ERROR_SIZE + 64], st[24], retry[32];
+		char cause[CURL_ERROR_SIZE + 64];
 		long status = 0;
 		enum attempt a;
 
@@ -691,7 +691,6 @@ deliver_batch(struct endpoint *e, PGconn *c, CURL *h, char *errbuf,
 			rc = -1;
 			break;
 		}
-		snprintf(st, sizeof(st), "%ld", status);
 		if (age >= e->max_age_ms) {
 			if (mark(c, sql_dead, id, status, cause, 0, err) != 0) {
 				rc = -1;
@@ -700,10 +699,11 @@ deliver_batch(struct endpoint *e, PGconn *c, CURL *h, char *errbuf,
 			pthread_mutex_lock(&e->mu);
 			e->dead++;
 			pthread_mutex_unlock(&e->mu);
-			log_error("webhook event given up after max_age: "
-			          "replay it with SELECT webhook_replay()",
-			    "endpoint", e->name, "event", eid, "status", st,
-			    "cause", cause, NULL);
+			log_f(LOG_ERROR,
+			    "webhook event given up after max_age: replay it "
+			    "with SELECT webhook_replay()",
+			    LOG_STR("endpoint", e->name), LOG_STR("event", eid),
+			    LOG_INT("status", status), LOG_STR("cause", cause));
 			continue;
 		}
 		*wait_out = webhook_backoff_ms(attempts + 1, e->backoff_min_ms,
@@ -716,11 +716,10 @@ deliver_batch(struct endpoint *e, PGconn *c, CURL *h, char *errbuf,
 		pthread_mutex_lock(&e->mu);
 		e->retries++;
 		pthread_mutex_unlock(&e->mu);
-		snprintf(retry, sizeof(retry), "%.1fs",
-		    (double)*wait_out / 1000.0);
-		log_warn("webhook delivery failed", "endpoint", e->name,
-		    "event", eid, "status", st, "cause", cause, "retry_in",
-		    retry, NULL);
+		log_f(LOG_WARN, "webhook delivery failed",
+		    LOG_STR("endpoint", e->name), LOG_STR("event", eid),
+		    LOG_INT("status", status), LOG_STR("cause", cause),
+		    LOG_SECS("retry_in_s", *wait_out));
 		rc = 1;
 		break;
 	}
@@ -903,13 +902,10 @@ webhook_drain(struct webhooks *w)
 static void
 metric_line(struct buf *out, const char *name, const char *ep, double v)
 {
-	char num[64];
-
 	buf_append_str(out, name);
 	buf_append_str(out, "{endpoint=\"");
 	metrics_escape_label(out, ep);
-	snprintf(num, sizeof(num), "\"} %.17g\n", v);
-	buf_append_str(out, num);
+	buf_appendf(out, "\"} %.17g\n", v);
 }
 
 void

@@ -33,17 +33,40 @@
 /* Longest UIDL accepted (RFC 1939 allows 70 characters). */
 #define STORE_UIDL_MAX 512
 
+/* How hard a connection tries to reach the database: the first wait
+ * after a failure, the cap of the doubling wait, the attempts per
+ * operation before it fails with -1, and libpq's connect_timeout.
+ *
+ *   profile                  first wait  cap     attempts  connect
+ *   STORE_RECONNECT_DEFAULT  200 ms      30 s    10        10 s
+ *   STORE_RECONNECT_STARTUP  200 ms      30 s    5         10 s
+ *   STORE_RECONNECT_PASS     200 ms      5 s     8         5 s
+ *   STORE_RECONNECT_PROBE    50 ms       100 ms  1         2 s
+ *
+ * STARTUP: migrations and settings before the service starts; PASS: the
+ * connection of a worker polling mailboxes; PROBE: the health check,
+ * which must answer quickly. */
+enum store_reconnect {
+	STORE_RECONNECT_DEFAULT,
+	STORE_RECONNECT_STARTUP,
+	STORE_RECONNECT_PASS,
+	STORE_RECONNECT_PROBE,
+};
+
 struct store_options {
 	const char *conninfo; /* libpq URI or key=value string */
 	int batch_size; /* messages per transaction; <= 0: 50 */
 	int64_t raw_max_bytes; /* raw bytes kept per email; < 0: 1 MiB,
 				  0: none */
-	int64_t backoff_initial_ms; /* first reconnect wait; <= 0: 200 */
-	int64_t backoff_max_ms; /* cap of the doubling wait; <= 0: 30000 */
+	enum store_reconnect reconnect; /* the policy (0: DEFAULT) */
+	/* Overrides of single values of the profile (tests); 0 keeps the
+	 * profile's value. */
+	int64_t backoff_initial_ms; /* first reconnect wait; <= 0: profile */
+	int64_t backoff_max_ms; /* cap of the doubling wait; <= 0: profile */
 	/* reconnect attempts per operation before giving up with -1;
-	 * 0: 10, < 0: until *stop is set */
+	 * 0: profile, < 0: until *stop is set */
 	int reconnect_attempts;
-	int connect_timeout_s; /* <= 0: 10 */
+	int connect_timeout_s; /* <= 0: profile */
 	int quarantine_after; /* failures in a row; <= 0: 3 */
 	const char *application_name; /* NULL: "bouncerd" */
 	/* Optional: when it becomes non-zero, backoff waits end and the
@@ -101,8 +124,8 @@ int store_mailbox_id(struct store *s, const char *name, const char *host,
     const char *username, int64_t *id_out, struct err *err);
 
 /* First pass (first_pass: record_only): *pending_out is 1 until
- * store_mailbox_first_pass_done() was called for the mailbox.  Bounces
- * recorded with store_message.record_only are stored but never counted. */
+ * store_mailbox_first_pass_done() was called for the mailbox.  (The pass
+ * marks the recipients it records meanwhile not_counted, "first_pass".) */
 int store_mailbox_first_pass(struct store *s, int64_t mailbox_id,
     int *pending_out, struct err *err);
 int store_mailbox_first_pass_done(struct store *s, int64_t mailbox_id,
@@ -139,61 +162,27 @@ int store_uidl_states(struct store *s, int64_t mailbox_id,
     const char *const *uidls, size_t n, struct store_uidl_info *info_out,
     struct err *err);
 
-/* One recipient of a report.  Strings may be NULL; they are repaired and
- * capped as described at the top.  recipient is lower-cased (ASCII) and
- * its domain derived. */
-struct store_bounce {
-	const char *recipient;
-	const char *recipient_source; /* verp|header:<name>|... */
-	const char *final_recipient;
-	const char *original_recipient;
-	enum record_class cls;
-	const char *reason; /* NULL: "undefined" */
-	const char *rule; /* id of the deciding classification rule, or NULL */
-	const char *action;
-	const char *status;
-	int reply_code; /* 0: none */
-	const char *diagnostic;
-	const char *remote_mta;
-	const char *feedback_type;
-	const char *original_message_id;
-	const char *campaign_id;
-	const char *list_id;
-	const char *subscriber_id;
-	/* headers of the returned original kept as JSON {name: value} */
-	const char *const *header_names;
-	const char *const *header_values;
-	size_t nheaders;
-	/* unix time it bounced; 0: the message's date, then now.  Dates more
-	 * than a day in the future are replaced by now. */
-	int64_t bounced_at;
-	/* 0: counts towards suppression; non-zero: stored only, with the
-	 * reason in not_counted_because ("first_pass", "max_age") */
-	int not_counted;
-	const char *not_counted_because;
-};
-
-/* One fetched email and its recipients. */
+/* One fetched email and its decoded record.  The store persists what the
+ * record says and decides nothing: per message its kind, Message-ID,
+ * Subject, reporting MTA, Date (reported_at; 0 or implausible: unknown)
+ * and truncated flag; per recipient (rec->rcpts) the addresses, class,
+ * reason (NULL: "undefined"), rule, action (lower-cased), status, reply
+ * code, diagnostic, remote MTA, feedback type, bounced_at (0: the time it
+ * is written), and counts = !not_counted with not_counted_because (NULL
+ * when not_counted: "not_counted"); the message-level orig_message_id,
+ * campaign_id, list_id, subscriber_id and kept_headers (as JSON
+ * {name: value}) go with each recipient.  Strings may be NULL; they are
+ * repaired and capped as described at the top; the recipient is
+ * lower-cased (ASCII) and its domain derived.  rec NULL: a message that
+ * is not a bounce (kind unknown, no recipients). */
 struct store_message {
 	int64_t mailbox_id;
 	const char *uidl; /* required, valid UTF-8, <= STORE_UIDL_MAX */
-	enum record_kind kind;
-	const char *email_message_id; /* Message-ID of the bounce itself */
-	const char *subject;
-	const char *reporting_mta;
-	int64_t reported_at; /* unix time of its Date header; 0 unknown */
 	int64_t size; /* size on the server; < 0 unknown */
-	int truncated; /* only the head was fetched */
-	const void *raw; /* may be NULL; kept up to raw_max_bytes */
+	const void *raw; /* may be NULL; kept up to raw_max_bytes (a message
+			    of kind unknown is kept whole) */
 	size_t raw_len;
-	const struct store_bounce *bounces;
-	size_t nbounces;
-	/* Counting policy for this message's bounces (defaults.first_pass,
-	 * defaults.max_age): record_only stores them with counts = false and
-	 * not_counted_because "first_pass"; max_age_s > 0 does the same with
-	 * "max_age" for bounces dated more than max_age_s before now. */
-	int record_only;
-	int64_t max_age_s;
+	const struct record *rec; /* valid until the call returns */
 };
 
 enum store_result {

@@ -30,7 +30,8 @@ struct data {
 	size_t n;
 	char (*uidl)[32];
 	char (*rcpt)[NB][64];
-	struct store_bounce (*b)[NB];
+	struct record_rcpt (*b)[NB];
+	struct record *rec;
 	struct store_message *m;
 	char raw[600];
 };
@@ -44,12 +45,13 @@ fill(struct data *d, size_t n, int64_t mailbox, const char *tag)
 	d->uidl = xcalloc(n, sizeof(*d->uidl));
 	d->rcpt = xcalloc(n, sizeof(*d->rcpt));
 	d->b = xcalloc(n, sizeof(*d->b));
+	d->rec = xcalloc(n, sizeof(*d->rec));
 	d->m = xcalloc(n, sizeof(*d->m));
 	memset(d->raw, 'x', sizeof(d->raw));
 	for (i = 0; i < n; i++) {
 		snprintf(d->uidl[i], sizeof(d->uidl[i]), "%s%08zx", tag, i);
 		for (k = 0; k < NB; k++) {
-			struct store_bounce *b = &d->b[i][k];
+			struct record_rcpt *b = &d->b[i][k];
 			size_t r = (i + k) % 5;
 
 			snprintf(d->rcpt[i][k], sizeof(d->rcpt[i][k]),
@@ -65,23 +67,23 @@ fill(struct data *d, size_t n, int64_t mailbox, const char *tag)
 			b->diagnostic = "550 5.1.1 <user@domain.example>: "
 			                "Recipient address rejected";
 			b->remote_mta = "mx.domain.example";
-			b->original_message_id =
-			    "<campaign-42.17@sender.example>";
-			b->campaign_id = "spring-sale";
 			b->bounced_at = base_time + (int64_t)i;
 		}
 		d->m[i].mailbox_id = mailbox;
 		d->m[i].uidl = d->uidl[i];
-		d->m[i].kind = RECORD_KIND_BOUNCE;
-		d->m[i].email_message_id = "<bounce@mx.example.net>";
-		d->m[i].subject = "Undelivered Mail Returned to Sender";
-		d->m[i].reporting_mta = "mx.example.net";
-		d->m[i].reported_at = base_time + (int64_t)i;
+		d->rec[i].kind = RECORD_KIND_BOUNCE;
+		d->rec[i].message_id = "<bounce@mx.example.net>";
+		d->rec[i].subject = "Undelivered Mail Returned to Sender";
+		d->rec[i].reporting_mta = "mx.example.net";
+		d->rec[i].date = base_time + (int64_t)i;
+		d->rec[i].orig_message_id = "<campaign-42.17@sender.example>";
+		d->rec[i].campaign_id = "spring-sale";
+		d->rec[i].rcpts = d->b[i];
+		d->rec[i].nrcpts = NB;
 		d->m[i].size = (int64_t)sizeof(d->raw);
 		d->m[i].raw = d->raw;
 		d->m[i].raw_len = sizeof(d->raw);
-		d->m[i].bounces = d->b[i];
-		d->m[i].nbounces = NB;
+		d->m[i].rec = &d->rec[i];
 	}
 }
 
@@ -91,6 +93,7 @@ data_free(struct data *d)
 	free(d->uidl);
 	free(d->rcpt);
 	free(d->b);
+	free(d->rec);
 	free(d->m);
 }
 
@@ -214,7 +217,7 @@ run_copy(const char *uri, PGconn *db, int64_t mailbox, size_t n,
 		goto out;
 	for (i = 0; i < n; i++)
 		for (k = 0; k < NB; k++) {
-			const struct store_bounce *b = &d.b[i][k];
+			const struct record_rcpt *b = &d.b[i][k];
 
 			fprintf(f,
 			    "%" PRId64 ",%s,domain%zu.example,%s,%s,%s,%s,%s,"
@@ -224,8 +227,8 @@ run_copy(const char *uri, PGconn *db, int64_t mailbox, size_t n,
 			    b->recipient_source, b->recipient,
 			    record_class_name(b->cls), b->reason, b->action,
 			    b->status, b->reply_code, b->diagnostic,
-			    b->remote_mta, b->original_message_id,
-			    b->campaign_id, iso(b->bounced_at, ts));
+			    b->remote_mta, d.rec[i].orig_message_id,
+			    d.rec[i].campaign_id, iso(b->bounced_at, ts));
 		}
 	fclose(f);
 	free(cmd);

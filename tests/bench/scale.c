@@ -191,7 +191,8 @@ record_rate(const char *uri, long long pool, const char *tag)
 	struct store *s = NULL;
 	struct err err = {""};
 	struct store_message *m = xcalloc(RECORD_N, sizeof(*m));
-	struct store_bounce *b = xcalloc(RECORD_N, sizeof(*b));
+	struct record *rec = xcalloc(RECORD_N, sizeof(*rec));
+	struct record_rcpt *b = xcalloc(RECORD_N, sizeof(*b));
 	enum store_result *res = xcalloc(RECORD_N, sizeof(*res));
 	char **strs = xcalloc(2 * RECORD_N, sizeof(*strs));
 	int64_t mb = 0;
@@ -225,10 +226,12 @@ record_rate(const char *uri, long long pool, const char *tag)
 		b[i].diagnostic = "550 5.1.1 User unknown";
 		m[i].mailbox_id = mb;
 		m[i].uidl = strs[2 * i];
-		m[i].kind = k < 95 ? RECORD_KIND_BOUNCE : RECORD_KIND_COMPLAINT;
+		rec[i].kind =
+		    k < 95 ? RECORD_KIND_BOUNCE : RECORD_KIND_COMPLAINT;
+		rec[i].rcpts = &b[i];
+		rec[i].nrcpts = 1;
 		m[i].size = 4000;
-		m[i].bounces = &b[i];
-		m[i].nbounces = 1;
+		m[i].rec = &rec[i];
 	}
 	t0 = now_s();
 	for (i = 0; i < RECORD_N; i += 500)
@@ -243,6 +246,7 @@ record_rate(const char *uri, long long pool, const char *tag)
 	free(strs);
 	free(res);
 	free(b);
+	free(rec);
 	free(m);
 	store_free(&s);
 	return rate;

@@ -22,6 +22,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const char *const hdrs[] = {"X-Campaign-Id", "X-Subscriber-Id"};
 	struct dsn_options opt;
 	struct dsn_report *r = NULL;
+	const struct record *rec;
 	struct err err;
 	size_t i, sum = 0;
 
@@ -33,11 +34,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (dsn_parse((const char *)data, size, (int)(size & 2), &opt, &r,
 	        &err) != 0)
 		return 0;
-	sum += touch(record_kind_name(dsn_kind(r)));
-	sum += touch(dsn_reporting_mta(r)) + touch(dsn_verp_recipient(r));
-	sum += touch(dsn_mta(r));
-	for (i = 0; i < dsn_rcpt_count(r); i++) {
-		const struct record_rcpt *rc = dsn_rcpt_at(r, i);
+	rec = dsn_record(r);
+	sum += touch(record_kind_name(rec->kind));
+	sum += touch(rec->reporting_mta) + touch(rec->verp_recipient);
+	sum += touch(rec->mta) + touch(rec->message_id) + touch(rec->subject);
+	for (i = 0; i < rec->nrcpts; i++) {
+		const struct record_rcpt *rc = &rec->rcpts[i];
 
 		sum += touch(rc->recipient) + touch(rc->recipient_source);
 		sum +=
@@ -45,14 +47,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sum += touch(rc->action) + touch(rc->status);
 		sum += touch(rc->diagnostic) + touch(rc->remote_mta);
 		sum += touch(rc->feedback_type) + touch(rc->reason);
-		sum += touch(dsn_rcpt_address(rc));
+		sum += touch(dsn_rcpt_address(rc)) + touch(rc->rule);
 	}
-	for (i = 0; i < dsn_orig_header_count(r); i++) {
-		const char *n, *v;
-
-		dsn_orig_header_at(r, i, &n, &v);
-		sum += touch(n) + touch(v);
-	}
+	for (i = 0; i < rec->norig_headers; i++)
+		sum += touch(rec->orig_headers[i].name) +
+		    touch(rec->orig_headers[i].value);
+	sum += touch(record_orig_header(rec, hdrs[0]));
 	dsn_free(&r);
 	return sum == (size_t)-1;
 }

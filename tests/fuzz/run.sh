@@ -14,7 +14,7 @@ FLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Iinternal -Itests 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
 mkdir -p "$OUT/obj"
 objs=()
-for c in internal/*/*.c; do
+for c in internal/*.c internal/*/*.c; do
 	o=$OUT/obj/$(basename "${c%.c}").o
 	if [ ! -f "$o" ] || [ "$c" -nt "$o" ] || [ -n "$(find internal -name '*.h' -newer "$o")" ]; then
 		clang $FLAGS $SAN -fsanitize=fuzzer-no-link -c -o "$o" "$c"

@@ -40,10 +40,20 @@ open_store(void)
 /* A message with nb bounce rows to r<k>-<uidl>@example.org. */
 struct msgbuf {
 	struct store_message m;
-	struct store_bounce b[4];
+	struct record rec;
+	struct record_rcpt b[4];
 	char rcpt[4][128];
 	char uidl[64];
 };
+
+/* Points the message at its own record and the record at its
+ * recipients (again after the buffer was copied). */
+static void
+msg_link(struct msgbuf *mb)
+{
+	mb->m.rec = &mb->rec;
+	mb->rec.rcpts = mb->b;
+}
 
 static void
 make_msg(struct msgbuf *mb, int64_t mailbox, const char *uidl, int nb)
@@ -54,10 +64,10 @@ make_msg(struct msgbuf *mb, int64_t mailbox, const char *uidl, int nb)
 	snprintf(mb->uidl, sizeof(mb->uidl), "%s", uidl);
 	mb->m.mailbox_id = mailbox;
 	mb->m.uidl = mb->uidl;
-	mb->m.kind = RECORD_KIND_BOUNCE;
-	mb->m.email_message_id = "<bounce@mx.example.net>";
-	mb->m.subject = "Undelivered Mail Returned to Sender";
-	mb->m.reporting_mta = "mx.example.net";
+	mb->rec.kind = RECORD_KIND_BOUNCE;
+	mb->rec.message_id = "<bounce@mx.example.net>";
+	mb->rec.subject = "Undelivered Mail Returned to Sender";
+	mb->rec.reporting_mta = "mx.example.net";
 	mb->m.size = 2048;
 	mb->m.raw = "From: MAILER-DAEMON\r\n\r\nbounce\r\n";
 	mb->m.raw_len = strlen(mb->m.raw);
@@ -74,8 +84,8 @@ make_msg(struct msgbuf *mb, int64_t mailbox, const char *uidl, int nb)
 		mb->b[i].reply_code = 550;
 		mb->b[i].diagnostic = "550 5.1.1 user unknown";
 	}
-	mb->m.bounces = mb->b;
-	mb->m.nbounces = (size_t)(nb < 4 ? nb : 4);
+	mb->rec.nrcpts = (size_t)(nb < 4 ? nb : 4);
+	msg_link(mb);
 }
 
 static void
@@ -349,8 +359,8 @@ batch_link(struct batch *bt)
 	size_t i;
 
 	for (i = 0; i < bt->n; i++) {
+		msg_link(&bt->mb[i]);
 		bt->msgs[i] = bt->mb[i].m;
-		bt->msgs[i].bounces = bt->mb[i].b;
 	}
 }
 
@@ -462,8 +472,10 @@ t_hostile_text(void)
 	struct err err = {""};
 	struct msgbuf mb;
 	enum store_result r = STORE_PENDING;
-	const char *hn[2] = {"X-Campaign-Id", "X-Bad\xff"};
-	const char *hv[2] = {"c'1\"; DROP TABLE bounces; --", "v\\%_"};
+	const struct record_header kh[2] = {
+	    {"X-Campaign-Id", "c'1\"; DROP TABLE bounces; --"},
+	    {"X-Bad\xff", "v\\%_"},
+	};
 	char *v;
 	PGresult *res;
 
@@ -474,12 +486,11 @@ t_hostile_text(void)
 	mb.b[0].diagnostic = "550 <o'brien@ex.com> \"quoted\" 100% \\ "
 	                     "bad \xff\xfe utf8 \xed\xa0\x80 surrogate \xc0\xaf"
 	                     " overlong \xe2\x82 cut";
-	mb.b[0].campaign_id = "spring'25";
-	mb.b[0].header_names = hn;
-	mb.b[0].header_values = hv;
-	mb.b[0].nheaders = 2;
+	mb.rec.campaign_id = "spring'25";
+	mb.rec.kept_headers = kh;
+	mb.rec.nkept_headers = 2;
 	mb.b[1].recipient = "\xff\xfe@bad.example";
-	mb.m.subject = "$1 $2 %s %n \\x00";
+	mb.rec.subject = "$1 $2 %s %n \\x00";
 	mb.m.raw = raw;
 	mb.m.raw_len = sizeof(raw) - 1;
 	CHECK(store_record(s, &mb.m, &r, &err) == 0, "%s", err.msg);

@@ -196,22 +196,28 @@ tdb_restart_pg(void)
 	return rc == 0 ? 0 : -1;
 }
 
-/* Records B as the only bounce of message UIDL in MAILBOX (a complaint
- * message when B is a complaint, otherwise a bounce; size unknown). */
+/* Records B as the only recipient of message UIDL in MAILBOX (a complaint
+ * message when B is a complaint, otherwise a bounce; size unknown), with
+ * CAMPAIGN (may be NULL) as the campaign its original names. */
 static __attribute__((unused)) int
 tdb_record_bounce(struct store *s, int64_t mailbox, const char *uidl,
-    const struct store_bounce *b, enum store_result *r, struct err *err)
+    const struct record_rcpt *b, const char *campaign, enum store_result *r,
+    struct err *err)
 {
 	struct store_message m;
+	struct record rec;
 
 	memset(&m, 0, sizeof(m));
+	memset(&rec, 0, sizeof(rec));
+	rec.kind = b->cls == RECORD_CLASS_COMPLAINT ? RECORD_KIND_COMPLAINT
+	                                            : RECORD_KIND_BOUNCE;
+	rec.rcpts = (struct record_rcpt *)b;
+	rec.nrcpts = 1;
+	rec.campaign_id = campaign;
 	m.mailbox_id = mailbox;
 	m.uidl = uidl;
-	m.kind = b->cls == RECORD_CLASS_COMPLAINT ? RECORD_KIND_COMPLAINT
-	                                          : RECORD_KIND_BOUNCE;
 	m.size = -1;
-	m.bounces = b;
-	m.nbounces = 1;
+	m.rec = &rec;
 	return store_record(s, &m, r, err);
 }
 

@@ -62,7 +62,7 @@ fill(void)
 		goto out;
 	for (i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
 		const struct fx *f = &fixtures[i];
-		struct store_bounce b;
+		struct record_rcpt b;
 		enum store_result r;
 		char uidl[32];
 
@@ -74,10 +74,10 @@ fill(void)
 		b.reason = f->reason;
 		b.status = f->status;
 		b.action = f->cls == RECORD_CLASS_COMPLAINT ? NULL : "failed";
-		b.campaign_id = f->campaign;
 		b.diagnostic = "550 5.1.1 user unknown";
 		b.bounced_at = now_unix() - f->age_s;
-		if (tdb_record_bounce(s, mb, uidl, &b, &r, &err) != 0 ||
+		if (tdb_record_bounce(s, mb, uidl, &b, f->campaign, &r, &err) !=
+		        0 ||
 		    r != STORE_WRITTEN)
 			goto out;
 	}

@@ -170,7 +170,8 @@ t_migrate_from_014_then_retention(void)
 	struct err err = {""};
 	struct store_retention_result res;
 	struct store_message m;
-	struct store_bounce b;
+	struct record rec;
+	struct record_rcpt b;
 	enum store_result sr;
 	long long expect;
 	int i;
@@ -238,6 +239,7 @@ t_migrate_from_014_then_retention(void)
 
 	/* recording goes on: new ids, the state follows */
 	memset(&m, 0, sizeof(m));
+	memset(&rec, 0, sizeof(rec));
 	memset(&b, 0, sizeof(b));
 	b.recipient = "fresh@d1.example";
 	b.cls = RECORD_CLASS_HARD;
@@ -246,10 +248,11 @@ t_migrate_from_014_then_retention(void)
 	m.mailbox_id =
 	    tdb_count(c, "SELECT id FROM mailboxes WHERE name = 'm1'");
 	m.uidl = "after-migration";
-	m.kind = RECORD_KIND_BOUNCE;
 	m.size = 100;
-	m.bounces = &b;
-	m.nbounces = 1;
+	m.rec = &rec;
+	rec.kind = RECORD_KIND_BOUNCE;
+	rec.rcpts = &b;
+	rec.nrcpts = 1;
 	CHECK(store_record(st, &m, &sr, &err) == 0 && sr == STORE_WRITTEN, "%s",
 	    err.msg);
 	CHECK_INT(tdb_count(c,

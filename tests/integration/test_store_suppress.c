@@ -46,7 +46,7 @@ record_events(const char *addr, const struct ev *e)
 	int64_t now = now_unix();
 
 	for (; e->age_s >= 0; e++) {
-		struct store_bounce b;
+		struct record_rcpt b;
 		enum store_result r = STORE_PENDING;
 		char uidl[64];
 
@@ -59,7 +59,8 @@ record_events(const char *addr, const struct ev *e)
 		b.bounced_at = now - e->age_s;
 		b.not_counted = e->not_counted;
 		b.not_counted_because = e->not_counted ? "first_pass" : NULL;
-		if (tdb_record_bounce(st, mbox, uidl, &b, &r, &err) != 0 ||
+		if (tdb_record_bounce(st, mbox, uidl, &b, NULL, &r, &err) !=
+		        0 ||
 		    r != STORE_WRITTEN) {
 			test_fail_at(__FILE__, __LINE__, "record %s: %d %s",
 			    uidl, (int)r, err.msg);
@@ -331,7 +332,8 @@ t_notify_once_per_email(void)
 {
 	PGconn *l = tdb_connect(uri);
 	char last[512] = "";
-	struct store_bounce b[2];
+	struct record_rcpt b[2];
+	struct record rec;
 	struct store_message m;
 	struct err err = {""};
 	enum store_result r;
@@ -340,15 +342,17 @@ t_notify_once_per_email(void)
 		return;
 	CHECK(tdb_exec(l, "LISTEN " STORE_NOTIFY_CHANNEL) == 0, "listen");
 	memset(b, 0, sizeof(b));
+	memset(&rec, 0, sizeof(rec));
 	memset(&m, 0, sizeof(m));
 	b[0].recipient = b[1].recipient = "twice@b.example";
 	b[0].cls = b[1].cls = RECORD_CLASS_HARD;
 	b[0].reason = b[1].reason = "userunknown";
 	m.mailbox_id = mbox;
 	m.uidl = "s-twice";
-	m.kind = RECORD_KIND_BOUNCE;
-	m.bounces = b;
-	m.nbounces = 2;
+	m.rec = &rec;
+	rec.kind = RECORD_KIND_BOUNCE;
+	rec.rcpts = b;
+	rec.nrcpts = 2;
 	CHECK(store_record(st, &m, &r, &err) == 0, "%s", err.msg);
 	CHECK_INT(drain(l, 1000, last, sizeof(last)), 1);
 	PQfinish(l);
@@ -370,19 +374,22 @@ t_daily_stats(void)
 	free(v);
 }
 
-/* Records one bounce of addr through a message with the given counting
- * policy; age_s before now. */
+/* Records one bounce of addr, age_s before now, with the counting flags
+ * the pass's policy step sets under the given policy (first_pass:
+ * record_only, max_age). */
 static void
 rec1(const char *addr, enum record_class cls, const char *reason, int64_t age_s,
     int record_only, int64_t max_age_s)
 {
-	struct store_bounce b;
+	struct record_rcpt b;
+	struct record rec;
 	struct store_message m;
 	struct err err = {""};
 	enum store_result r = STORE_PENDING;
 	char uidl[64];
 
 	memset(&b, 0, sizeof(b));
+	memset(&rec, 0, sizeof(rec));
 	memset(&m, 0, sizeof(m));
 	snprintf(uidl, sizeof(uidl), "p-%d", ++seq);
 	b.recipient = addr;
@@ -391,14 +398,21 @@ rec1(const char *addr, enum record_class cls, const char *reason, int64_t age_s,
 	b.action = cls == RECORD_CLASS_DELIVERED ? "delivered" : "failed";
 	/* age 0: no date in the report, the time it is stored */
 	b.bounced_at = age_s ? now_unix() - age_s : 0;
+	if (record_only) {
+		b.not_counted = 1;
+		b.not_counted_because = "first_pass";
+	} else if (max_age_s > 0 && b.bounced_at != 0 &&
+	    b.bounced_at < now_unix() - max_age_s) {
+		b.not_counted = 1;
+		b.not_counted_because = "max_age";
+	}
+	rec.kind = RECORD_KIND_BOUNCE;
+	rec.rcpts = &b;
+	rec.nrcpts = 1;
 	m.mailbox_id = mbox;
 	m.uidl = uidl;
-	m.kind = RECORD_KIND_BOUNCE;
 	m.size = -1;
-	m.bounces = &b;
-	m.nbounces = 1;
-	m.record_only = record_only;
-	m.max_age_s = max_age_s;
+	m.rec = &rec;
 	if (store_record(st, &m, &r, &err) != 0 || r != STORE_WRITTEN)
 		test_fail_at(__FILE__, __LINE__, "record: %s", err.msg);
 }
@@ -578,7 +592,8 @@ t_first_pass_backlog(void)
 {
 	struct err err = {""};
 	struct store_message *m;
-	struct store_bounce *b;
+	struct record *rec;
+	struct record_rcpt *b;
 	enum store_result *res;
 	char(*u)[32], (*a)[64];
 	int64_t mb2 = 0;
@@ -590,6 +605,7 @@ t_first_pass_backlog(void)
 	    err.msg);
 	CHECK_INT(pending, 1);
 	m = xcalloc(200, sizeof(*m));
+	rec = xcalloc(200, sizeof(*rec));
 	b = xcalloc(200, sizeof(*b));
 	res = xcalloc(200, sizeof(*res));
 	u = xcalloc(200, sizeof(*u));
@@ -601,13 +617,16 @@ t_first_pass_backlog(void)
 		b[i].cls = i % 2 ? RECORD_CLASS_HARD : RECORD_CLASS_COMPLAINT;
 		b[i].reason = i % 2 ? "userunknown" : "feedback";
 		b[i].bounced_at = now_unix() - (int64_t)(i + 1) * 3600;
+		/* the pass marks what it records during the first pass */
+		b[i].not_counted = pending;
+		b[i].not_counted_because = pending ? "first_pass" : NULL;
+		rec[i].kind = RECORD_KIND_BOUNCE;
+		rec[i].rcpts = &b[i];
+		rec[i].nrcpts = 1;
 		m[i].mailbox_id = mb2;
 		m[i].uidl = u[i];
-		m[i].kind = RECORD_KIND_BOUNCE;
 		m[i].size = -1;
-		m[i].bounces = &b[i];
-		m[i].nbounces = 1;
-		m[i].record_only = pending;
+		m[i].rec = &rec[i];
 	}
 	CHECK(store_record_batch(st, m, 200, res, &err) == 0, "%s", err.msg);
 	for (i = 0; i < 200; i++)
@@ -631,7 +650,8 @@ t_first_pass_backlog(void)
 	b[0].cls = RECORD_CLASS_HARD;
 	b[0].reason = "userunknown";
 	b[0].bounced_at = 0;
-	m[0].record_only = pending;
+	b[0].not_counted = pending;
+	b[0].not_counted_because = pending ? "first_pass" : NULL;
 	CHECK(store_record(st, &m[0], &res[0], &err) == 0, "%s", err.msg);
 	CHECK_INT(res[0], STORE_WRITTEN);
 	CHECK_ROW("backlog0@d.example", "hard_bounce|userunknown|hard|1|0|0");
@@ -640,6 +660,7 @@ t_first_pass_backlog(void)
 	              "domain = 'd.example'"),
 	    1);
 	free(m);
+	free(rec);
 	free(b);
 	free(res);
 	free(u);

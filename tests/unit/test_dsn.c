@@ -54,17 +54,18 @@ putn(struct buf *b, const char *k, long long v)
 static void
 dump(const struct dsn_report *r, struct buf *b)
 {
+	const struct record *rec = dsn_record(r);
 	size_t i;
 
-	putf(b, "kind", record_kind_name(dsn_kind(r)));
-	putf(b, "reporting_mta", dsn_reporting_mta(r));
-	putn(b, "date", (long long)dsn_date(r));
-	putn(b, "truncated", dsn_truncated(r));
-	putf(b, "verp", dsn_verp_recipient(r));
-	putf(b, "mta", dsn_mta(r));
-	putn(b, "nrcpt", (long long)dsn_rcpt_count(r));
-	for (i = 0; i < dsn_rcpt_count(r); i++) {
-		const struct record_rcpt *rc = dsn_rcpt_at(r, i);
+	putf(b, "kind", record_kind_name(rec->kind));
+	putf(b, "reporting_mta", rec->reporting_mta);
+	putn(b, "date", (long long)rec->date);
+	putn(b, "truncated", rec->truncated);
+	putf(b, "verp", rec->verp_recipient);
+	putf(b, "mta", rec->mta);
+	putn(b, "nrcpt", (long long)rec->nrcpts);
+	for (i = 0; i < rec->nrcpts; i++) {
+		const struct record_rcpt *rc = &rec->rcpts[i];
 		char tmp[64];
 
 		buf_append_str(b, "rcpt\t");
@@ -83,13 +84,10 @@ dump(const struct dsn_report *r, struct buf *b)
 		put_sep(b, rc->smtp_command, "\n");
 		putf(b, "diag", rc->diagnostic);
 	}
-	for (i = 0; i < dsn_orig_header_count(r); i++) {
-		const char *n, *v;
-
-		dsn_orig_header_at(r, i, &n, &v);
+	for (i = 0; i < rec->norig_headers; i++) {
 		buf_append_str(b, "header\t");
-		put_sep(b, n, "\t");
-		put_sep(b, v, "\n");
+		put_sep(b, rec->orig_headers[i].name, "\t");
+		put_sep(b, rec->orig_headers[i].value, "\n");
 	}
 }
 
@@ -281,11 +279,14 @@ t_null_and_free(void)
 	CHECK(err.msg[0] != '\0', "error text");
 	CHECK(dsn_parse("x", 1, 0, NULL, NULL, &err) == -1, "NULL out");
 	CHECK(dsn_parse(NULL, 0, 1, NULL, &r, &err) == 0, "empty ok");
-	CHECK_INT(dsn_kind(r), RECORD_KIND_UNKNOWN);
-	CHECK_INT(dsn_rcpt_count(r), 0);
-	CHECK_INT(dsn_truncated(r), 1);
-	CHECK(dsn_rcpt_at(r, 0) == NULL, "out of range");
-	CHECK(dsn_orig_header(r, "Message-ID") == NULL, "no headers");
+	CHECK(dsn_record(NULL) == NULL, "no report, no record");
+	CHECK_INT(dsn_record(r)->kind, RECORD_KIND_UNKNOWN);
+	CHECK_INT(dsn_record(r)->nrcpts, 0);
+	CHECK_INT(dsn_record(r)->truncated, 1);
+	CHECK(dsn_record(r)->rcpts == NULL, "no recipients");
+	CHECK(dsn_record(r)->message_id == NULL, "no Message-ID");
+	CHECK(record_orig_header(dsn_record(r), "Message-ID") == NULL,
+	    "no headers");
 	dsn_free(&r);
 	CHECK(r == NULL, "free sets NULL");
 	CHECK_STR(record_kind_name(RECORD_KIND_COMPLAINT), "complaint");
@@ -320,9 +321,9 @@ t_recipient_cap(void)
 	r = parse_str(b.data, b.len, NULL);
 	CHECK(r != NULL, "parse");
 	/* the delivery-status part is read up to its own cap (64 KiB) */
-	CHECK(dsn_rcpt_count(r) > 500 && dsn_rcpt_count(r) <= 1000, "count %zu",
-	    dsn_rcpt_count(r));
-	CHECK_STR(dsn_rcpt_at(r, 0)->final_recipient, "u0@example.org");
+	CHECK(dsn_record(r)->nrcpts > 500 && dsn_record(r)->nrcpts <= 1000,
+	    "count %zu", dsn_record(r)->nrcpts);
+	CHECK_STR(dsn_record(r)->rcpts[0].final_recipient, "u0@example.org");
 	dsn_free(&r);
 	buf_free(&b);
 }
@@ -390,10 +391,12 @@ t_status_forms(void)
 		struct dsn_report *r = parse_str(m, strlen(m), NULL);
 
 		test_begin("dsn_status_%zu", i);
-		CHECK(r != NULL && dsn_rcpt_count(r) == 1, "parse");
-		if (r != NULL && dsn_rcpt_count(r) == 1) {
-			CHECK_STR(dsn_rcpt_at(r, 0)->status, rows[i].status);
-			CHECK_INT(dsn_rcpt_at(r, 0)->reply_code, rows[i].reply);
+		CHECK(r != NULL && dsn_record(r)->nrcpts == 1, "parse");
+		if (r != NULL && dsn_record(r)->nrcpts == 1) {
+			CHECK_STR(dsn_record(r)->rcpts[0].status,
+			    rows[i].status);
+			CHECK_INT(dsn_record(r)->rcpts[0].reply_code,
+			    rows[i].reply);
 		}
 		test_end();
 		dsn_free(&r);
@@ -424,28 +427,29 @@ t_attribution(void)
 	o.headers = hdrs;
 	o.nheaders = 2;
 	r = parse_str(msg, sizeof(msg) - 1, &o);
-	CHECK(r != NULL && dsn_rcpt_count(r) == 1, "parse");
-	if (r == NULL || dsn_rcpt_count(r) != 1)
+	CHECK(r != NULL && dsn_record(r)->nrcpts == 1, "parse");
+	if (r == NULL || dsn_record(r)->nrcpts != 1)
 		goto out;
-	CHECK_STR(dsn_verp_recipient(r), "al@ex.org");
-	CHECK_STR(dsn_rcpt_at(r, 0)->recipient, "al@ex.org");
-	CHECK_STR(dsn_rcpt_at(r, 0)->recipient_source, "verp");
-	CHECK_STR(dsn_rcpt_address(dsn_rcpt_at(r, 0)), "f@example.org");
-	CHECK_STR(dsn_orig_header(r, "x-id"), "42");
+	CHECK_STR(dsn_record(r)->verp_recipient, "al@ex.org");
+	CHECK_STR(dsn_record(r)->rcpts[0].recipient, "al@ex.org");
+	CHECK_STR(dsn_record(r)->rcpts[0].recipient_source, "verp");
+	CHECK_STR(dsn_rcpt_address(&dsn_record(r)->rcpts[0]), "f@example.org");
+	CHECK_STR(record_orig_header(dsn_record(r), "x-id"), "42");
 	dsn_free(&r);
 
 	o.verp_pattern = "{domain}-{local}@other.example";
 	r = parse_str(msg, sizeof(msg) - 1, &o);
-	CHECK(dsn_verp_recipient(r) == NULL, "pattern does not match");
+	CHECK(dsn_record(r)->verp_recipient == NULL, "pattern does not match");
 	/* X-Id is not an address: the next configured header is used */
-	CHECK_STR(dsn_rcpt_at(r, 0)->recipient, "h@example.org");
-	CHECK_STR(dsn_rcpt_at(r, 0)->recipient_source, "header:X-Sub");
+	CHECK_STR(dsn_record(r)->rcpts[0].recipient, "h@example.org");
+	CHECK_STR(dsn_record(r)->rcpts[0].recipient_source, "header:X-Sub");
 	dsn_free(&r);
 
 	o.nheaders = 0;
 	r = parse_str(msg, sizeof(msg) - 1, &o);
-	CHECK_STR(dsn_rcpt_at(r, 0)->recipient, "o@example.org");
-	CHECK_STR(dsn_rcpt_at(r, 0)->recipient_source, "original_recipient");
+	CHECK_STR(dsn_record(r)->rcpts[0].recipient, "o@example.org");
+	CHECK_STR(dsn_record(r)->rcpts[0].recipient_source,
+	    "original_recipient");
 	dsn_free(&r);
 
 	/* two recipients: the VERP address names the one it matches */
@@ -462,13 +466,16 @@ t_attribution(void)
 
 		o.verp_pattern = "b+{local}={domain}@s.example";
 		r = parse_str(m3, sizeof(m3) - 1, &o);
-		CHECK_INT(dsn_rcpt_count(r), 2);
-		if (dsn_rcpt_count(r) == 2) {
-			CHECK_STR(dsn_rcpt_at(r, 0)->recipient, "other@ex.org");
-			CHECK_STR(dsn_rcpt_at(r, 0)->recipient_source,
+		CHECK_INT(dsn_record(r)->nrcpts, 2);
+		if (dsn_record(r)->nrcpts == 2) {
+			CHECK_STR(dsn_record(r)->rcpts[0].recipient,
+			    "other@ex.org");
+			CHECK_STR(dsn_record(r)->rcpts[0].recipient_source,
 			    "final_recipient");
-			CHECK_STR(dsn_rcpt_at(r, 1)->recipient, "al@ex.org");
-			CHECK_STR(dsn_rcpt_at(r, 1)->recipient_source, "verp");
+			CHECK_STR(dsn_record(r)->rcpts[1].recipient,
+			    "al@ex.org");
+			CHECK_STR(dsn_record(r)->rcpts[1].recipient_source,
+			    "verp");
 		}
 		dsn_free(&r);
 	}
@@ -481,13 +488,117 @@ t_attribution(void)
 		    "<f@example.org>:\nSorry, no mailbox here by that name.\n";
 
 		r = parse_str(m2, sizeof(m2) - 1, &o);
-		CHECK_STR(dsn_verp_recipient(r), "al.x@ex.org");
-		CHECK_INT(dsn_rcpt_count(r), 1);
-		if (dsn_rcpt_count(r) == 1)
-			CHECK_STR(dsn_rcpt_at(r, 0)->recipient_source, "verp");
+		CHECK_STR(dsn_record(r)->verp_recipient, "al.x@ex.org");
+		CHECK_INT(dsn_record(r)->nrcpts, 1);
+		if (dsn_record(r)->nrcpts == 1)
+			CHECK_STR(dsn_record(r)->rcpts[0].recipient_source,
+			    "verp");
 	}
 out:
 	dsn_free(&r);
+}
+
+/* The record: the report's own Message-ID as written (folded lines joined,
+ * angle brackets kept), its Subject decoded, its Date; the policy fields
+ * left zero. */
+static void
+t_record(void)
+{
+	static const char msg[] =
+	    "From: MAILER-DAEMON@mx.example\r\nTo: b@s.example\r\n"
+	    "Message-ID:\r\n  <x1.Y2@mx.example>  \r\n"
+	    "Message-ID: <second@mx.example>\r\n"
+	    "Subject: =?UTF-8?Q?Unzustellbar=3A_caf=C3=A9?=\r\n"
+	    "Date: Sat, 12 Sep 2026 15:51:39 +0000\r\nMIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/report; report-type=delivery-status; "
+	    "boundary=\"X\"\r\n\r\n--X\r\nContent-Type: "
+	    "message/delivery-status\r\n\r\nFinal-Recipient: rfc822; "
+	    "f@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+	    "--X--\r\n";
+	static const char bare[] = "Message-ID: \t \nSubject: hi\n\nhello\n";
+	struct dsn_report *r = parse_str(msg, sizeof(msg) - 1, NULL);
+	const struct record *rec = dsn_record(r);
+
+	CHECK(rec != NULL && rec->nrcpts == 1, "parse");
+	if (rec == NULL || rec->nrcpts != 1)
+		goto out;
+	CHECK_STR(rec->message_id, "<x1.Y2@mx.example>");
+	CHECK_STR(rec->subject, "Unzustellbar: caf\xc3\xa9");
+	CHECK(rec->date == 1789228299, "date %lld", (long long)rec->date);
+	CHECK_INT(rec->kind, RECORD_KIND_BOUNCE);
+	CHECK_INT(rec->rcpts[0].cls, RECORD_CLASS_HARD);
+	CHECK(rec->rcpts[0].bounced_at == 0 && !rec->rcpts[0].not_counted &&
+	        rec->rcpts[0].not_counted_because == NULL,
+	    "policy fields of the recipient left zero");
+	CHECK(rec->orig_message_id == NULL && rec->campaign_id == NULL &&
+	        rec->list_id == NULL && rec->subscriber_id == NULL &&
+	        rec->kept_headers == NULL && rec->nkept_headers == 0,
+	    "policy fields left zero");
+	dsn_free(&r);
+	/* an empty Message-ID is none */
+	r = parse_str(bare, sizeof(bare) - 1, NULL);
+	CHECK(r != NULL && dsn_record(r)->message_id == NULL, "empty");
+	CHECK(r != NULL && dsn_record(r)->nrcpts == 0, "not a bounce");
+out:
+	dsn_free(&r);
+}
+
+/* Amazon SES notifications read with the JSON reader: after a preamble
+ * holding a brace, with tabs and \u escapes, and cut short (a cut string
+ * is not read as a value). */
+static void
+t_ses(void)
+{
+	static const char head[] =
+	    "From: AWS <no-reply@sns.amazonaws.example>\nTo: b@s.example\n"
+	    "Subject: AWS Notification Message\nContent-Type: text/plain\n\n";
+	static const struct {
+		const char *body;
+		size_t nrcpts;
+		const char *addr, *diag;
+	} rows[] = {
+	    {"note {see below}\n{\"notificationType\":\"Bounce\",\"bounce\":{"
+	     "\"bounceType\":\"Permanent\",\"bouncedRecipients\":[{"
+	     "\"emailAddress\":\"a@example.org\",\"status\":\"5.1.1\"}]}}\n",
+	        1, "a@example.org", "Permanent"},
+	    {"{\t\"notificationType\":\t\"Bounce\", \"bounce\": {"
+	     "\"bouncedRecipients\": [{\"emailAddress\": \"b@example.org\","
+	     "\t\"diagnosticCode\": \"smtp; 550 caf\\u00e9\"}]}}",
+	        1, "b@example.org", "smtp; 550 caf\xc3\xa9"},
+	    {"{\"notificationType\":\"Bounce\",\"bounce\":{"
+	     "\"bouncedRecipients\":"
+	     "[{\"emailAddress\":\"c@example.org\",\"diagnosticCode\":\"smtp; "
+	     "5",
+	        1, "c@example.org", NULL},
+	    {"{\"notificationType\":\"Bounce\",\"bounce\":{"
+	     "\"bouncedRecipients\":"
+	     "[{\"emailAddress\":\"d@example.o",
+	        0, NULL, NULL},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char *m = xasprintf("%s%s", head, rows[i].body);
+		struct dsn_report *r = parse_str(m, strlen(m), NULL);
+		const struct record *rec = dsn_record(r);
+
+		test_begin("dsn_ses_%zu", i);
+		CHECK(rec != NULL && rec->nrcpts == rows[i].nrcpts, "count");
+		if (rec != NULL && rec->nrcpts == 1 && rows[i].nrcpts == 1) {
+			CHECK_STR(rec->mta, "amazonses");
+			CHECK_STR(rec->rcpts[0].final_recipient, rows[i].addr);
+			if (rows[i].diag != NULL)
+				CHECK_STR(rec->rcpts[0].diagnostic,
+				    rows[i].diag);
+			else
+				CHECK(rec->rcpts[0].diagnostic == NULL,
+				    "no diagnostic");
+			CHECK_STR(rec->rcpts[0].action, "failed");
+		}
+		test_end();
+		dsn_free(&r);
+		free(m);
+	}
 }
 
 int
@@ -499,5 +610,7 @@ main(void)
 	RUN(t_hostile);
 	t_status_forms();
 	RUN(t_attribution);
+	RUN(t_record);
+	t_ses();
 	return test_done();
 }

@@ -86,15 +86,17 @@ static char *
 records(const char *msg, size_t len)
 {
 	struct dsn_report *r = NULL;
+	const struct record *rec;
 	struct err err = {{0}};
 	char *s;
 	size_t i;
 
 	if (dsn_parse(msg, len, 0, NULL, &r, &err) != 0)
 		return xasprintf("error: %s", err.msg);
-	s = xasprintf("kind=%d n=%zu", (int)dsn_kind(r), dsn_rcpt_count(r));
-	for (i = 0; i < dsn_rcpt_count(r); i++) {
-		const struct record_rcpt *rc = dsn_rcpt_at(r, i);
+	rec = dsn_record(r);
+	s = xasprintf("kind=%d n=%zu", (int)rec->kind, rec->nrcpts);
+	for (i = 0; i < rec->nrcpts; i++) {
+		const struct record_rcpt *rc = &rec->rcpts[i];
 		char *t = xasprintf("%s|%s|%s|%s|%s", s,
 		    rc->recipient ? rc->recipient : "",
 		    rc->status ? rc->status : "", rc->action ? rc->action : "",

@@ -9,8 +9,13 @@
 # (`curl pop3s://host/[1-N]`, twice, the faster counts).  Prints the pass
 # rate against curl's, bouncerd's CPU per 10,000 messages, its peak RSS,
 # the services' CPU, and where the pass's wall time went (the pass's own
-# timing log line).  BENCH_E2E_SOURCE=generated seeds the generated
-# dsn-hard/dsn-multi messages of tests/fixtures/poller instead.
+# timing log line).  Next to bouncerd's CPU per 10,000 it prints that of a
+# bare GMime parse+walk of the same seeded files (gmime_walk, one process,
+# reading the Maildir's files before the pass) and the ratio of the two,
+# last in each run, on one line: "bench_e2e: cpu_per_10k_s=A
+# gmime_cpu_per_10k_s=B cpu_ratio=A/B" ("-" where gmime_walk is missing or
+# failed).  BENCH_E2E_SOURCE=generated seeds the generated dsn-hard/dsn-multi
+# messages of tests/fixtures/poller instead.
 # BENCH_E2E_RUNS (1) repeats the whole measurement on a fresh mailbox and
 # database.  Prints figures; asserts nothing (targets: pass >= 0.8 of
 # curl's rate, CPU per 10,000 <= 2.6 s, RSS < 64 MB).
@@ -20,6 +25,7 @@ N=${BENCH_E2E_MESSAGES:-10000}
 RUNS=${BENCH_E2E_RUNS:-1}
 SOURCE=${BENCH_E2E_SOURCE:-real}
 RAW=$BUILD/tests/helpers/pop3_retr_all
+WALK=$BUILD/tests/bench/gmime_walk
 [ -x "$RAW" ] || { echo "bench_e2e: $RAW missing"; exit 1; }
 need_services bench_e2e >/dev/null
 U=$(pop_user 1)
@@ -85,6 +91,17 @@ cpu_secs() {	# "PG DC" before, "PG DC" after -> "postgres X s, dovecot Y s"
 }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'; }
 
+# The bare GMime parse+walk of every message in USER's Maildir, as one
+# process reading the files: "USER_S SYSTEM_S" of its CPU, or nothing.
+walk_cpu() {	# USER
+	local md
+	[ -x "$WALK" ] || return 1
+	md=$(maildir "$1")
+	find "$md/new" "$md/cur" -type f | sort >"$TMP/walk.list"
+	/usr/bin/time -f '%U %S' -o "$TMP/walk.time" "$WALK" - <"$TMP/walk.list" >/dev/null || return 1
+	tail -1 "$TMP/walk.time"
+}
+
 # curl over one connection: URL globbing reuses it for every RETR.
 curl_secs() {
 	local t0 t1
@@ -120,6 +137,9 @@ for ((run = 1; run <= RUNS; run++)); do
 		cbest=$(printf '%s\n' $cs1 $cs2 | sort -g | head -1)
 	fi
 
+	wcpu=$(walk_cpu "$U") || wcpu=""
+	wfiles=$(wc -l <"$TMP/walk.list" 2>/dev/null || echo 0)
+
 	c0=$(cpu_snap)
 	/usr/bin/time -f '%e %M %U %S' -o "$TMP/time" "$BIN" -c "$TMP/c.yaml" --once 2>"$TMP/log"
 	rc=$?
@@ -148,6 +168,16 @@ for ((run = 1; run <= RUNS; run++)); do
 	[ -n "$said" ] && echo "$said"
 	echo "  pass / bouncerd's own retrieval: $(awk -v r="$rsecs" -v p="${pass_s:-0}" 'BEGIN { printf "%.2f", (p > 0 ? r / p : 0) }')"
 	echo "  bouncerd CPU: ${ucpu} s user + ${scpu} s system = $cpu10k s per 10,000 messages; peak RSS $((rss_kb / 1024)) MB ($rss_kb KiB)"
+	if [ -n "$wcpu" ]; then
+		read -r wu ws <<<"$wcpu"
+		g10k=$(awk -v u="$wu" -v s="$ws" -v n="$wfiles" 'BEGIN { printf "%.2f", (n > 0 ? (u + s) * 10000 / n : 0) }')
+		ratio=$(awk -v a="$ucpu" -v b="$scpu" -v u="$wu" -v s="$ws" -v n="$N" -v f="$wfiles" \
+		    'BEGIN { g = (f > 0 ? (u + s) * n / f : 0); printf "%s", (g > 0 ? sprintf("%.2f", (a + b) / g) : "-") }')
+		echo "  bare GMime parse+walk of the same $wfiles files (gmime_walk, one process): ${wu} s user + ${ws} s system = $g10k s per 10,000 messages; bouncerd CPU / bare GMime CPU: $ratio"
+	else
+		g10k="-"; ratio="-"
+		echo "  bare GMime parse+walk: not run ($WALK missing or failed)"
+	fi
 	echo "  services' CPU: during bouncerd's retrieval $raw_cpu; during the pass $e2e_cpu"
 	# Where the pass's wall time went: every *_ms field of its timing
 	# line with its share of the pass (fields of the pass thread add up
@@ -162,5 +192,6 @@ for ((run = 1; run <= RUNS; run++)); do
 				    "rest", 1000 * p - v["retr_ms"] - v["dele_ms"], 100 * (1000 * p - v["retr_ms"] - v["dele_ms"]) / 1000 / p }'
 		echo "    (retr_ms and dele_ms are the pass thread's; decode_ms and store_ms are summed over the committer threads and overlap the retrieval)"
 	fi
+	echo "bench_e2e: cpu_per_10k_s=$cpu10k gmime_cpu_per_10k_s=$g10k cpu_ratio=$ratio"
 done
 exit 0

@@ -2,7 +2,9 @@
 # run.sh BUILD_DIR - runs every benchmark (BUILD_DIR/tests/bench/bench_*
 # binaries and tests/bench/bench_*.sh scripts) against throwaway services,
 # printing their figures.  Benchmarks print numbers; they never fail on a
-# threshold (targets are compared by reading the figures).
+# threshold (targets are compared by reading the figures).  ONLY=SUBSTRING
+# runs the matching ones; tests/bench/compare.sh sets bench_e2e and
+# bench_dsn of two revisions side by side.
 set -uo pipefail
 B=${1:-build}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)

@@ -44,7 +44,7 @@ CLANG_FORMAT ?= clang-format
 FORMAT_FILES = $(wildcard internal/*.[ch] internal/*/*.[ch] cmd/*/*.c tests/*.h tests/*/*.c tests/*/*.h)
 BANNED = sprintf|strcpy|strcat|strtok|atoi|gets
 
-.PHONY: all tests check check-all interop test asan fuzz bench bench-scale lint format install clean demo \
+.PHONY: all tests check check-all interop test asan fuzz bench bench-compare bench-scale lint format install clean demo \
 	demo-stop corpus-score help image
 .SUFFIXES:
 .SECONDARY:
@@ -116,6 +116,13 @@ bench: tests
 	@sh docker/deps.sh test
 	@bash tests/bench/run.sh $(B)
 
+# bench_e2e and bench_dsn of BEFORE (default: the commit before the
+# layered layout) and of this tree, alternating, RUNS (3) rounds; prints a
+# table of the key figures.
+bench-compare: tests
+	@sh docker/deps.sh test
+	@bash tests/bench/compare.sh $(B)
+
 # The suppression list, change feed and ledger at ROWS ledger and bounce
 # rows (default 10,000,000; prints one "scale:" line), on a throwaway
 # PostgreSQL.  Takes tens of minutes at the default size.
@@ -133,6 +140,7 @@ lint:
 	@if grep -nE '\b($(BANNED))[[:space:]]*\(' $(FORMAT_FILES); then \
 	    echo "lint: banned function used (see above)"; exit 1; fi
 	@$(CLANG_FORMAT) --dry-run -Werror $(FORMAT_FILES)
+	@sh tests/lint/includes.sh
 	@echo "lint: ok"
 
 format:

@@ -20,9 +20,12 @@
  * at once.  At most 2 x COMMITTERS batches are in flight. */
 #define COMMITTERS 2
 
-/* Raw bytes of all pending messages above which the batch is committed
- * early, so memory stays bounded whatever batch_size says. */
+/* A batch goes to a committer at batch_size messages, or earlier: at
+ * PEND_BYTES_MAX raw bytes, so memory stays bounded whatever batch_size
+ * says, and PEND_MS_MAX after its first message was read, so that on a
+ * slow server what was read is committed (and DELEd) as the pass goes. */
 #define PEND_BYTES_MAX (4u << 20)
+#define PEND_MS_MAX 2000
 
 struct batch {
 	struct pending *pend;
@@ -659,12 +662,19 @@ pass_fetch_one(struct pass *ps, const struct pop3_entry *e)
 	ps->pend = xrealloc(ps->pend, (ps->npend + 1) * sizeof(*ps->pend));
 	ps->pend[ps->npend++] = pd;
 	ps->pend_bytes += pd.raw.len;
-	if (ps->npend >= (size_t)ps->cfg->batch_size ||
+	if (ps->npend == 1)
+		ps->pend_since = now_ms();
+	if (now_ms() - ps->pend_since >= PEND_MS_MAX ||
+	    ps->npend >= (size_t)ps->cfg->batch_size ||
 	    ps->pend_bytes >= PEND_BYTES_MAX) {
 		if (pass_flush(ps, 0) != 0) {
 			ps->fault = FAULT_DB;
 			return -1;
 		}
+	} else if (reap(ps, 0) != 0) {
+		/* a batch committed meanwhile is DELEd now */
+		ps->fault = FAULT_DB;
+		return -1;
 	}
 	return 0;
 }

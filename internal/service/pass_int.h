@@ -79,6 +79,7 @@ struct pass {
 	struct pending *pend;
 	size_t npend;
 	size_t pend_bytes;
+	int64_t pend_since; /* monotonic ms the first one was read */
 	int no_dele; /* the POP3 session broke: commit only */
 	struct committer *com; /* started with the first batch */
 	int db_failed; /* a batch could not be recorded */

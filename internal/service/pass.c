@@ -177,7 +177,7 @@ static int
 pass_filter(struct pass *ps)
 {
 	struct err err = {{0}};
-	int64_t now = now_unix();
+	int64_t now = now_unix(), t0 = now_ms();
 	int64_t keep_s = (int64_t)ps->mc->poll.keep_days * 86400;
 	uint32_t *dn;
 	char **du;
@@ -188,8 +188,10 @@ pass_filter(struct pass *ps)
 	ps->info = xcalloc(ps->nent + 1, sizeof(*ps->info));
 	for (size_t i = 0; i < ps->nent; i++)
 		ps->uidls[i] = ps->ent[i].uidl;
-	if (store_uidl_states(ps->st, ps->mailbox_id, ps->uidls, ps->nent,
-	        ps->info, &err) != 0)
+	rc = store_uidl_states(ps->st, ps->mailbox_id, ps->uidls, ps->nent,
+	    ps->info, &err);
+	ps->t_ledger = now_ms() - t0;
+	if (rc != 0)
 		return db_error(ps, "ledger lookup failed", err.msg);
 	if (relock(ps) != 0)
 		return -1;
@@ -230,6 +232,7 @@ pass_fetch(struct pass *ps)
 	size_t max = ps->mc->poll.max_messages > 0
 	    ? (size_t)ps->mc->poll.max_messages
 	    : SIZE_MAX;
+	int64_t t0;
 	int rc = 0;
 
 	for (size_t i = 0; i < ps->nent && ntake < max; i++) {
@@ -247,8 +250,11 @@ pass_fetch(struct pass *ps)
 			    "mailbox", ps->name, NULL);
 			break;
 		}
-		if (pop3_retr_ahead(ps->pop, tno + k, tsz + k, ntake - k,
-		        &err) != 0) {
+		t0 = now_ms();
+		rc =
+		    pop3_retr_ahead(ps->pop, tno + k, tsz + k, ntake - k, &err);
+		ps->t_retr += now_ms() - t0;
+		if (rc != 0) {
 			pass_error(ps, pass_pop3_kind(pop3_error_kind(ps->pop)),
 			    "RETR failed", err.msg);
 			ps->fault = FAULT_POP3;
@@ -365,10 +371,12 @@ pass_log(const struct pass *ps, enum pass_outcome res)
 	metrics_pass(ps->env->m, ps->midx, (double)ms / 1000.0, res == PASS_OK,
 	    now_unix());
 	log_f(LOG_DEBUG, "pass timing", LOG_STR("mailbox", ps->name),
-	    LOG_INT("login_ms", ps->t_login), LOG_INT("list_ms", ps->t_list),
+	    LOG_INT("begin_ms", ps->t_begin), LOG_INT("login_ms", ps->t_login),
+	    LOG_INT("list_ms", ps->t_list), LOG_INT("ledger_ms", ps->t_ledger),
 	    LOG_INT("retr_ms", ps->t_retr), LOG_INT("decode_ms", ps->t_decode),
 	    LOG_INT("store_ms", ps->t_store), LOG_INT("wait_ms", ps->t_wait),
-	    LOG_INT("dele_ms", ps->t_dele), LOG_INT("quit_ms", ps->t_quit));
+	    LOG_INT("dele_ms", ps->t_dele), LOG_INT("quit_ms", ps->t_quit),
+	    LOG_INT("upkeep_ms", ps->t_upkeep), LOG_INT("end_ms", ps->t_end));
 	log_f(res == PASS_OK ? LOG_INFO : LOG_WARN,
 	    res == PASS_OK ? "pass done" : "pass failed",
 	    LOG_STR("mailbox", ps->name), LOG_INT("listed", ps->nent),
@@ -422,6 +430,7 @@ pass_run(const struct pass_env *env, const struct config *cfg, const char *name,
 {
 	struct pass ps;
 	enum pass_outcome res = PASS_FAILED;
+	int64_t t0;
 	int rc;
 
 	memset(&ps, 0, sizeof(ps));
@@ -435,16 +444,23 @@ pass_run(const struct pass_env *env, const struct config *cfg, const char *name,
 	ps.del = ps.mc->poll.after_processing == CONFIG_AFTER_DELETE;
 	collect_headers(&ps);
 	rc = pass_begin(&ps, stp);
+	ps.t_begin = now_ms() - ps.started;
 	if (rc == 1)
 		res = PASS_BUSY;
 	else if (rc == 0 && pass_login(&ps) == 0 && pass_list(&ps) == 0 &&
 	    pass_filter(&ps) == 0) {
 		pass_fetch(&ps);
-		if (pass_commit(&ps) == 0 && pass_quit(&ps) == 0 &&
-		    pass_upkeep(&ps) == 0)
-			res = pass_outcome(&ps);
+		if (pass_commit(&ps) == 0 && pass_quit(&ps) == 0) {
+			t0 = now_ms();
+			rc = pass_upkeep(&ps);
+			ps.t_upkeep = now_ms() - t0;
+			if (rc == 0)
+				res = pass_outcome(&ps);
+		}
 	}
+	t0 = now_ms();
 	pass_end(&ps);
+	ps.t_end = now_ms() - t0;
 	if (res != PASS_BUSY)
 		pass_log(&ps, res);
 	return res;

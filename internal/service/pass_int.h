@@ -83,11 +83,12 @@ struct pass {
 	int no_dele; /* the POP3 session broke: commit only */
 	struct committer *com; /* started with the first batch */
 	int db_failed; /* a batch could not be recorded */
-	/* where the time went, ms (logged at debug level): login, listing,
-	 * RETR, decoding, recording, waiting for a committer, DELE, QUIT
-	 * (the server's expunge) */
-	int64_t t_login, t_list, t_retr, t_decode, t_store, t_wait, t_dele,
-	    t_quit;
+	/* where the time went, ms (logged at debug level): the start
+	 * (database, lock), login, listing, the ledger filter, RETR, decoding, recording, waiting for a
+	 * committer, DELE, QUIT (the server's expunge), the upkeep after it,
+	 * the end (the last batches, the committer threads, the lock) */
+	int64_t t_begin, t_end, t_login, t_list, t_ledger, t_retr, t_decode,
+	    t_store, t_wait, t_dele, t_quit, t_upkeep;
 	const char **xh; /* configured header names */
 	size_t nxh;
 };

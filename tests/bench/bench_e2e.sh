@@ -187,10 +187,10 @@ for ((run = 1; run <= RUNS; run++)); do
 		echo "  the pass's wall time, ${pass_s} s, by its timing line:"
 		printf '%s\n' $timing | awk -F= -v p="$pass_s" '
 			$1 ~ /_ms$/ { printf "    %-12s %8.0f ms  %5.1f %% of the pass\n", $1, $2, 100 * $2 / 1000 / p; v[$1] = $2 }
-			END { if ("retr_ms" in v && "dele_ms" in v)
-				printf "    %-12s %8.0f ms  %5.1f %% of the pass (the pass thread outside RETR and DELE: login, listing, waiting for a committer, QUIT)\n",
-				    "rest", 1000 * p - v["retr_ms"] - v["dele_ms"], 100 * (1000 * p - v["retr_ms"] - v["dele_ms"]) / 1000 / p }'
-		echo "    (retr_ms and dele_ms are the pass thread's; decode_ms and store_ms are summed over the committer threads and overlap the retrieval)"
+			END { split("begin_ms login_ms list_ms ledger_ms retr_ms wait_ms dele_ms quit_ms upkeep_ms end_ms", t, " ")
+				r = 1000 * p; for (i in t) if (t[i] in v) r -= v[t[i]]
+				printf "    %-12s %8.0f ms  %5.1f %% of the pass (the pass thread outside the timed steps)\n", "rest", r, 100 * r / 1000 / p }'
+		echo "    (decode_ms and store_ms are summed over the committer threads and overlap the retrieval; the others are the pass thread's)"
 	fi
 	echo "bench_e2e: cpu_per_10k_s=$cpu10k gmime_cpu_per_10k_s=$g10k cpu_ratio=$ratio"
 done

@@ -14,8 +14,8 @@ fresh_db batch_time
 
 DROP=$TMP/maildrop
 mkdir -p "$DROP"
-for i in 1 2 3 4 5 6 7 8; do
-	sed "s/@ID@/bt$i/g" "$FIX/dsn-hard.eml" | sed 's/$/\r/' >"$DROP/000$i.eml"
+for i in $(seq 1 12); do
+	sed "s/@ID@/bt$i/g" "$FIX/dsn-hard.eml" | sed 's/$/\r/' >"$DROP/$(printf %04d "$i").eml"
 done
 python3 "$SRC/tests/helpers/fakepop3.py" --maildrop "$DROP" --capa USER,UIDL,TOP \
     --retr-delay 0.7 --password pw-bt --transcript "$TMP/transcript" --port-file "$TMP/port" \
@@ -45,9 +45,9 @@ first_dele=$(grep -n '^C: DELE' "$TMP/transcript" | head -n 1 | cut -d: -f1)
 last_retr=$(grep -n '^C: RETR' "$TMP/transcript" | tail -n 1 | cut -d: -f1)
 check "batch_time: the first DELE comes before the last RETR" 1 \
     "$([ -n "$first_dele" ] && [ -n "$last_retr" ] && [ "$first_dele" -lt "$last_retr" ] && echo 1 || echo "dele at ${first_dele:-none}, last retr at ${last_retr:-none}")"
-check "batch_time: 8 RETR, 8 DELE, then QUIT" "8|8|QUIT" \
+check "batch_time: 12 RETR, 12 DELE, then QUIT" "12|12|QUIT" \
     "$(grep -c '^C: RETR' "$TMP/transcript")|$(grep -c '^C: DELE' "$TMP/transcript")|$(grep '^C: ' "$TMP/transcript" | tail -n 1 | sed 's/^C: //')"
-check "batch_time: every message recorded once" "8|8" \
+check "batch_time: every message recorded once" "12|12" \
     "$(sql "SELECT count(*), count(DISTINCT uidl) FROM messages WHERE outcome = 'recorded'")"
 check "batch_time: mailbox emptied" 0 "$(ls "$DROP" | wc -l)"
 [ "$FAILS" -eq 0 ]

@@ -10,6 +10,8 @@
 # default "nobody").  Ports are random free ones in 20000-59999 unless
 # PG_PORT, POP3S_PORT or POP3_PORT are set.  Nothing outside DIR is touched:
 # the system PostgreSQL and Dovecot (if any) are left alone.
+# PG_SHARED_BUFFERS (e.g. 2GB) sets PostgreSQL's shared_buffers; unset, the
+# server's default (128MB) is kept.
 #
 # DIR/env holds KEY=value lines (no quotes) for `set -a; . DIR/env`:
 #   BOUNCER_TEST_PG            libpq URI of the test database (password auth)
@@ -86,6 +88,9 @@ start_pg() {
 	synchronous_commit = ${PG_FSYNC:-off}
 	full_page_writes = ${PG_FSYNC:-off}
 	CONF
+	if [ -n "${PG_SHARED_BUFFERS:-}" ]; then
+		echo "shared_buffers = $PG_SHARED_BUFFERS" >>"$DIR/pg/data/postgresql.conf"
+	fi
 	as_pg "$bin/pg_ctl" -D "$DIR/pg/data" -l "$DIR/pg/postgres.log" -w -t 60 start \
 	    </dev/null >/dev/null || { tail -n 20 "$DIR/pg/postgres.log" >&2; die "pg_ctl start failed"; }
 	echo "pg $(head -n 1 "$DIR/pg/data/postmaster.pid")" >>"$DIR/pids"

@@ -95,7 +95,8 @@ struct record {
 	const char *message_id; /* the report's own Message-ID, or NULL */
 	const char *subject; /* its Subject, RFC 2047 decoded, or NULL */
 	const char *reporting_mta;
-	int64_t date; /* its Date (unix time), 0 unknown */
+	int64_t date; /* its Date (unix time), 0 unknown; the policy step
+			* drops an implausible one */
 	int truncated; /* decoded from the head of a larger message */
 	const char *verp_recipient; /* from the VERP return path, or NULL */
 	const char *mta; /* detected MTA or provider family, or NULL */

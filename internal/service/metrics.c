@@ -357,7 +357,7 @@ metrics_render(struct metrics *m, struct buf *b)
 	    "# TYPE bouncerd_build_info gauge\n"
 	    "bouncerd_build_info{version=\"");
 	metrics_escape_label(b, m->version);
-	buf_appendf(b, "\"} 1\n");
+	buf_append_str(b, "\"} 1\n");
 	buf_appendf(b,
 	    "# HELP bouncerd_database_up 1 when the last database "
 	    "operation succeeded.\n"
@@ -383,9 +383,9 @@ metrics_render(struct metrics *m, struct buf *b)
 	    "# HELP bouncerd_bounces_total Bounce records written, by class "
 	    "and reason.\n# TYPE bouncerd_bounces_total counter\n");
 	for (size_t i = 0; i < m->nrs; i++) {
-		buf_appendf(b, "bouncerd_bounces_total{class=\"");
+		buf_append_str(b, "bouncerd_bounces_total{class=\"");
 		metrics_escape_label(b, m->rs[i].cls);
-		buf_appendf(b, "\",reason=\"");
+		buf_append_str(b, "\",reason=\"");
 		metrics_escape_label(b, m->rs[i].reason);
 		buf_appendf(b, "\"} %llu\n", (unsigned long long)m->rs[i].n);
 	}
@@ -396,7 +396,7 @@ metrics_render(struct metrics *m, struct buf *b)
 		for (int k = 0; k < METRICS_ERR__COUNT; k++) {
 			if (m->mb[i].errors[k] == 0)
 				continue;
-			buf_appendf(b, "bouncerd_errors_total{mailbox=\"");
+			buf_append_str(b, "bouncerd_errors_total{mailbox=\"");
 			metrics_escape_label(b, m->mb[i].name);
 			buf_appendf(b, "\",kind=\"%s\"} %llu\n", err_names[k],
 			    (unsigned long long)m->mb[i].errors[k]);
@@ -405,11 +405,11 @@ metrics_render(struct metrics *m, struct buf *b)
 	    "# HELP bouncerd_passes_total Mailbox passes by result.\n"
 	    "# TYPE bouncerd_passes_total counter\n");
 	for (size_t i = 0; i < m->nmb; i++) {
-		buf_appendf(b, "bouncerd_passes_total{mailbox=\"");
+		buf_append_str(b, "bouncerd_passes_total{mailbox=\"");
 		metrics_escape_label(b, m->mb[i].name);
 		buf_appendf(b, "\",result=\"ok\"} %llu\n",
 		    (unsigned long long)m->mb[i].passes_ok);
-		buf_appendf(b, "bouncerd_passes_total{mailbox=\"");
+		buf_append_str(b, "bouncerd_passes_total{mailbox=\"");
 		metrics_escape_label(b, m->mb[i].name);
 		buf_appendf(b, "\",result=\"error\"} %llu\n",
 		    (unsigned long long)m->mb[i].passes_failed);
@@ -432,7 +432,8 @@ metrics_render(struct metrics *m, struct buf *b)
 				buf_appendf(b, "\",le=\"+Inf\"} %llu\n",
 				    (unsigned long long)cum);
 		}
-		buf_appendf(b, "bouncerd_pass_duration_seconds_sum{mailbox=\"");
+		buf_append_str(b,
+		    "bouncerd_pass_duration_seconds_sum{mailbox=\"");
 		metrics_escape_label(b, m->mb[i].name);
 		buf_appendf(b, "\"} %.6f\n", m->mb[i].dur_sum);
 		buf_appendf(b,

@@ -276,7 +276,7 @@ pass_commit(struct pass *ps)
 	ps->no_dele = ps->fault == FAULT_POP3;
 	if (ps->fault != FAULT_DB && pass_flush(ps, 1) != 0)
 		ps->fault = FAULT_DB;
-	if (store_generation(ps->st) != ps->gen && relock(ps) != 0)
+	if (relock(ps) != 0)
 		return -1;
 	return ps->fault == FAULT_NONE ? 0 : -1;
 }

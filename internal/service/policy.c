@@ -38,12 +38,13 @@ policy_apply(const struct policy *pol, int64_t now, struct record *rec,
 	}
 	rec->kept_headers = kept;
 	rec->nkept_headers = nk;
+	rec->date = sane_time(rec->date, now);
 	for (size_t i = 0; i < rec->nrcpts; i++) {
 		struct record_rcpt *rc = &rec->rcpts[i];
 		int64_t when = sane_time(rc->date, now);
 
 		if (when == 0)
-			when = sane_time(rec->date, now);
+			when = rec->date;
 		rc->bounced_at = when;
 		if (rc->action == NULL && rec->kind == RECORD_KIND_DELAYED)
 			rc->action = "delayed";

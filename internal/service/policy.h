@@ -1,5 +1,6 @@
 /*
  * policy.h - the pass's policy step on a decoded record (record.h): the
+ * report's date (dropped when before 1970 or more than a day ahead), the
  * date each bounce is recorded under, whether it counts towards
  * suppression (first_pass: record_only, max_age), a delayed report's
  * default action, and attribution (the returned original's Message-ID,

@@ -190,7 +190,7 @@ worker(void *arg)
 		for (size_t i = 0; i < p->nmb; i++) {
 			struct mbstate *s = &p->mb[i];
 
-			if (!s->present || (p->once && s->done))
+			if (!s->present || (p->env.once && s->done))
 				continue;
 			pending++;
 			if (s->running)
@@ -207,7 +207,7 @@ worker(void *arg)
 			struct timespec ts;
 			int64_t ms;
 
-			if (p->once && pending == 0)
+			if (p->env.once && pending == 0)
 				break;
 			/* wake at least every second to see the stop flag,
 			 * which a signal handler sets without signalling */
@@ -337,7 +337,6 @@ poller_join(struct poller *p)
 int
 poller_start(struct poller *p, struct err *err)
 {
-	p->once = 0;
 	p->env.once = 0;
 	if (start_threads(p, err) != 0) {
 		poller_join(p);
@@ -352,7 +351,6 @@ poller_run_once(struct poller *p)
 	struct err err = {{0}};
 	int rc = 0;
 
-	p->once = 1;
 	p->env.once = 1;
 	pthread_mutex_lock(&p->mu);
 	for (size_t i = 0; i < p->nmb; i++) {

@@ -48,7 +48,6 @@ struct poller {
 	 * shutdown grace, so the current message can still be committed */
 	volatile sig_atomic_t db_stop;
 	int live; /* worker threads running */
-	int once;
 	int64_t started; /* unix */
 	pthread_t *threads;
 	int nthreads;

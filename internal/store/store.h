@@ -164,7 +164,7 @@ int store_uidl_states(struct store *s, int64_t mailbox_id,
 
 /* One fetched email and its decoded record.  The store persists what the
  * record says and decides nothing: per message its kind, Message-ID,
- * Subject, reporting MTA, Date (reported_at; 0 or implausible: unknown)
+ * Subject, reporting MTA, Date (reported_at; 0: unknown)
  * and truncated flag; per recipient (rec->rcpts) the addresses, class,
  * reason (NULL: "undefined"), rule, action (lower-cased), status, reply
  * code, diagnostic, remote MTA, feedback type, bounced_at (0: the time it

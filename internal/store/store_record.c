@@ -197,18 +197,6 @@ ascii_lower_s(char *s)
 		ascii_lower(s);
 }
 
-/* A unix time usable as the report's date: 0 when unknown or implausible
- * (before 1970 or more than a day ahead). */
-static int64_t
-sane_time(int64_t t)
-{
-	int64_t now = now_unix();
-
-	if (t <= 0 || t > now + 86400)
-		return 0;
-	return t;
-}
-
 /* The headers of the returned original kept with each bounce, as a JSON
  * object {name: value}; a header without a usable name is left out. */
 static void
@@ -309,7 +297,6 @@ rec_build(struct store *s, const struct store_message *m, struct rec *r)
 	struct repaired rp = {.n = 0};
 	struct buf js, arr;
 	size_t i;
-	int64_t rep;
 
 	memset(r, 0, sizeof(*r));
 	if (!store_uidl_ok(m->uidl)) {
@@ -326,8 +313,7 @@ rec_build(struct store *s, const struct store_message *m, struct rec *r)
 	r->val[P_SUBJECT] = field(rec->subject, STORE_TEXT_MAX, "subject", &rp);
 	r->val[P_RMTA] =
 	    field(rec->reporting_mta, STORE_TEXT_MAX, "reporting_mta", &rp);
-	rep = sane_time(rec->date);
-	r->val[P_REPORTED] = rep ? int_str(rep) : NULL;
+	r->val[P_REPORTED] = rec->date > 0 ? int_str(rec->date) : NULL;
 	r->val[P_SIZE] = m->size >= 0 ? int_str(m->size) : NULL;
 	r->val[P_TRUNC] = xstrdup(rec->truncated ? "t" : "f");
 	/* a message that is not a bounce is kept whole (as fetched, up to

@@ -49,6 +49,7 @@ t_dates(void)
 	CHECK_INT(rc[3].bounced_at, NOW - 100);
 	rec.date = NOW + 3 * 86400; /* and the report's too: unknown */
 	policy_apply(&pol, NOW, &rec, kept);
+	CHECK_INT(rec.date, 0);
 	CHECK_INT(rc[1].bounced_at, 0);
 	CHECK_INT(rc[0].not_counted, 0);
 	CHECK(rc[0].not_counted_because == NULL, "counts");

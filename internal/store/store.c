@@ -169,6 +169,8 @@ set_pqerr(struct err *err, const char *what, PGconn *c, const PGresult *r)
 		m = PQresultErrorMessage(r);
 	if (m == NULL || *m == '\0')
 		m = c ? PQerrorMessage(c) : "no connection";
+	if (*m == '\0' && r != NULL) /* no error: an unexpected kind of reply */
+		m = PQresStatus(PQresultStatus(r));
 	strlcpy_b(msg, m, sizeof(msg));
 	n = strlen(msg);
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))

@@ -129,6 +129,27 @@ insert_batch(PGconn *c, int n)
 	return rc;
 }
 
+/* Prints every row of a query to stderr, to show what differs. */
+static void
+print_rows(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	int i, j;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		fprintf(stderr, "  %s", PQresultErrorMessage(r));
+	for (i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r);
+	     i++) {
+		for (j = 0; j < PQnfields(r); j++)
+			fprintf(stderr, "%s%s=%s", j ? " " : "  ",
+			    PQfname(r, j),
+			    PQgetisnull(r, i, j) ? "NULL"
+			                         : PQgetvalue(r, i, j));
+		fputc('\n', stderr);
+	}
+	PQclear(r);
+}
+
 /* Differences between the stored list and the rules evaluated now, in
  * one transaction after the expiry sweep (so both see the same now()). */
 static long long
@@ -155,13 +176,32 @@ differences(PGconn *c)
 		    " first_bounced_at, last_bounced_at"
 		    " FROM suppression_status(NULL) WHERE suppressed"
 		    " EXCEPT SELECT * FROM suppressions)) d");
-	if (n != 0)
-		tdb_exec(c,
+	if (n != 0) {
+		print_rows(c,
 		    "SELECT 'state' AS src, * FROM (SELECT * FROM suppressions "
 		    "EXCEPT SELECT address, domain, suppressed_because, reason,"
 		    " class, hard_bounces, complaints, recent_soft_bounces,"
 		    " first_bounced_at, last_bounced_at FROM "
 		    "suppression_status(NULL) WHERE suppressed) x LIMIT 3");
+		print_rows(c,
+		    "SELECT 'rules' AS src, * FROM (SELECT address, domain,"
+		    " suppressed_because, reason, class, hard_bounces,"
+		    " complaints, recent_soft_bounces, first_bounced_at,"
+		    " last_bounced_at FROM suppression_status(NULL) WHERE"
+		    " suppressed EXCEPT SELECT * FROM suppressions) x LIMIT 3");
+		print_rows(c,
+		    "WITH a AS (SELECT address FROM (SELECT address FROM "
+		    "suppressions EXCEPT SELECT address FROM "
+		    "suppression_status(NULL) WHERE suppressed) x LIMIT 1) "
+		    "SELECT 'row' AS src, b.bounced_at, b.class, b.reason,"
+		    " b.action, b.counts FROM bounces b, a WHERE b.recipient ="
+		    " a.address UNION ALL SELECT 'lift', l.lifted_at, NULL, "
+		    "NULL, NULL, NULL FROM suppression_lifts l, a WHERE "
+		    "l.address = a.address UNION ALL SELECT 'carried', "
+		    "k.last_at, k.class, k.reason, NULL, NULL FROM "
+		    "suppression_carried k, a WHERE k.address = a.address "
+		    "ORDER BY 2");
+	}
 	tdb_exec(c, "COMMIT");
 	return n;
 }
@@ -215,6 +255,57 @@ random_settings(PGconn *c)
 	tdb_exec(c, "SELECT suppression_rules_sync()");
 	tdb_exec(c, "COMMIT");
 	free(sql);
+}
+
+/* A lift dated after an address's only counted bounce, both older than
+ * the folded history: the rules have no row of the address left, and the
+ * stored state must say not suppressed, with the lift, announced once. */
+static void
+t_lift_after_folded_rows(void)
+{
+	tdb_exec(db, "UPDATE settings SET soft_window = '30 days'");
+	tdb_exec(db, "SELECT suppression_rules_sync()");
+	CHECK_INT(tdb_exec(db,
+	              "WITH m AS (INSERT INTO messages (mailbox_id, uidl) "
+	              "VALUES ((SELECT min(id) FROM mailboxes), 'fold-lift') "
+	              "RETURNING id) INSERT INTO bounces (message_id, "
+	              "recipient, recipient_domain, class, reason, action, "
+	              "bounced_at) SELECT m.id, 'fl@fold.example', "
+	              "'fold.example', 'complaint', 'feedback', 'failed', "
+	              "now() - interval '100 days' FROM m"),
+	    0);
+	tdb_exec(db, "SELECT suppression_fold_history()");
+	/* folded_before is at most 61 days back: the complaint is carried */
+	CHECK_INT(tdb_count(db,
+	              "SELECT count(*) FROM suppression_carried WHERE "
+	              "address = 'fl@fold.example'"),
+	    1);
+	CHECK_INT(tdb_count(db,
+	              "SELECT count(*) FROM suppressions WHERE "
+	              "address = 'fl@fold.example'"),
+	    1);
+	CHECK_INT(tdb_exec(db,
+	              "INSERT INTO suppression_lifts (address, note, "
+	              "lifted_at) VALUES ('fl@fold.example', 'direct', "
+	              "now() - interval '90 days')"),
+	    0);
+	CHECK_INT(tdb_count(db,
+	              "SELECT count(*) FROM suppressions WHERE "
+	              "address = 'fl@fold.example'"),
+	    0);
+	CHECK_INT(tdb_count(db,
+	              "SELECT count(*) FROM suppression_state WHERE "
+	              "address = 'fl@fold.example' AND NOT suppressed AND "
+	              "complaints = 0 AND lifted_at IS NOT NULL"),
+	    1);
+	CHECK_INT(tdb_count(db,
+	              "SELECT count(*) FROM suppression_changes WHERE "
+	              "address = 'fl@fold.example' AND change = 'lifted'"),
+	    1);
+	CHECK_INT(tdb_count(db,
+	              "SELECT count(*) FROM suppression_status(NULL) WHERE "
+	              "address = 'fl@fold.example' AND suppressed"),
+	    0);
 }
 
 static void
@@ -497,6 +588,7 @@ main(void)
 		store_free(&st);
 	}
 	RUN(t_migrate_existing_database);
+	RUN(t_lift_after_folded_rows);
 	RUN(t_equivalence);
 	RUN(t_two_writers_notify);
 	PQfinish(db);

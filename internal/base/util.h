@@ -48,6 +48,8 @@ int parse_size(const char *s, uint64_t *out, struct err *err);
 
 /* Monotonic clock in milliseconds. */
 int64_t now_ms(void);
+/* Monotonic microseconds (for timing short steps). */
+int64_t now_us(void);
 /* Wall clock, seconds since the epoch. */
 int64_t now_unix(void);
 

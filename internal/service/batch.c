@@ -34,7 +34,7 @@ struct batch {
 	enum store_result *res;
 	int rc;
 	struct err err;
-	int64_t ms, dms; /* time spent in the store, in decoding */
+	int64_t ms, dms; /* time spent in the store, in decoding (us) */
 	struct batch *next;
 };
 
@@ -282,6 +282,7 @@ batch_record(const struct pass *ps, struct store *st, struct batch *b)
 		sm->raw = pd->raw.data;
 		sm->raw_len = pd->raw.len;
 		sm->rec = &pd->rec;
+		sm->deleting = ps->del;
 		res[k] = STORE_PENDING;
 		map[k++] = i;
 	}
@@ -391,20 +392,20 @@ committer_main(void *argp)
 			c->todo_tail = NULL;
 		pthread_mutex_unlock(&c->mu);
 
-		t0 = now_ms();
+		t0 = now_us();
 		b->rc = pass_open_store(c->ps->env, c->ps->cfg, st, &b->err);
 		if (b->rc == 0)
 			b->rc = batch_mark(c->ps, *st, b);
-		b->ms = now_ms() - t0;
+		b->ms = now_us() - t0;
 		if (b->rc == 0) {
-			t0 = now_ms();
+			t0 = now_us();
 			batch_decode(c->ps, b);
-			b->dms = now_ms() - t0;
-			t0 = now_ms();
+			b->dms = now_us() - t0;
+			t0 = now_us();
 			b->rc = batch_record(c->ps, *st, b);
 			if (b->rc == 0)
 				b->rc = batch_alone(c->ps, *st, b);
-			b->ms += now_ms() - t0;
+			b->ms += now_us() - t0;
 		}
 
 		pthread_mutex_lock(&c->mu);
@@ -478,6 +479,7 @@ batch_finish(struct pass *ps, struct batch *b)
 	/* committed messages to DELE, in one pipelined run per batch */
 	uint32_t *dn = xcalloc(b->n + 1, sizeof(*dn));
 	char **du = xcalloc(b->n + 1, sizeof(*du));
+	int *ds = xcalloc(b->n + 1, sizeof(*ds)); /* marked by the record */
 	size_t nd = 0;
 
 	ps->t_store += b->ms;
@@ -521,6 +523,7 @@ batch_finish(struct pass *ps, struct batch *b)
 				ps->replayed++;
 			if (del) {
 				dn[nd] = pd->msgno;
+				ds[nd] = b->res[i] == STORE_WRITTEN;
 				du[nd++] = pd->uidl;
 			}
 		} else if (b->res[i] == STORE_REFUSED) {
@@ -554,10 +557,13 @@ batch_finish(struct pass *ps, struct batch *b)
 	rc = 0;
 out:
 	/* whatever happened later in the batch, the committed ones go */
-	if (nd > 0 && !ps->no_dele && pass_dele(ps, dn, du, nd) != 0)
+	if (nd > 0 && ps->no_dele)
+		pass_unstamp(ps, du, ds, nd);
+	else if (nd > 0 && pass_dele(ps, dn, du, ds, nd) != 0)
 		ps->no_dele = 1; /* the next pass DELEs them */
 	free(dn);
 	free(du);
+	free(ds);
 	metrics_add_recorded(ps->env->m, ps->midx, nrec);
 	batch_free(b);
 	return rc;
@@ -575,11 +581,11 @@ reap(struct pass *ps, int wait)
 
 	if (c == NULL)
 		return 0;
-	tw = now_ms();
+	tw = now_us();
 	pthread_mutex_lock(&c->mu);
 	while (wait && c->inflight > 0)
 		pthread_cond_wait(&c->cv, &c->mu);
-	ps->t_wait += now_ms() - tw;
+	ps->t_wait += now_us() - tw;
 	done = c->done;
 	c->done = NULL;
 	pthread_mutex_unlock(&c->mu);
@@ -611,11 +617,11 @@ pass_flush(struct pass *ps, int wait)
 	ps->pend = NULL;
 	ps->npend = 0;
 	ps->pend_bytes = 0;
-	tw = now_ms();
+	tw = now_us();
 	pthread_mutex_lock(&ps->com->mu);
 	while (ps->com->inflight >= 2 * COMMITTERS)
 		pthread_cond_wait(&ps->com->cv, &ps->com->mu);
-	ps->t_wait += now_ms() - tw;
+	ps->t_wait += now_us() - tw;
 	if (ps->com->todo_tail != NULL)
 		ps->com->todo_tail->next = b;
 	else
@@ -638,10 +644,10 @@ pass_fetch_one(struct pass *ps, const struct pop3_entry *e)
 	    ps->mc->poll.max_message_bytes > 0
 	        ? (size_t)ps->mc->poll.max_message_bytes
 	        : (size_t)32 << 20);
-	int64_t t0 = now_ms();
+	int64_t t0 = now_us();
 	int rrc = pop3_retr(ps->pop, e->msgno, &pd.raw, &err);
 
-	ps->t_retr += now_ms() - t0;
+	ps->t_retr += now_us() - t0;
 	if (rrc != 0) {
 		pass_error(ps, pass_pop3_kind(pop3_error_kind(ps->pop)),
 		    "RETR failed", err.msg);

@@ -242,7 +242,7 @@ int
 pass_login(struct pass *ps)
 {
 	struct err err = {{0}};
-	int64_t t0 = now_ms();
+	int64_t t0 = now_us();
 	int rc;
 
 	if (ps->mc->auth == CONFIG_AUTH_XOAUTH2 &&
@@ -275,7 +275,7 @@ pass_login(struct pass *ps)
 		}
 		rc = pop3_connect(ps->pop, &err);
 	}
-	ps->t_login = now_ms() - t0;
+	ps->t_login = now_us() - t0;
 	if (rc != 0) {
 		pass_error(ps, pass_pop3_kind(pop3_error_kind(ps->pop)),
 		    "POP3 session failed", err.msg);
@@ -294,7 +294,7 @@ pass_list(struct pass *ps)
 {
 	struct err err = {{0}};
 	size_t window = listing_window(ps->mc);
-	int64_t t0 = now_ms();
+	int64_t t0 = now_us();
 	int rc;
 
 	rc = pop3_scan_first(ps->pop, window, &ps->ent, &ps->nent, &ps->total,
@@ -310,7 +310,7 @@ pass_list(struct pass *ps)
 		    &ps->total, &err);
 	} else if (rc == 0)
 		rc = rekey_duplicates(ps, ps->ent, &ps->nent, &err);
-	ps->t_list = now_ms() - t0;
+	ps->t_list = now_us() - t0;
 	if (rc != 0) {
 		pass_error(ps,
 		    ps->pop ? pass_pop3_kind(pop3_error_kind(ps->pop))

@@ -93,24 +93,44 @@ relock(struct pass *ps)
 	return 0;
 }
 
+/* Appends a copy of uidl to the list *v of *n. */
+static void
+uidl_push(char ***v, size_t *n, const char *uidl)
+{
+	*v = xrealloc(*v, (*n + 1) * sizeof(**v));
+	(*v)[(*n)++] = xstrdup(uidl);
+}
+
+void
+pass_unstamp(struct pass *ps, char *const *uidls, const int *stamped, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (stamped[i])
+			uidl_push(&ps->unstamp, &ps->nunstamp, uidls[i]);
+}
+
 int
-pass_dele(struct pass *ps, const uint32_t *msgnos, char *const *uidls, size_t n)
+pass_dele(struct pass *ps, const uint32_t *msgnos, char *const *uidls,
+    const int *stamped, size_t n)
 {
 	struct err err = {{0}};
-	int64_t t0 = now_ms();
+	int64_t t0 = now_us();
 	int *ok, rc;
 
 	if (n == 0)
 		return 0;
 	ok = xcalloc(n, sizeof(*ok));
 	rc = pop3_dele_many(ps->pop, msgnos, n, ok, &err);
-	ps->t_dele += now_ms() - t0;
+	ps->t_dele += now_us() - t0;
 	for (size_t i = 0; i < n; i++) {
-		if (!ok[i])
-			continue;
-		ps->dele =
-		    xrealloc(ps->dele, (ps->ndele + 1) * sizeof(*ps->dele));
-		ps->dele[ps->ndele++] = xstrdup(uidls[i]);
+		int st = stamped != NULL && stamped[i];
+
+		if (!ok[i] && st)
+			uidl_push(&ps->unstamp, &ps->nunstamp, uidls[i]);
+		else if (ok[i] && st)
+			uidl_push(&ps->stamped, &ps->nstamped, uidls[i]);
+		else if (ok[i])
+			uidl_push(&ps->dele, &ps->ndele, uidls[i]);
 	}
 	free(ok);
 	if (rc != 0) {
@@ -173,11 +193,35 @@ pass_begin(struct pass *ps, struct store **stp)
 /* The ledger's state of each listed message; those recorded before (a
  * pass that ended before QUIT, or keep mode past keep_days) are DELEd
  * without being recorded again. */
+/* Messages the ledger says deleted but the server still lists (the
+ * process ended before a QUIT confirmed their DELE): not deleted after
+ * all; they are DELEd again below.  Once the whole list is read, the
+ * mailbox's listed_at says so (ledger retention waits for it). */
+static int
+unmark_listed(struct pass *ps)
+{
+	struct err err = {{0}};
+	const char **v = xcalloc(ps->nent + 1, sizeof(*v));
+	size_t n = 0;
+	int rc;
+
+	for (size_t i = 0; i < ps->nent; i++)
+		if (ps->info[i].deleted &&
+		    ps->info[i].state == STORE_UIDL_RECORDED)
+			v[n++] = ps->uidls[i];
+	rc = store_unmark_deleted(ps->st, ps->mailbox_id, v, n, !ps->partial,
+	    &err);
+	free(v);
+	if (rc != 0)
+		return db_error(ps, "ledger update failed", err.msg);
+	return 0;
+}
+
 static int
 pass_filter(struct pass *ps)
 {
 	struct err err = {{0}};
-	int64_t now = now_unix(), t0 = now_ms();
+	int64_t now = now_unix(), t0 = now_us();
 	int64_t keep_s = (int64_t)ps->mc->poll.keep_days * 86400;
 	uint32_t *dn;
 	char **du;
@@ -190,9 +234,11 @@ pass_filter(struct pass *ps)
 		ps->uidls[i] = ps->ent[i].uidl;
 	rc = store_uidl_states(ps->st, ps->mailbox_id, ps->uidls, ps->nent,
 	    ps->info, &err);
-	ps->t_ledger = now_ms() - t0;
+	ps->t_ledger = now_us() - t0;
 	if (rc != 0)
 		return db_error(ps, "ledger lookup failed", err.msg);
+	if (unmark_listed(ps) != 0)
+		return -1;
 	if (relock(ps) != 0)
 		return -1;
 	dn = xcalloc(ps->nent + 1, sizeof(*dn));
@@ -211,7 +257,7 @@ pass_filter(struct pass *ps)
 			du[nd++] = ps->ent[i].uidl;
 		}
 	}
-	rc = pass_dele(ps, dn, du, nd);
+	rc = pass_dele(ps, dn, du, NULL, nd);
 	free(dn);
 	free(du);
 	if (rc != 0)
@@ -250,10 +296,10 @@ pass_fetch(struct pass *ps)
 			    "mailbox", ps->name, NULL);
 			break;
 		}
-		t0 = now_ms();
+		t0 = now_us();
 		rc =
 		    pop3_retr_ahead(ps->pop, tno + k, tsz + k, ntake - k, &err);
-		ps->t_retr += now_ms() - t0;
+		ps->t_retr += now_us() - t0;
 		if (rc != 0) {
 			pass_error(ps, pass_pop3_kind(pop3_error_kind(ps->pop)),
 			    "RETR failed", err.msg);
@@ -286,28 +332,65 @@ static int
 pass_quit(struct pass *ps)
 {
 	struct err err = {{0}};
-	int64_t t0 = now_ms();
+	int64_t t0 = now_us();
 	int rc = pop3_quit(ps->pop, &err);
 
-	ps->t_quit = now_ms() - t0;
+	ps->t_quit = now_us() - t0;
 	if (rc != 0) {
 		pass_error(ps, pass_pop3_kind(pop3_error_kind(ps->pop)),
 		    "QUIT not confirmed: deletions not final", err.msg);
 		ps->fault = FAULT_POP3;
 		return -1;
 	}
-	ps->deleted = ps->ndele;
-	metrics_add_deleted(ps->env->m, ps->midx, ps->ndele);
-	if (ps->ndele > 0 &&
-	    store_mark_deleted(ps->st, ps->mailbox_id,
-	        (const char *const *)ps->dele, ps->ndele, &err) != 0) {
-		/* harmless: the next pass finds them gone (store_prune) */
+	ps->quit_ok = 1;
+	ps->deleted = ps->ndele + ps->nstamped;
+	metrics_add_deleted(ps->env->m, ps->midx, ps->deleted);
+	/* those recorded in this pass were marked with their record */
+	if ((ps->ndele > 0 &&
+	        store_mark_deleted(ps->st, ps->mailbox_id,
+	            (const char *const *)ps->dele, ps->ndele, &err) != 0) ||
+	    store_unmark_deleted(ps->st, ps->mailbox_id,
+	        (const char *const *)ps->unstamp, ps->nunstamp, 0, &err) != 0) {
+		/* harmless: the next pass finds them gone (store_prune) or
+		 * still listed (unmark_listed) */
 		pass_error(ps, METRICS_ERR_DATABASE, "marking deleted failed",
 		    err.msg);
 		ps->fault = FAULT_DB;
 		return -1;
 	}
+	ps->t_quit = now_us() - t0;
 	return 0;
+}
+
+/* No QUIT confirmed the DELEs: the messages marked deleted with their
+ * record are still on the server.  If this fails, the next pass finds
+ * them listed (unmark_listed). */
+static void
+unmark_unconfirmed(struct pass *ps)
+{
+	struct err err = {{0}};
+	size_t n = ps->nstamped + ps->nunstamp;
+	const char **v;
+
+	if (ps->quit_ok || n == 0 || ps->st == NULL || ps->fault == FAULT_DB)
+		return;
+	v = xcalloc(n, sizeof(*v));
+	for (size_t i = 0; i < ps->nstamped; i++)
+		v[i] = ps->stamped[i];
+	for (size_t i = 0; i < ps->nunstamp; i++)
+		v[ps->nstamped + i] = ps->unstamp[i];
+	if (store_unmark_deleted(ps->st, ps->mailbox_id, v, n, 0, &err) != 0)
+		pass_error(ps, METRICS_ERR_DATABASE,
+		    "clearing deletion marks failed", err.msg);
+	free(v);
+}
+
+static void
+uidls_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
 }
 
 /* Retention (raw bytes, bounce months, ledger rows past it), the expiry
@@ -371,12 +454,18 @@ pass_log(const struct pass *ps, enum pass_outcome res)
 	metrics_pass(ps->env->m, ps->midx, (double)ms / 1000.0, res == PASS_OK,
 	    now_unix());
 	log_f(LOG_DEBUG, "pass timing", LOG_STR("mailbox", ps->name),
-	    LOG_INT("begin_ms", ps->t_begin), LOG_INT("login_ms", ps->t_login),
-	    LOG_INT("list_ms", ps->t_list), LOG_INT("ledger_ms", ps->t_ledger),
-	    LOG_INT("retr_ms", ps->t_retr), LOG_INT("decode_ms", ps->t_decode),
-	    LOG_INT("store_ms", ps->t_store), LOG_INT("wait_ms", ps->t_wait),
-	    LOG_INT("dele_ms", ps->t_dele), LOG_INT("quit_ms", ps->t_quit),
-	    LOG_INT("upkeep_ms", ps->t_upkeep), LOG_INT("end_ms", ps->t_end));
+	    LOG_INT("begin_ms", ps->t_begin / 1000),
+	    LOG_INT("login_ms", ps->t_login / 1000),
+	    LOG_INT("list_ms", ps->t_list / 1000),
+	    LOG_INT("ledger_ms", ps->t_ledger / 1000),
+	    LOG_INT("retr_ms", ps->t_retr / 1000),
+	    LOG_INT("decode_ms", ps->t_decode / 1000),
+	    LOG_INT("store_ms", ps->t_store / 1000),
+	    LOG_INT("wait_ms", ps->t_wait / 1000),
+	    LOG_INT("dele_ms", ps->t_dele / 1000),
+	    LOG_INT("quit_ms", ps->t_quit / 1000),
+	    LOG_INT("upkeep_ms", ps->t_upkeep / 1000),
+	    LOG_INT("end_ms", ps->t_end / 1000));
 	log_f(res == PASS_OK ? LOG_INFO : LOG_WARN,
 	    res == PASS_OK ? "pass done" : "pass failed",
 	    LOG_STR("mailbox", ps->name), LOG_INT("listed", ps->nent),
@@ -400,6 +489,7 @@ pass_end(struct pass *ps)
 	if (ps->npend > 0 && ps->st != NULL && ps->fault != FAULT_DB)
 		pass_flush(ps, 0);
 	pass_committers_end(ps);
+	unmark_unconfirmed(ps);
 	for (size_t i = 0; i < ps->npend; i++)
 		pending_clear(&ps->pend[i]);
 	if (ps->pop != NULL) {
@@ -413,9 +503,9 @@ pass_end(struct pass *ps)
 
 		store_mailbox_unlock(ps->st, ps->mailbox_id, &e2);
 	}
-	for (size_t i = 0; i < ps->ndele; i++)
-		free(ps->dele[i]);
-	free(ps->dele);
+	uidls_free(ps->dele, ps->ndele);
+	uidls_free(ps->stamped, ps->nstamped);
+	uidls_free(ps->unstamp, ps->nunstamp);
 	free(ps->pend);
 	free(ps->xh);
 	free(ps->uidls);
@@ -439,28 +529,29 @@ pass_run(const struct pass_env *env, const struct config *cfg, const char *name,
 	ps.name = name;
 	ps.midx = midx;
 	ps.started = now_ms();
+	ps.started_us = now_us();
 	if ((ps.mc = config_mailbox(cfg, name)) == NULL)
 		return PASS_SKIPPED;
 	ps.del = ps.mc->poll.after_processing == CONFIG_AFTER_DELETE;
 	collect_headers(&ps);
 	rc = pass_begin(&ps, stp);
-	ps.t_begin = now_ms() - ps.started;
+	ps.t_begin = now_us() - ps.started_us;
 	if (rc == 1)
 		res = PASS_BUSY;
 	else if (rc == 0 && pass_login(&ps) == 0 && pass_list(&ps) == 0 &&
 	    pass_filter(&ps) == 0) {
 		pass_fetch(&ps);
 		if (pass_commit(&ps) == 0 && pass_quit(&ps) == 0) {
-			t0 = now_ms();
+			t0 = now_us();
 			rc = pass_upkeep(&ps);
-			ps.t_upkeep = now_ms() - t0;
+			ps.t_upkeep = now_us() - t0;
 			if (rc == 0)
 				res = pass_outcome(&ps);
 		}
 	}
-	t0 = now_ms();
+	t0 = now_us();
 	pass_end(&ps);
-	ps.t_end = now_ms() - t0;
+	ps.t_end = now_us() - t0;
 	if (res != PASS_BUSY)
 		pass_log(&ps, res);
 	return res;

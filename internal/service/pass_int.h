@@ -72,9 +72,13 @@ struct pass {
 	/* counts for the pass log line */
 	size_t fetched, recorded, replayed, deleted, bounces, failed,
 	    quarantined, skipped_q;
-	/* UIDLs DELEd in this session, marked deleted after QUIT */
-	char **dele;
-	size_t ndele;
+	/* UIDLs DELEd in this session: dele[] to mark deleted after QUIT;
+	 * stamped[] were marked deleted with their record (delete mode), and
+	 * unstamp[] were so marked but never DELEd: both are cleared unless
+	 * QUIT confirms the DELEs (unstamp[] in any case) */
+	char **dele, **stamped, **unstamp;
+	size_t ndele, nstamped, nunstamp;
+	int quit_ok; /* QUIT confirmed the DELEs */
 	/* fetched messages not yet handed to a committer */
 	struct pending *pend;
 	size_t npend;
@@ -83,10 +87,13 @@ struct pass {
 	int no_dele; /* the POP3 session broke: commit only */
 	struct committer *com; /* started with the first batch */
 	int db_failed; /* a batch could not be recorded */
-	/* where the time went, ms (logged at debug level): the start
-	 * (database, lock), login, listing, the ledger filter, RETR, decoding, recording, waiting for a
-	 * committer, DELE, QUIT (the server's expunge), the upkeep after it,
-	 * the end (the last batches, the committer threads, the lock) */
+	/* where the time went, microseconds (logged in ms at debug level):
+	 * the start (database, lock), login, listing, the ledger filter,
+	 * RETR, decoding, recording, waiting for a committer, DELE, QUIT
+	 * (the server's expunge, and the ledger's deletion marks), the
+	 * upkeep after it, the end (the last batches, the committer threads,
+	 * the lock) */
+	int64_t started_us; /* monotonic microseconds */
 	int64_t t_begin, t_end, t_login, t_list, t_ledger, t_retr, t_decode,
 	    t_store, t_wait, t_dele, t_quit, t_upkeep;
 	const char **xh; /* configured header names */
@@ -98,8 +105,12 @@ void pass_error(struct pass *ps, enum metrics_err_kind kind, const char *what,
     const char *cause);
 enum metrics_err_kind pass_pop3_kind(enum pop3_error e);
 /* DELE msgnos[0..n) (pipelined when the server allows), remembering the
- * UIDL of each one the server accepted; -1 when one failed. */
+ * UIDL of each one the server accepted; stamped[i] (stamped may be NULL):
+ * its record marked it deleted already.  -1 when one failed. */
 int pass_dele(struct pass *ps, const uint32_t *msgnos, char *const *uidls,
+    const int *stamped, size_t n);
+/* Remembers the stamped ones of uidls[0..n) that will not be DELEd. */
+void pass_unstamp(struct pass *ps, char *const *uidls, const int *stamped,
     size_t n);
 void pending_clear(struct pending *pd);
 

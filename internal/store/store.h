@@ -183,6 +183,9 @@ struct store_message {
 			    of kind unknown is kept whole) */
 	size_t raw_len;
 	const struct record *rec; /* valid until the call returns */
+	int deleting; /* delete mode: deleted_at is set with the record, as
+			 the DELE follows its COMMIT (store_unmark_deleted
+			 clears it when no QUIT confirms the DELE) */
 };
 
 enum store_result {
@@ -244,6 +247,13 @@ int store_mark_alone(struct store *s, int64_t mailbox_id, const char *uidl,
 /* Sets deleted_at on the ledger rows of these UIDLs (after QUIT). */
 int store_mark_deleted(struct store *s, int64_t mailbox_id,
     const char *const *uidls, size_t n, struct err *err);
+/* Clears deleted_at on the ledger rows of these UIDLs: messages recorded
+ * in delete mode whose DELE no QUIT confirmed, or that the server still
+ * lists.  With listed_whole (uidls are the marked ones among the server's
+ * whole list, read in this pass), also sets the mailbox's listed_at: the
+ * rows still marked deleted before then are known to be gone. */
+int store_unmark_deleted(struct store *s, int64_t mailbox_id,
+    const char *const *uidls, size_t n, int listed_whole, struct err *err);
 
 /* Keep mode: marks deleted (gone) the ledger rows of the mailbox whose
  * UIDL is no longer on the server (present[] is the server's whole UIDL

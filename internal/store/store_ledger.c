@@ -32,6 +32,12 @@ const struct store_stmt store_ledger_stmts[] = {
         "UPDATE messages SET deleted_at = now()"
         " WHERE mailbox_id = $1::bigint AND uidl = ANY ($2::text[])"
         " AND deleted_at IS NULL"},
+    {"unmark_deleted",
+        "WITH u AS (UPDATE messages SET deleted_at = NULL"
+        "  WHERE mailbox_id = $1::bigint AND uidl = ANY ($2::text[])"
+        "  AND deleted_at IS NOT NULL)"
+        " UPDATE mailboxes SET listed_at = now()"
+        " WHERE id = $1::bigint AND $3::boolean"},
     /* before decoding: each message of a batch carries a mark that only
      * a finished attempt (recorded, or a failure report) replaces; the
      * ones still carrying a mark from an earlier attempt are returned */
@@ -381,6 +387,7 @@ struct list_arg {
 	const char *array;
 	int64_t raw_keep_s;
 	int64_t changed;
+	int listed_whole;
 };
 
 static int
@@ -419,7 +426,7 @@ int
 store_mark_deleted(struct store *s, int64_t mailbox_id,
     const char *const *uidls, size_t n, struct err *err)
 {
-	struct list_arg a = {"mark_deleted", mailbox_id, NULL, 0, 0};
+	struct list_arg a = {"mark_deleted", mailbox_id, NULL, 0, 0, 0};
 	struct buf arr;
 	int rc;
 
@@ -428,6 +435,40 @@ store_mark_deleted(struct store *s, int64_t mailbox_id,
 	uidl_array(&arr, uidls, n);
 	a.array = buf_cstr(&arr);
 	rc = store_run(s, op_mark_deleted, &a, err);
+	buf_free(&arr);
+	return rc;
+}
+
+static int
+op_unmark_deleted(struct store *s, void *argp, struct err *err)
+{
+	struct list_arg *a = argp;
+	char mb[24];
+	const char *v[3] = {mb, a->array, a->listed_whole ? "true" : "false"};
+	PGresult *r = NULL;
+	int rc;
+
+	snprintf(mb, sizeof(mb), "%" PRId64, a->mailbox_id);
+	rc = store_exec_prep(s, "unmark_deleted", 3, v, PGRES_COMMAND_OK, &r,
+	    err);
+	PQclear(r);
+	return rc;
+}
+
+int
+store_unmark_deleted(struct store *s, int64_t mailbox_id,
+    const char *const *uidls, size_t n, int listed_whole, struct err *err)
+{
+	struct list_arg a = {"unmark_deleted", mailbox_id, NULL, 0, 0,
+	    listed_whole};
+	struct buf arr;
+	int rc;
+
+	if (n == 0 && !listed_whole)
+		return 0;
+	uidl_array(&arr, uidls, n);
+	a.array = buf_cstr(&arr);
+	rc = store_run(s, op_unmark_deleted, &a, err);
 	buf_free(&arr);
 	return rc;
 }
@@ -584,7 +625,7 @@ int
 store_prune(struct store *s, int64_t mailbox_id, const char *const *present,
     size_t n, int64_t raw_keep_s, int64_t *pruned_out, struct err *err)
 {
-	struct list_arg a = {"prune", mailbox_id, NULL, raw_keep_s, 0};
+	struct list_arg a = {"prune", mailbox_id, NULL, raw_keep_s, 0, 0};
 	struct buf arr;
 	int rc;
 

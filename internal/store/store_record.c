@@ -26,16 +26,17 @@ const struct store_stmt store_record_stmts[] = {
         "  mailbox_id bigint, uidl text, kind text, email_message_id text,"
         "  subject text, reporting_mta text, reported_at double precision,"
         "  size_bytes bigint, truncated boolean, raw_truncated boolean,"
-        "  repaired text, bounces jsonb)"
+        "  repaired text, deleting boolean, bounces jsonb)"
         "), m AS ("
         " INSERT INTO messages AS t (mailbox_id, uidl, outcome, kind,"
         "  email_message_id, subject, reporting_mta, reported_at,"
         "  size_bytes, truncated, raw, raw_truncated, repaired_fields,"
-        "  processed_at)"
+        "  processed_at, deleted_at)"
         " SELECT j.mailbox_id, j.uidl, 'recorded', j.kind,"
         "  j.email_message_id, j.subject, j.reporting_mta,"
         "  to_timestamp(j.reported_at), j.size_bytes, j.truncated,"
-        "  ($2::bytea[])[j.i], j.raw_truncated, j.repaired::text[], now()"
+        "  ($2::bytea[])[j.i], j.raw_truncated, j.repaired::text[], now(),"
+        "  CASE WHEN j.deleting THEN now() END"
         " FROM j ORDER BY j.i"
         " ON CONFLICT (mailbox_id, uidl) DO UPDATE SET"
         "  outcome = 'recorded', kind = EXCLUDED.kind,"
@@ -47,7 +48,8 @@ const struct store_stmt store_record_stmts[] = {
         "  truncated = EXCLUDED.truncated, raw = EXCLUDED.raw,"
         "  raw_truncated = EXCLUDED.raw_truncated,"
         "  repaired_fields = EXCLUDED.repaired_fields,"
-        "  error = NULL, failures = 0, processed_at = now()"
+        "  error = NULL, failures = 0, processed_at = now(),"
+        "  deleted_at = EXCLUDED.deleted_at"
         " WHERE t.outcome = 'failed'"
         " RETURNING id, mailbox_id, uidl"
         "), w AS MATERIALIZED ("
@@ -132,6 +134,7 @@ enum {
 	P_RAWTRUNC,
 	P_REPAIRED,
 	P_BOUNCES,
+	P_DELETING,
 	NPARAM
 };
 
@@ -316,6 +319,7 @@ rec_build(struct store *s, const struct store_message *m, struct rec *r)
 	r->val[P_REPORTED] = rec->date > 0 ? int_str(rec->date) : NULL;
 	r->val[P_SIZE] = m->size >= 0 ? int_str(m->size) : NULL;
 	r->val[P_TRUNC] = xstrdup(rec->truncated ? "t" : "f");
+	r->val[P_DELETING] = xstrdup(m->deleting ? "t" : "f");
 	/* a message that is not a bounce is kept whole (as fetched, up to
 	 * max_message_bytes): deleting it from the server must lose nothing;
 	 * database.raw_max_bytes caps the raw bytes of reports only */
@@ -448,6 +452,8 @@ batch_params(const struct batch_arg *a, const size_t *idx, size_t k,
 		    r->val[P_RAWTRUNC][0] == 't' ? "true" : "false");
 		buf_append_str(js, ",\"repaired\":");
 		json_str(js, r->val[P_REPAIRED]);
+		buf_appendf(js, ",\"deleting\":%s",
+		    r->val[P_DELETING][0] == 't' ? "true" : "false");
 		buf_append_str(js, ",\"bounces\":");
 		buf_append_str(js, r->val[P_BOUNCES]);
 		buf_append(js, "}", 1);

@@ -59,6 +59,7 @@ BEGIN
 	IF coalesce(cardinality(addrs), 0) = 0 THEN
 		RETURN 0;
 	END IF;
+	-- the addresses' locks (no deadlock between writers)
 	PERFORM suppression_lock(addrs);
 	-- a new snapshot: includes what writers before us committed
 	WITH cfg AS (
@@ -207,6 +208,8 @@ BEGIN
 	RETURN n;
 END
 $$;
+COMMENT ON FUNCTION suppression_state_refresh(text[], text, suppression_news[]) IS
+    'Evaluates the suppression rules for these addresses under their locks (suppression_lock; from news alone for an address whose new rows only add to its stored state; over its history otherwise; an address with no row the rules can read is not suppressed), stores the result, appends the changes to suppression_changes and sends NOTIFY bouncerd_suppression for each. Returns the number of changes.';
 
 CREATE OR REPLACE FUNCTION bounces_notify_suppression_stmt() RETURNS trigger
 LANGUAGE plpgsql

@@ -111,8 +111,8 @@ op_expire(struct store *s, void *argp, struct err *err)
 	int64_t n = 0;
 	int rc;
 
-	/* one transaction per chunk: the row locks and the feed's counter
-	 * are held only briefly against concurrent recording */
+	/* one transaction per chunk: the addresses' locks and the feed's
+	 * counter are held only briefly against concurrent recording */
 	do {
 		r = PQexec(s->conn, "SELECT suppression_state_expire(1000)");
 		rc = store_check(s, r, PGRES_TUPLES_OK,

@@ -1,4 +1,4 @@
--- 025_raw_out_of_line.sql - a message's raw bytes are compressed with
+-- 024_raw_out_of_line.sql - a message's raw bytes are compressed with
 -- LZ4 and kept out of the ledger row, so that writing a ledger row costs
 -- what its few columns cost.
 --   * The ledger row of a message is written three times: the mark of

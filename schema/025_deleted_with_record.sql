@@ -1,4 +1,4 @@
--- 026_deleted_with_record.sql - in delete mode a message's ledger row is
+-- 025_deleted_with_record.sql - in delete mode a message's ledger row is
 -- marked deleted when its record is written, instead of by a second
 -- write after QUIT.
 --   * The DELE of a message follows the COMMIT of its record at once,

@@ -1,24 +1,46 @@
--- 024_additive_state.sql - recording a bounce updates the stored
--- suppression state from the new rows alone when they can only add to
--- it, instead of evaluating the address's history again.
---   * The bounces trigger sums each address's new rows that can count
---     (per class: how many, the earliest and latest date, the latest
---     reason) and hands them to suppression_state_refresh.
---   * An address is updated from those sums when its new rows are later
---     than everything its state was evaluated from (its latest counted
---     bounce and its latest lift), none is a delivery report, none has a
---     reason override, its new soft bounces are within soft_window with
---     no delivery report dated after them, and none of its counted soft
---     bounces has left the window since (soft_expires_at still ahead).
---     Then the counts only grow, the latest reasons are the new rows',
---     and the rules give what the sums give.
---   * Every other address (late rows, a delivery report, overrides, a
---     lift, the expiry) is evaluated over its history as before.
---   * At ten million bounce rows most of a batch's time went to reading
---     each address's history across the monthly partitions.
+-- 023_state_from_new_rows.sql - the stored suppression state costs what
+-- a batch's new rows cost, not what an address's history costs.
+--   * An address with new failures that only add to its stored state is
+--     updated from their sums instead of being evaluated again over its
+--     history.  The bounces trigger sums each address's new rows that can
+--     count (per class: how many, the earliest and latest date, the latest
+--     reason) and hands them to suppression_state_refresh.  They only add
+--     when they are later than everything the state was evaluated from
+--     (its latest counted bounce and its latest lift), none is a delivery
+--     report, none has a reason override, its new soft bounces are within
+--     soft_window with no delivery report dated after them, and none of
+--     its counted soft bounces has left the window since (soft_expires_at
+--     still ahead): then the counts only grow, the latest reasons are the
+--     new rows', and the rules give what the sums give.  Every other
+--     address (late rows, a delivery report, overrides, a lift, the
+--     expiry) is evaluated over its history as before.
 --   * suppression_state_compute, the evaluation over the history, is
---     PL/pgSQL, so its plan is made once per session instead of on every
---     call.
+--     PL/pgSQL, so that its plan is made once per session: as SQL it was
+--     planned again on every call, about 4 ms, more than the evaluation of
+--     a batch's addresses.
+--   * An address with no row left that the rules read (once the history
+--     before soft_window's month is folded, only rows that can still count
+--     are carried, so a lift dated after all of them leaves none) is
+--     evaluated as not suppressed, with its latest lift.  Before, the
+--     evaluation returned nothing for it and its stored state kept the old
+--     verdict; such addresses are evaluated again at the end of this
+--     migration, their change announced as a lift.
+--   * Writers of the state serialise per address with transaction
+--     advisory locks instead of row locks on suppression_state.  A row
+--     lock writes the row (its locker is recorded in the tuple), so
+--     locking a batch's 50 addresses dirtied up to 50 random pages of a
+--     two-million-row table and wrote WAL for each; an advisory lock lives
+--     in memory.  suppression_lock(addrs) takes them in the order of their
+--     keys (a 64-bit hash of the address), so that two writers never wait
+--     on each other in a circle, then makes the state rows of new
+--     addresses.  Every writer of suppression_state takes them first:
+--     recording (the bounces trigger), lifts (the lifts trigger and
+--     unsuppress), expiry and the re-evaluation after a change of settings
+--     (both through suppression_state_refresh).  As with the row locks,
+--     the statements after the locks see what the writers before
+--     committed, so each change is announced exactly once.
+--   * At ten million bounce rows, recording a batch of 50 went from 35-44 %
+--     of the rate into an empty database to 52-71 %.
 
 CREATE TYPE suppression_news AS (
 	address text,
@@ -192,6 +214,26 @@ $$;
 COMMENT ON FUNCTION suppression_state_compute(text[]) IS
     'The suppression rules (as in suppression_status) for the given addresses only, over their bounce rows and the groups retention carried over, with when each must be evaluated again. Planned once per session.';
 
+CREATE FUNCTION suppression_lock(addrs text[])
+RETURNS void
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET jit = off
+AS $$
+BEGIN
+	PERFORM pg_advisory_xact_lock(x.k)
+	FROM (SELECT DISTINCT hashtextextended('bouncerd.suppression:' || a, 0)
+	        AS k
+	    FROM unnest(addrs) AS a WHERE a IS NOT NULL ORDER BY 1) x;
+	INSERT INTO suppression_state AS t (address)
+	SELECT DISTINCT a FROM unnest(addrs) AS a WHERE a IS NOT NULL
+	ORDER BY 1
+	ON CONFLICT (address) DO NOTHING;
+END
+$$;
+COMMENT ON FUNCTION suppression_lock(text[]) IS
+    'Takes the transaction advisory lock of each address (in key order; every writer of suppression_state takes them first) and makes the state rows of addresses that have none. Held until COMMIT.';
+
 DROP FUNCTION suppression_state_refresh(text[], text);
 CREATE FUNCTION suppression_state_refresh(addrs text[], cause text,
     news suppression_news[] DEFAULT NULL)
@@ -215,13 +257,8 @@ BEGIN
 	IF coalesce(cardinality(addrs), 0) = 0 THEN
 		RETURN 0;
 	END IF;
-	-- the row locks, in address order (no deadlock between writers);
-	-- ON CONFLICT DO UPDATE ... WHERE false locks without writing
-	INSERT INTO suppression_state AS t (address)
-	SELECT DISTINCT a FROM unnest(addrs) AS a WHERE a IS NOT NULL
-	ORDER BY 1
-	ON CONFLICT (address) DO UPDATE SET address = EXCLUDED.address
-	    WHERE false;
+	-- the addresses' locks (no deadlock between writers)
+	PERFORM suppression_lock(addrs);
 	-- a new snapshot: includes what writers before us committed
 	WITH cfg AS (
 		SELECT st.soft_threshold, st.soft_window FROM settings st
@@ -370,7 +407,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION suppression_state_refresh(text[], text, suppression_news[]) IS
-    'Evaluates the suppression rules for these addresses under their row locks (from news alone for an address whose new rows only add to its stored state; over its history otherwise; an address with no row the rules can read is not suppressed), stores the result, appends the changes to suppression_changes and sends NOTIFY bouncerd_suppression for each. Returns the number of changes.';
+    'Evaluates the suppression rules for these addresses under their locks (suppression_lock; from news alone for an address whose new rows only add to its stored state; over its history otherwise; an address with no row the rules can read is not suppressed), stores the result, appends the changes to suppression_changes and sends NOTIFY bouncerd_suppression for each. Returns the number of changes.';
 
 -- The bounces trigger of 015, summing the new rows per address first.
 CREATE OR REPLACE FUNCTION bounces_notify_suppression_stmt() RETURNS trigger
@@ -398,10 +435,7 @@ BEGIN
 	WHERE f.id AND n.bounced_at < f.folded_before
 	    AND n.recipient = ANY (addrs);
 	IF late IS NOT NULL THEN
-		INSERT INTO suppression_state AS t (address)
-		SELECT DISTINCT a FROM unnest(addrs) AS a ORDER BY 1
-		ON CONFLICT (address) DO UPDATE SET address = EXCLUDED.address
-		    WHERE false;
+		PERFORM suppression_lock(addrs);
 		PERFORM suppression_refold(late);
 	END IF;
 	SELECT array_agg(ROW(x.recipient, x.domain,
@@ -437,5 +471,64 @@ BEGIN
 	) x;
 	PERFORM suppression_state_refresh(addrs, 'bounce', news);
 	RETURN NULL;
+END
+$$;
+
+-- The lifts trigger of 015, under the addresses' locks.
+CREATE OR REPLACE FUNCTION suppression_lifts_refresh() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+	addrs text[];
+	late text[];
+BEGIN
+	SELECT array_agg(DISTINCT n.address) INTO addrs FROM new_lifts n;
+	SELECT array_agg(DISTINCT n.address) INTO late
+	FROM new_lifts n, suppression_feed f
+	WHERE f.id AND n.lifted_at < f.folded_before;
+	IF late IS NOT NULL THEN
+		PERFORM suppression_lock(addrs);
+		PERFORM suppression_refold(late);
+	END IF;
+	PERFORM suppression_state_refresh(addrs, 'lift');
+	RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION unsuppress(p_address text, p_note text,
+    p_lifted_by text DEFAULT current_user)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+	cur record;
+BEGIN
+	IF coalesce(p_note, '') = '' THEN
+		RAISE EXCEPTION 'unsuppress needs a note saying why';
+	END IF;
+	PERFORM suppression_lock(ARRAY[lower(p_address)]);
+	SELECT s.suppressed_because, s.reason INTO cur
+	FROM suppression_state s
+	WHERE s.address = lower(p_address) AND s.suppressed;
+	IF NOT FOUND THEN
+		RETURN false;
+	END IF;
+	-- the lifts trigger updates suppression_state and the feed
+	INSERT INTO suppression_lifts (address, note, lifted_by,
+	    was_suppressed_because, was_reason)
+	VALUES (lower(p_address), p_note, p_lifted_by,
+	    cur.suppressed_because, cur.reason);
+	RETURN true;
+END
+$$;
+
+-- the addresses left suppressed although nothing of theirs counts
+DO $$
+BEGIN
+	PERFORM suppression_state_refresh(
+	    array_agg(s.address ORDER BY s.address), 'lift')
+	FROM suppression_state s
+	WHERE s.suppressed
+	    AND EXISTS (SELECT 1 FROM suppression_lifts l
+	        WHERE l.address = s.address
+	            AND l.lifted_at >= s.last_bounced_at);
 END
 $$;

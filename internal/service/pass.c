@@ -190,9 +190,6 @@ pass_begin(struct pass *ps, struct store **stp)
 	return 0;
 }
 
-/* The ledger's state of each listed message; those recorded before (a
- * pass that ended before QUIT, or keep mode past keep_days) are DELEd
- * without being recorded again. */
 /* Messages the ledger says deleted but the server still lists (the
  * process ended before a QUIT confirmed their DELE): not deleted after
  * all; they are DELEd again below.  Once the whole list is read, the
@@ -217,6 +214,9 @@ unmark_listed(struct pass *ps)
 	return 0;
 }
 
+/* The ledger's state of each listed message; those recorded before (a
+ * pass that ended before QUIT, or keep mode past keep_days) are DELEd
+ * without being recorded again. */
 static int
 pass_filter(struct pass *ps)
 {

@@ -33,7 +33,10 @@
 --     in memory.  suppression_lock(addrs) takes them in the order of their
 --     keys (a 64-bit hash of the address), so that two writers never wait
 --     on each other in a circle, then makes the state rows of new
---     addresses.  Every writer of suppression_state takes them first:
+--     addresses.  Advisory locks take room in the server's lock table,
+--     sized for about 64 per connection: for more than 1,000 addresses at
+--     once (the re-evaluation after a change of settings, a huge batch)
+--     it locks the table against every other writer instead.  Every writer of suppression_state takes them first:
 --     recording (the bounces trigger), lifts (the lifts trigger and
 --     unsuppress), expiry and the re-evaluation after a change of settings
 --     (both through suppression_state_refresh).  As with the row locks,
@@ -221,10 +224,16 @@ SET plan_cache_mode = force_generic_plan
 SET jit = off
 AS $$
 BEGIN
-	PERFORM pg_advisory_xact_lock(x.k)
-	FROM (SELECT DISTINCT hashtextextended('bouncerd.suppression:' || a, 0)
-	        AS k
-	    FROM unnest(addrs) AS a WHERE a IS NOT NULL ORDER BY 1) x;
+	IF cardinality(addrs) > 1000 THEN
+		-- more locks than the server's lock table is sized for (64 per
+		-- connection by default, shared): every other writer waits
+		LOCK TABLE suppression_state IN SHARE ROW EXCLUSIVE MODE;
+	ELSE
+		PERFORM pg_advisory_xact_lock(x.k)
+		FROM (SELECT DISTINCT
+		        hashtextextended('bouncerd.suppression:' || a, 0) AS k
+		    FROM unnest(addrs) AS a WHERE a IS NOT NULL ORDER BY 1) x;
+	END IF;
 	INSERT INTO suppression_state AS t (address)
 	SELECT DISTINCT a FROM unnest(addrs) AS a WHERE a IS NOT NULL
 	ORDER BY 1
@@ -232,7 +241,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION suppression_lock(text[]) IS
-    'Takes the transaction advisory lock of each address (in key order; every writer of suppression_state takes them first) and makes the state rows of addresses that have none. Held until COMMIT.';
+    'Takes the transaction advisory lock of each address (in key order; every writer of suppression_state takes them first), or for more than 1,000 addresses a lock on the table that holds off every other writer, and makes the state rows of addresses that have none. Held until COMMIT.';
 
 DROP FUNCTION suppression_state_refresh(text[], text);
 CREATE FUNCTION suppression_state_refresh(addrs text[], cause text,
@@ -328,11 +337,14 @@ BEGIN
 		SELECT e.a, cur.domain, false, NULL, NULL, NULL, 0, 0, 0, NULL,
 		    NULL, NULL, (SELECT max(sl.lifted_at) FROM suppression_lifts sl
 		        WHERE sl.address = e.a)
-		FROM (SELECT DISTINCT a FROM unnest(addrs) AS a
-		    WHERE a IS NOT NULL) e
+		FROM (
+			-- set differences (hashed), not anti-joins: with hash
+			-- joins off these would compare every pair
+			SELECT a FROM unnest(addrs) AS a WHERE a IS NOT NULL
+			EXCEPT SELECT cm.address FROM cm
+			EXCEPT SELECT fx.address FROM fx
+		) e
 		JOIN suppression_state cur ON cur.address = e.a
-		WHERE NOT EXISTS (SELECT 1 FROM cm WHERE cm.address = e.a)
-		    AND NOT EXISTS (SELECT 1 FROM fx WHERE fx.address = e.a)
 	), d AS MATERIALIZED (
 		SELECT nw.*, cur.suppressed AS was,
 		    cur.suppressed_since AS was_since,
@@ -430,16 +442,20 @@ BEGIN
 	IF addrs IS NULL THEN
 		RETURN NULL;
 	END IF;
+	-- (no "= ANY (addrs)" on the statement's rows: an array parameter
+	-- is searched from its start for each row)
 	SELECT array_agg(DISTINCT n.recipient) INTO late
 	FROM new_bounces n, suppression_feed f
 	WHERE f.id AND n.bounced_at < f.folded_before
-	    AND n.recipient = ANY (addrs);
+	    AND n.recipient IS NOT NULL
+	    AND (n.class = 'delivered'
+	        OR (n.counts AND n.class IN ('hard', 'soft', 'complaint')
+	            AND coalesce(n.action, '') <> 'delayed'));
 	IF late IS NOT NULL THEN
 		PERFORM suppression_lock(addrs);
 		PERFORM suppression_refold(late);
 	END IF;
-	SELECT array_agg(ROW(x.recipient, x.domain,
-	    x.additive AND NOT x.recipient = ANY (coalesce(late, '{}')),
+	SELECT array_agg(ROW(x.recipient, x.domain, x.additive AND NOT x.late,
 	    x.hard, x.complaints, x.soft, x.first_at, x.last_at,
 	    x.first_soft_at, x.hard_reason, x.complaint_reason,
 	    x.soft_reason)::suppression_news)
@@ -449,6 +465,8 @@ BEGIN
 		    coalesce(bool_and(n.class <> 'delivered'
 		        AND NOT EXISTS (SELECT 1 FROM reason_overrides ro
 		            WHERE ro.reason = n.reason)), false) AS additive,
+		    coalesce(bool_or(n.bounced_at < f.folded_before), false)
+		        AS late,
 		    count(*) FILTER (WHERE n.class = 'hard') AS hard,
 		    count(*) FILTER (WHERE n.class = 'complaint') AS complaints,
 		    count(*) FILTER (WHERE n.class = 'soft') AS soft,
@@ -463,7 +481,8 @@ BEGIN
 		    (array_agg(n.reason ORDER BY n.bounced_at DESC, n.reason)
 		        FILTER (WHERE n.class = 'soft'))[1] AS soft_reason
 		FROM new_bounces n
-		WHERE n.recipient = ANY (addrs)
+		CROSS JOIN suppression_feed f
+		WHERE f.id AND n.recipient IS NOT NULL
 		    AND (n.class = 'delivered'
 		        OR (n.counts AND n.class IN ('hard', 'soft', 'complaint')
 		            AND coalesce(n.action, '') <> 'delayed'))

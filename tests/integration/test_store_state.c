@@ -556,6 +556,36 @@ t_migrate_existing_database(void)
 	seed = saved;
 }
 
+/* One statement naming more addresses than the server's lock table holds
+ * locks (40,000 here; 64 per connection by default), and then every
+ * address evaluated again after a change of settings: both go through,
+ * and the list is right. */
+static void
+t_many_addresses_at_once(void)
+{
+	CHECK_INT(tdb_exec(db,
+	              "WITH m AS (INSERT INTO messages (mailbox_id, uidl) "
+	              "VALUES ((SELECT min(id) FROM mailboxes), 'many') "
+	              "RETURNING id) INSERT INTO bounces (message_id, "
+	              "recipient, recipient_domain, class, reason, action) "
+	              "SELECT m.id, 'many' || g || '@many.example', "
+	              "'many.example', 'hard', 'userunknown', 'failed' "
+	              "FROM m, generate_series(1, 40000) g"),
+	    0);
+	CHECK_INT(tdb_count(db,
+	              "SELECT count(*) FROM suppressions WHERE domain = "
+	              "'many.example'"),
+	    40000);
+	tdb_exec(db, "UPDATE settings SET soft_threshold = soft_threshold + 1");
+	CHECK(tdb_count(db, "SELECT suppression_rules_sync()") >= 40000,
+	    "every address evaluated again");
+	CHECK_INT(tdb_count(db,
+	              "SELECT count(*) FROM suppressions WHERE domain = "
+	              "'many.example' AND suppressed_because = 'hard_bounce'"),
+	    40000);
+	CHECK_INT(differences(db), 0);
+}
+
 int
 main(void)
 {
@@ -591,6 +621,7 @@ main(void)
 	RUN(t_lift_after_folded_rows);
 	RUN(t_equivalence);
 	RUN(t_two_writers_notify);
+	RUN(t_many_addresses_at_once);
 	PQfinish(db);
 	tdb_drop("bouncer_store_state");
 	free(uri);

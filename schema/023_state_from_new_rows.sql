@@ -433,34 +433,11 @@ DECLARE
 	late text[];
 	news suppression_news[];
 BEGIN
-	SELECT array_agg(DISTINCT n.recipient) INTO addrs
-	FROM new_bounces n
-	WHERE n.recipient IS NOT NULL
-	    AND (n.class = 'delivered'
-	        OR (n.counts AND n.class IN ('hard', 'soft', 'complaint')
-	            AND coalesce(n.action, '') <> 'delayed'));
-	IF addrs IS NULL THEN
-		RETURN NULL;
-	END IF;
-	-- (no "= ANY (addrs)" on the statement's rows: an array parameter
-	-- is searched from its start for each row)
-	SELECT array_agg(DISTINCT n.recipient) INTO late
-	FROM new_bounces n, suppression_feed f
-	WHERE f.id AND n.bounced_at < f.folded_before
-	    AND n.recipient IS NOT NULL
-	    AND (n.class = 'delivered'
-	        OR (n.counts AND n.class IN ('hard', 'soft', 'complaint')
-	            AND coalesce(n.action, '') <> 'delayed'));
-	IF late IS NOT NULL THEN
-		PERFORM suppression_lock(addrs);
-		PERFORM suppression_refold(late);
-	END IF;
-	SELECT array_agg(ROW(x.recipient, x.domain, x.additive AND NOT x.late,
-	    x.hard, x.complaints, x.soft, x.first_at, x.last_at,
-	    x.first_soft_at, x.hard_reason, x.complaint_reason,
-	    x.soft_reason)::suppression_news)
-	INTO news
-	FROM (
+	-- one pass over the statement's rows that can change a state (a
+	-- failure that can count, or a delivery report), summed per address;
+	-- no "= ANY (addrs)" on them: an array parameter is searched from its
+	-- start for each row
+	WITH x AS (
 		SELECT n.recipient, min(n.recipient_domain) AS domain,
 		    coalesce(bool_and(n.class <> 'delivered'
 		        AND NOT EXISTS (SELECT 1 FROM reason_overrides ro
@@ -487,7 +464,24 @@ BEGIN
 		        OR (n.counts AND n.class IN ('hard', 'soft', 'complaint')
 		            AND coalesce(n.action, '') <> 'delayed'))
 		GROUP BY n.recipient
-	) x;
+	)
+	SELECT array_agg(x.recipient),
+	    array_agg(x.recipient) FILTER (WHERE x.late),
+	    array_agg(ROW(x.recipient, x.domain, x.additive AND NOT x.late,
+	        x.hard, x.complaints, x.soft, x.first_at, x.last_at,
+	        x.first_soft_at, x.hard_reason, x.complaint_reason,
+	        x.soft_reason)::suppression_news)
+	INTO addrs, late, news
+	FROM x;
+	IF addrs IS NULL THEN
+		RETURN NULL;
+	END IF;
+	-- a row dated before folded_before: the address's carried groups
+	-- are made again first
+	IF late IS NOT NULL THEN
+		PERFORM suppression_lock(addrs);
+		PERFORM suppression_refold(late);
+	END IF;
 	PERFORM suppression_state_refresh(addrs, 'bounce', news);
 	RETURN NULL;
 END

@@ -290,7 +290,8 @@ pass_fetch(struct pass *ps)
 	}
 	for (size_t k = 0; k < ntake && !*ps->env->stop && rc == 0; k++) {
 		if (ps->mc->poll.pass_timeout_ms > 0 &&
-		    now_ms() - ps->started >= ps->mc->poll.pass_timeout_ms) {
+		    (now_us() - ps->started) / 1000 >=
+		        ps->mc->poll.pass_timeout_ms) {
 			log_warn("pass_timeout reached: what was fetched is "
 			         "recorded, the rest waits for the next pass",
 			    "mailbox", ps->name, NULL);
@@ -449,7 +450,7 @@ pass_outcome(const struct pass *ps)
 static void
 pass_log(const struct pass *ps, enum pass_outcome res)
 {
-	int64_t ms = now_ms() - ps->started;
+	int64_t ms = (now_us() - ps->started) / 1000;
 
 	metrics_pass(ps->env->m, ps->midx, (double)ms / 1000.0, res == PASS_OK,
 	    now_unix());
@@ -528,14 +529,13 @@ pass_run(const struct pass_env *env, const struct config *cfg, const char *name,
 	ps.cfg = cfg;
 	ps.name = name;
 	ps.midx = midx;
-	ps.started = now_ms();
-	ps.started_us = now_us();
+	ps.started = now_us();
 	if ((ps.mc = config_mailbox(cfg, name)) == NULL)
 		return PASS_SKIPPED;
 	ps.del = ps.mc->poll.after_processing == CONFIG_AFTER_DELETE;
 	collect_headers(&ps);
 	rc = pass_begin(&ps, stp);
-	ps.t_begin = now_us() - ps.started_us;
+	ps.t_begin = now_us() - ps.started;
 	if (rc == 1)
 		res = PASS_BUSY;
 	else if (rc == 0 && pass_login(&ps) == 0 && pass_list(&ps) == 0 &&

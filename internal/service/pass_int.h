@@ -56,7 +56,7 @@ struct pass {
 	int midx;
 	int64_t mailbox_id;
 	uint64_t gen; /* store_generation() when the lock was taken */
-	int64_t started; /* monotonic ms */
+	int64_t started; /* monotonic microseconds */
 	enum pass_fault fault;
 	int locked;
 	int del; /* after_processing: delete */
@@ -93,7 +93,6 @@ struct pass {
 	 * (the server's expunge, and the ledger's deletion marks), the
 	 * upkeep after it, the end (the last batches, the committer threads,
 	 * the lock) */
-	int64_t started_us; /* monotonic microseconds */
 	int64_t t_begin, t_end, t_login, t_list, t_ledger, t_retr, t_decode,
 	    t_store, t_wait, t_dele, t_quit, t_upkeep;
 	const char **xh; /* configured header names */

@@ -6,6 +6,13 @@
 #ifndef BOUNCER_TEST_STORE_DB_H
 #define BOUNCER_TEST_STORE_DB_H
 
+/* The columns of the suppressions view that the rules compute (since
+ * schema 026 the view also shows suppressed_since), for comparing the list
+ * with the rules or across migrations. */
+#define TDB_LIST_COLS \
+	"address, domain, suppressed_because, reason, class, hard_bounces, " \
+	"complaints, recent_soft_bounces, first_bounced_at, last_bounced_at"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

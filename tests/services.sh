@@ -117,11 +117,12 @@ reserve_huge_pages() {
 	cur=$(cat /proc/sys/vm/nr_hugepages)
 	echo $((cur + need)) >/proc/sys/vm/nr_hugepages 2>/dev/null || true
 	got=$(cat /proc/sys/vm/nr_hugepages)
-	echo $((got - cur)) >"$DIR/pg/hugepages"
 	if [ $((got - cur)) -lt "$need" ]; then
+		echo "$cur" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
 		say "warning: the kernel gave $((got - cur)) of the $need huge pages PostgreSQL needs; starting without them"
 		return 0
 	fi
+	echo $((got - cur)) >"$DIR/pg/hugepages"
 	echo "huge_pages = on" >>"$DIR/pg/data/postgresql.conf"
 }
 

@@ -15,10 +15,11 @@
 #include "service/pass_int.h"
 #include "service/policy.h"
 
-/* Committer threads: COMMITTERS store connections per pass, so that
- * recording overlaps retrieval and decoding, and several transactions run
- * at once.  At most 2 x COMMITTERS batches are in flight. */
-#define COMMITTERS 2
+/* Committer threads: COMMITTERS store connections (the worker's, kept
+ * from pass to pass), so that recording overlaps retrieval and decoding,
+ * and several transactions run at once.  At most 2 x COMMITTERS batches
+ * are in flight. */
+#define COMMITTERS PASS_COMMITTERS
 
 /* A batch goes to a committer at batch_size messages, or earlier: at
  * PEND_BYTES_MAX raw bytes, so memory stays bounded whatever batch_size
@@ -429,6 +430,10 @@ committer_new(const struct pass *ps)
 	for (int i = 0; i < COMMITTERS; i++) {
 		struct committer_arg *a = xcalloc(1, sizeof(*a));
 
+		/* the worker's connection, given back by committer_free */
+		c->st[i] = ps->conns->com[i];
+		ps->conns->com[i] = NULL;
+
 		a->c = c;
 		a->slot = i;
 		if (pthread_create(&c->th[i], NULL, committer_main, a) != 0) {
@@ -454,8 +459,10 @@ committer_free(struct committer **cp)
 	pthread_mutex_unlock(&c->mu);
 	for (int i = 0; i < c->nthreads; i++)
 		pthread_join(c->th[i], NULL);
-	for (int i = 0; i < COMMITTERS; i++)
-		store_free(&c->st[i]);
+	for (int i = 0; i < COMMITTERS; i++) {
+		c->ps->conns->com[i] = c->st[i];
+		c->st[i] = NULL;
+	}
 	while (c->done != NULL) {
 		struct batch *b = c->done;
 

@@ -515,9 +515,17 @@ pass_end(struct pass *ps)
 	free(ps->token);
 }
 
+void
+pass_conns_free(struct pass_conns *conns)
+{
+	store_free(&conns->main);
+	for (int i = 0; i < PASS_COMMITTERS; i++)
+		store_free(&conns->com[i]);
+}
+
 enum pass_outcome
 pass_run(const struct pass_env *env, const struct config *cfg, const char *name,
-    int midx, struct store **stp)
+    int midx, struct pass_conns *conns)
 {
 	struct pass ps;
 	enum pass_outcome res = PASS_FAILED;
@@ -533,8 +541,15 @@ pass_run(const struct pass_env *env, const struct config *cfg, const char *name,
 	if ((ps.mc = config_mailbox(cfg, name)) == NULL)
 		return PASS_SKIPPED;
 	ps.del = ps.mc->poll.after_processing == CONFIG_AFTER_DELETE;
+	if (conns->batch_size != cfg->batch_size ||
+	    conns->raw_max_bytes != cfg->raw_max_bytes) {
+		pass_conns_free(conns);
+		conns->batch_size = cfg->batch_size;
+		conns->raw_max_bytes = cfg->raw_max_bytes;
+	}
+	ps.conns = conns;
 	collect_headers(&ps);
-	rc = pass_begin(&ps, stp);
+	rc = pass_begin(&ps, &conns->main);
 	ps.t_begin = now_us() - ps.started;
 	if (rc == 1)
 		res = PASS_BUSY;

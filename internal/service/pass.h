@@ -37,10 +37,30 @@ enum pass_outcome {
 	PASS_BUSY, /* another process holds the mailbox's lock */
 };
 
-/* One pass over mailbox name of cfg.  *stp is the worker's database
- * connection, opened here when NULL and kept for the next pass. */
+/* Database connections of a pass's recording threads. */
+#define PASS_COMMITTERS 2
+
+/* A worker's database connections, kept from one pass to the next and
+ * opened when first needed: the pass's own (it holds the mailbox's lock)
+ * and its recording threads'.  Besides the cost of connecting, a new
+ * PostgreSQL server process maps each page of the shared buffers it
+ * touches into its page table (two page faults per buffer without huge
+ * pages): a kept connection pays that once, not in every pass. */
+struct pass_conns {
+	struct store *main;
+	struct store *com[PASS_COMMITTERS];
+	/* the store options they were opened with: a reload that changes
+	 * them closes them before the next pass */
+	int batch_size;
+	uint64_t raw_max_bytes;
+};
+
+/* One pass over mailbox name of cfg, on the worker's connections. */
 enum pass_outcome pass_run(const struct pass_env *env, const struct config *cfg,
-    const char *name, int midx, struct store **stp);
+    const char *name, int midx, struct pass_conns *conns);
+
+/* Closes the worker's connections. */
+void pass_conns_free(struct pass_conns *conns);
 
 /* Opens *stp (when NULL) with the service's reconnect policy. */
 int pass_open_store(const struct pass_env *env, const struct config *cfg,

@@ -85,6 +85,7 @@ struct pass {
 	size_t pend_bytes;
 	int64_t pend_since; /* monotonic ms the first one was read */
 	int no_dele; /* the POP3 session broke: commit only */
+	struct pass_conns *conns; /* the worker's, lent for the pass */
 	struct committer *com; /* started with the first batch */
 	int db_failed; /* a batch could not be recorded */
 	/* where the time went, microseconds (logged in ms at debug level):

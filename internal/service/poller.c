@@ -174,7 +174,9 @@ static void *
 worker(void *arg)
 {
 	struct poller *p = arg;
-	struct store *st = NULL;
+	struct pass_conns conns;
+
+	memset(&conns, 0, sizeof(conns));
 
 	pthread_mutex_lock(&p->mu);
 	while (!p->stop) {
@@ -233,7 +235,7 @@ worker(void *arg)
 		ref->refs++;
 		pthread_mutex_unlock(&p->mu);
 
-		res = pass_run(&p->env, ref->cfg, name, midx, &st);
+		res = pass_run(&p->env, ref->cfg, name, midx, &conns);
 
 		pthread_mutex_lock(&p->mu);
 		{
@@ -269,7 +271,7 @@ worker(void *arg)
 	p->live--;
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
-	store_free(&st);
+	pass_conns_free(&conns);
 	return NULL;
 }
 

@@ -427,12 +427,13 @@ committer_new(const struct pass *ps)
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	c->ps = ps;
+	/* the worker's connections, given back by committer_free */
 	for (int i = 0; i < COMMITTERS; i++) {
-		struct committer_arg *a = xcalloc(1, sizeof(*a));
-
-		/* the worker's connection, given back by committer_free */
 		c->st[i] = ps->conns->com[i];
 		ps->conns->com[i] = NULL;
+	}
+	for (int i = 0; i < COMMITTERS; i++) {
+		struct committer_arg *a = xcalloc(1, sizeof(*a));
 
 		a->c = c;
 		a->slot = i;

@@ -72,6 +72,20 @@ pass_open_store(const struct pass_env *env, const struct config *cfg,
 	return store_open(&o, stp, err);
 }
 
+/* Closes the worker's connections when cfg no longer has the options
+ * pass_open_store gave them (a reload changed batch_size or
+ * raw_max_bytes): they are opened again with the new ones. */
+static void
+conns_fit(struct pass_conns *conns, const struct config *cfg)
+{
+	if (conns->batch_size == cfg->batch_size &&
+	    conns->raw_max_bytes == cfg->raw_max_bytes)
+		return;
+	pass_conns_free(conns);
+	conns->batch_size = cfg->batch_size;
+	conns->raw_max_bytes = cfg->raw_max_bytes;
+}
+
 /* The lock is lost with the connection: take it again after a reconnect.
  * -1 when it cannot be held any more (the pass must end without QUIT). */
 static int
@@ -541,12 +555,7 @@ pass_run(const struct pass_env *env, const struct config *cfg, const char *name,
 	if ((ps.mc = config_mailbox(cfg, name)) == NULL)
 		return PASS_SKIPPED;
 	ps.del = ps.mc->poll.after_processing == CONFIG_AFTER_DELETE;
-	if (conns->batch_size != cfg->batch_size ||
-	    conns->raw_max_bytes != cfg->raw_max_bytes) {
-		pass_conns_free(conns);
-		conns->batch_size = cfg->batch_size;
-		conns->raw_max_bytes = cfg->raw_max_bytes;
-	}
+	conns_fit(conns, cfg);
 	ps.conns = conns;
 	collect_headers(&ps);
 	rc = pass_begin(&ps, &conns->main);

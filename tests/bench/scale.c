@@ -8,10 +8,10 @@
  *   scale: rows=N addresses=A suppressed=S export_s=... changes_1k_ms=...
  *     lookup_ms=... ledger_filter_100k_ms=... prune_ms=... record_per_s=...
  *     record_per_s_empty=...
- * record_per_s and record_per_s_empty are medians of five runs each of
- * 2,000 messages (one bounce each, batches of 50), in turns, each side on
+ * record_per_s and record_per_s_empty are medians of eleven runs each of
+ * 4,000 messages (one bounce each, batches of 50), in turns, each side on
  * one connection kept from run to run as a worker keeps its own, after a
- * run of 500 that is not counted; no two runs record for the same
+ * run of 1,000 that is not counted; no two runs record for the same
  * address.
  * Progress goes to stderr.  BENCH_SCALE_KEEP=1 reuses a loaded database
  * (migrating it first when its schema is older, and saying how long that
@@ -34,7 +34,8 @@
 
 #define ON_SERVER 5000 /* messages still on the server in mailbox 1 */
 #define DOMAINS 50000
-#define RECORD_N 2000 /* messages recorded for the recording rate */
+#define RECORD_N 4000 /* messages recorded for the recording rate */
+#define RECORD_RUNS 11
 
 static void
 say(const char *fmt, const char *arg)
@@ -284,7 +285,8 @@ main(void)
 	struct err err = {""};
 	unsigned long long first;
 	double t0, export_s, lookups[101], chg[21], prunes[11];
-	double filter_ms, rec, rec_empty, recs[5], recs_empty[5];
+	double filter_ms, rec, rec_empty, recs[RECORD_RUNS],
+	    recs_empty[RECORD_RUNS];
 	int64_t mb1 = 0;
 	int applied = 0;
 	const char **uidls;
@@ -415,7 +417,7 @@ main(void)
 	record_rate(se, RECORD_N / 4, pool, first, "empty");
 	record_rate(sf, RECORD_N / 4, pool, first, "full");
 	first += RECORD_N / 4;
-	for (i = 0; i < 5; i++, first += RECORD_N) {
+	for (i = 0; i < RECORD_RUNS; i++, first += RECORD_N) {
 		recs_empty[i] = record_rate(se, RECORD_N, pool, first, "empty");
 		recs[i] = record_rate(sf, RECORD_N, pool, first, "full");
 		fprintf(stderr, "scale: run %d: %.0f/s, empty %.0f/s\n", i + 1,
@@ -423,8 +425,8 @@ main(void)
 	}
 	store_free(&se);
 	store_free(&sf);
-	rec_empty = median(recs_empty, 5);
-	rec = median(recs, 5);
+	rec_empty = median(recs_empty, RECORD_RUNS);
+	rec = median(recs, RECORD_RUNS);
 	tdb_drop("bouncer_scale_empty");
 	v = tdb_value(c,
 	    "SELECT pg_size_pretty(pg_database_size("

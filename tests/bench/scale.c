@@ -13,6 +13,9 @@
  * one connection kept from run to run as a worker keeps its own, after a
  * run of 1,000 that is not counted; no two runs record for the same
  * address.
+ * Before recording, the tables recording writes at random are read into
+ * the server's buffers, as on a server that has run bouncerd for a while
+ * (BENCH_SCALE_PREWARM=0: not).
  * Progress goes to stderr.  BENCH_SCALE_KEEP=1 reuses a loaded database
  * (migrating it first when its schema is older, and saying how long that
  * took).  The load fills six months of partitions and ends as bouncerd's
@@ -272,6 +275,49 @@ record_rate(struct store *s, size_t n, long long pool, unsigned long long first,
 	return rate;
 }
 
+/* Reads the tables recording writes at random (suppression_state and its
+ * indexes, the change feed's address index) into the server's shared
+ * buffers, as weeks of
+ * recording leave them on a server that runs bouncerd: the load ends
+ * with the fold, which fills most of the buffers with
+ * suppression_carried.  Needs BOUNCER_TEST_PG_ADMIN (the pg_prewarm
+ * extension); BENCH_SCALE_PREWARM=0 measures without it. */
+static void
+prewarm(void)
+{
+	const char *admin = getenv("BOUNCER_TEST_PG_ADMIN");
+	const char *off = getenv("BENCH_SCALE_PREWARM");
+	char *u, *v;
+	PGconn *a;
+
+	if (off != NULL && strcmp(off, "0") == 0) {
+		say("%s", "recording's tables left as the load left them");
+		return;
+	}
+	if (admin == NULL) {
+		say("%s",
+		    "no BOUNCER_TEST_PG_ADMIN: recording's tables not "
+		    "read into the buffers first");
+		return;
+	}
+	u = tdb_uri(admin, "bouncer_scale");
+	a = tdb_connect(u);
+	free(u);
+	if (a == NULL)
+		exit(1);
+	exec_or_die(a, "CREATE EXTENSION IF NOT EXISTS pg_prewarm");
+	v = tdb_value(a,
+	    "SELECT pg_size_pretty(8192 * sum(pg_prewarm(x.r))) FROM ("
+	    " SELECT 'suppression_state'::regclass AS r"
+	    " UNION ALL SELECT i.indexrelid FROM pg_index i"
+	    "  WHERE i.indrelid = 'suppression_state'::regclass"
+	    " UNION ALL SELECT 'suppression_changes_address_idx'::regclass"
+	    ") x");
+	say("read %s of recording's tables into the buffers", v ? v : "?");
+	free(v);
+	PQfinish(a);
+}
+
 int
 main(void)
 {
@@ -411,6 +457,7 @@ main(void)
 	 * run that is not counted (a worker's connection is past its first
 	 * pass); every run on new addresses, from a point of the pool that
 	 * changes between invocations */
+	prewarm();
 	se = record_store(uri_empty);
 	sf = record_store(uri);
 	first = (unsigned long long)now_ms() % (unsigned long long)pool;

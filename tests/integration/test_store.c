@@ -17,6 +17,7 @@
 
 #include "store/schema_sql.h"
 #include "store/store.h"
+#include "store/store_int.h"
 #include "test.h"
 #include "test_store_db.h"
 #include "base/util.h"
@@ -239,6 +240,49 @@ t_mailbox_id_is_stable(void)
 	    "'bounces1'",
 	    "127.0.0.1");
 	mbox = a;
+	store_free(&s);
+}
+
+/* The store's connection plans each statement once and never compiles
+ * one to machine code: a generic plan is costed for an average parameter,
+ * which at millions of ledger rows passes jit_above_cost, and compiling
+ * costs more than the statement.  The settings hold on a new connection
+ * after the server closed the old one. */
+static void
+t_session_settings(void)
+{
+	struct store *s = open_store();
+	struct err err = {""};
+	int64_t id = 0;
+	int round;
+
+	if (s == NULL)
+		return;
+	for (round = 0; round < 2; round++) {
+		PGresult *r;
+
+		CHECK(store_mailbox_id(s, "bounces1", NULL, NULL, &id, &err) ==
+		        0,
+		    "%s", err.msg);
+		r = PQexec(s->conn,
+		    "SELECT current_setting('jit'), "
+		    "current_setting('plan_cache_mode')");
+		CHECK(PQresultStatus(r) == PGRES_TUPLES_OK, "%s",
+		    PQerrorMessage(s->conn));
+		if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+			CHECK_STR(PQgetvalue(r, 0, 0), "off");
+			CHECK_STR(PQgetvalue(r, 0, 1), "force_generic_plan");
+		}
+		PQclear(r);
+		/* the server ends the session: the next call reconnects */
+		r = PQexec(db,
+		    "SELECT pg_terminate_backend(pid) "
+		    "FROM pg_stat_activity WHERE application_name = "
+		    "'bouncerd' AND pid <> pg_backend_pid() AND "
+		    "datname = current_database()");
+		PQclear(r);
+		usleep(100 * 1000);
+	}
 	store_free(&s);
 }
 
@@ -1008,6 +1052,7 @@ main(void)
 	RUN(t_migrate_changed_file_is_an_error);
 	RUN(t_migrate_concurrently);
 	RUN(t_mailbox_id_is_stable);
+	RUN(t_session_settings);
 	RUN(t_record_then_replay);
 	RUN(t_concurrent_same_uidl);
 	RUN(t_batch_with_refused_message);

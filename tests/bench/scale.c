@@ -345,11 +345,19 @@ main(void)
 	}
 	pool = rows / 5;
 	uri_empty = tdb_fresh("bouncer_scale_empty");
+	if (uri_empty == NULL) {
+		say("%s", "could not make the database bouncer_scale_empty");
+		return 1;
+	}
 
 	if (getenv("BENCH_SCALE_KEEP") != NULL)
 		uri = tdb_uri(getenv("BOUNCER_TEST_PG"), "bouncer_scale");
 	else
 		uri = tdb_fresh("bouncer_scale");
+	if (uri == NULL) {
+		say("%s", "could not make the database bouncer_scale");
+		return 1;
+	}
 	o = tdb_options(uri);
 	t0 = now_s();
 	if (store_open(&o, &s, &err) != 0 || store_migrate(s, &applied, &err)) {

@@ -224,14 +224,16 @@ record_rate(struct store *s, size_t n, long long pool, unsigned long long first,
 	double t0, secs;
 	size_t i;
 	double rate = 0;
+	unsigned long long up = (unsigned long long)pool;
+	/* a prime that does not divide the pool's size */
+	unsigned long long step = up % 7919 ? 7919 : 7907;
 
 	if (store_mailbox_id(s, "scale-record", NULL, NULL, &mb, &err) != 0) {
 		fprintf(stderr, "scale: %s\n", err.msg);
 		exit(1);
 	}
 	for (i = 0; i < n; i++) {
-		unsigned long long a =
-		    ((first + i) * 7919ULL) % (unsigned long long)pool;
+		unsigned long long a = ((first + i) * step) % up;
 		int k = (int)((i * 37) % 100);
 
 		strs[2 * i] =
@@ -277,10 +279,9 @@ record_rate(struct store *s, size_t n, long long pool, unsigned long long first,
 
 /* Reads the tables recording writes at random (suppression_state and its
  * indexes, the change feed's address index) into the server's shared
- * buffers, as weeks of
- * recording leave them on a server that runs bouncerd: the load ends
- * with the fold, which fills most of the buffers with
- * suppression_carried.  Needs BOUNCER_TEST_PG_ADMIN (the pg_prewarm
+ * buffers, as weeks of recording leave them on a server that runs
+ * bouncerd: the load ends with the fold, which fills most of the buffers
+ * with suppression_carried.  Needs BOUNCER_TEST_PG_ADMIN (the pg_prewarm
  * extension); BENCH_SCALE_PREWARM=0 measures without it. */
 static void
 prewarm(void)

@@ -45,7 +45,11 @@ wait_for 20 ledger_is mb1 5 && pass "good mailbox done while the other fails" ||
 
 # /metrics (once the failing mailbox has failed at least once)
 auth_failed() { curl -s "$URL/metrics" | grep -q '^bouncerd_errors_total{mailbox="mb2",kind="auth"}'; }
+# the good mailbox's pass has ended (its records are in before its QUIT
+# and end-of-pass upkeep, which take longer under a sanitizer)
+mb1_pass_ended() { curl -s "$URL/metrics" | grep -q '^bouncerd_last_success_timestamp_seconds{mailbox="mb1"} '; }
 wait_for 20 auth_failed
+wait_for 20 mb1_pass_ended
 m=$(curl -s "$URL/metrics")
 check "metrics: fetched" 1 "$(grep -c '^bouncerd_messages_fetched_total{mailbox="mb1"} 5$' <<<"$m")"
 check "metrics: recorded" 1 "$(grep -c '^bouncerd_messages_recorded_total{mailbox="mb1"} 5$' <<<"$m")"

@@ -13,9 +13,10 @@
  * one connection kept from run to run as a worker keeps its own, after a
  * run of 1,000 that is not counted; no two runs record for the same
  * address.
- * Before recording, the tables recording writes at random are read into
- * the server's buffers, as on a server that has run bouncerd for a while
- * (BENCH_SCALE_PREWARM=0: not).
+ * Before measuring, the buffers the load changed are written out
+ * (CHECKPOINT); before recording, the tables recording writes at random
+ * are read into the server's buffers, as on a server that has run
+ * bouncerd for a while (BENCH_SCALE_PREWARM=0: not read).
  * Progress goes to stderr.  BENCH_SCALE_KEEP=1 reuses a loaded database
  * (migrating it first when its schema is older, and saying how long that
  * took).  The load fills six months of partitions and ends as bouncerd's
@@ -277,35 +278,71 @@ record_rate(struct store *s, size_t n, long long pool, unsigned long long first,
 	return rate;
 }
 
-/* Reads the tables recording writes at random (suppression_state and its
- * indexes, the change feed's address index) into the server's shared
- * buffers, as weeks of recording leave them on a server that runs
- * bouncerd: the load ends with the fold, which fills most of the buffers
- * with suppression_carried.  Needs BOUNCER_TEST_PG_ADMIN (the pg_prewarm
- * extension); BENCH_SCALE_PREWARM=0 measures without it. */
-static void
-prewarm(void)
+/* An admin connection to the loaded database (BOUNCER_TEST_PG_ADMIN), or
+ * NULL, saying what is not done without it. */
+static PGconn *
+admin_conn(const char *without)
 {
 	const char *admin = getenv("BOUNCER_TEST_PG_ADMIN");
-	const char *off = getenv("BENCH_SCALE_PREWARM");
-	char *u, *v;
+	char *u;
 	PGconn *a;
 
-	if (off != NULL && strcmp(off, "0") == 0) {
-		say("%s", "recording's tables left as the load left them");
-		return;
-	}
 	if (admin == NULL) {
-		say("%s",
-		    "no BOUNCER_TEST_PG_ADMIN: recording's tables not "
-		    "read into the buffers first");
-		return;
+		say("no BOUNCER_TEST_PG_ADMIN: %s", without);
+		return NULL;
 	}
 	u = tdb_uri(admin, "bouncer_scale");
 	a = tdb_connect(u);
 	free(u);
 	if (a == NULL)
 		exit(1);
+	return a;
+}
+
+/* Writes out the buffers the load changed (CHECKPOINT) before anything is
+ * measured: the load's WAL keeps triggering checkpoints after it ends,
+ * and without this one wrote 147,000 buffers during the first recording
+ * runs, work that a server which has run bouncerd for a while does not
+ * have pending. */
+static void
+checkpoint_load(void)
+{
+	PGconn *a = admin_conn("the load's changes not written out first");
+	double t0;
+	char *v;
+
+	if (a == NULL)
+		return;
+	t0 = now_s();
+	exec_or_die(a, "CHECKPOINT");
+	v = xasprintf("%.1f", now_s() - t0);
+	say("wrote out the load's changes (CHECKPOINT) in %s s", v);
+	free(v);
+	PQfinish(a);
+}
+
+/* Reads the tables recording writes at random (suppression_state and its
+ * indexes, the change feed's address index, the indexes of the current
+ * month's bounces) into the server's shared buffers, as weeks of
+ * recording leave them on a server that runs bouncerd: the load ends with
+ * the fold, which fills most of the buffers with suppression_carried, and
+ * the first runs read the current month's index pages one at a time.
+ * Needs BOUNCER_TEST_PG_ADMIN (the pg_prewarm extension);
+ * BENCH_SCALE_PREWARM=0 measures without it. */
+static void
+prewarm(void)
+{
+	const char *off = getenv("BENCH_SCALE_PREWARM");
+	char *v;
+	PGconn *a;
+
+	if (off != NULL && strcmp(off, "0") == 0) {
+		say("%s", "recording's tables left as the load left them");
+		return;
+	}
+	a = admin_conn("recording's tables not read into the buffers first");
+	if (a == NULL)
+		return;
 	exec_or_die(a, "CREATE EXTENSION IF NOT EXISTS pg_prewarm");
 	v = tdb_value(a,
 	    "SELECT pg_size_pretty(8192 * sum(pg_prewarm(x.r))) FROM ("
@@ -313,6 +350,9 @@ prewarm(void)
 	    " UNION ALL SELECT i.indexrelid FROM pg_index i"
 	    "  WHERE i.indrelid = 'suppression_state'::regclass"
 	    " UNION ALL SELECT 'suppression_changes_address_idx'::regclass"
+	    " UNION ALL SELECT i.indexrelid FROM pg_index i"
+	    "  WHERE i.indrelid = to_regclass(to_char(now() AT TIME ZONE"
+	    "   'UTC', '\"bounces_\"YYYY_MM'))"
 	    ") x");
 	say("read %s of recording's tables into the buffers", v ? v : "?");
 	free(v);
@@ -381,6 +421,7 @@ main(void)
 		    "suppression_carried, suppression_changes");
 	if (tdb_count(c, "SELECT count(*) FROM bounces") < rows)
 		load(c, rows);
+	checkpoint_load();
 	addresses = tdb_count(c, "SELECT count(*) FROM suppression_state");
 	suppressed = tdb_count(c, "SELECT count(*) FROM suppressions");
 
